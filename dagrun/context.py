@@ -1,0 +1,218 @@
+"""``Context``: the entry point.  It owns the resolved config, the store, and the driver.
+
+State: the frozen ``Config``; the shuffle store (a fresh temp directory unless ``store`` is
+given); the driver with its executors, created at the first job and kept until ``stop``;
+id counters for RDDs, shuffles, stages and jobs; and ``jobs``, the record of every job run.
+
+Policy: one job at a time.  After a job, successful or not, its shuffle blocks are deleted
+(unless ``keep_shuffle``) and its shuffles are forgotten by the tracker; persisted RDDs live
+under the context's own prefix until ``unpersist`` or ``stop``.  A failed job leaves the
+Context usable.
+
+Example:
+    >>> import dagrun
+    >>> with dagrun.Context(executor="inline") as ctx:
+    ...     ctx.parallelize(range(10), 3).map(lambda x: (x % 2, x)).reduce_by_key(lambda a, b: a + b).collect()
+    [(0, 20), (1, 25)]
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from typing import Any, Callable, Iterable
+
+from scheduler.backends import get_backend_class
+from scheduler.driver import Driver
+from scheduler.tasks import Policy
+from shuffle.layout import job_dirs
+from shuffle.store import BlockStore
+
+from .config import Config
+from .jobinfo import JobInfo
+from .lineage import RDD, BinaryRecordsRDD, ParallelCollectionRDD, TextFileRDD, UnionRDD
+from .planner import plan_job
+from .progress import ProgressBar
+
+
+class Context:
+    """Run RDD jobs on ``executor`` ("local", "inline" or "lambda") with shuffle data in ``store``."""
+
+    def __init__(self, executor: str | None = None, store: str | None = None, max_executors: int | None = None,
+                 conf: dict[str, Any] | None = None, **settings: Any):
+        self.config = Config.resolve(conf, executor=executor, store=store, max_executors=max_executors, **settings)
+        self.app_id = f"app-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
+        self._owned_store = None
+        url = self.config.store
+        if url is None:
+            self._owned_store = tempfile.mkdtemp(prefix="dagrun-store-", dir=self.config.scratch_dir)
+            url = self._owned_store
+        self.store_url = url
+        self.store = BlockStore(url, dict(self.config.storage_options))
+        if not self.store.crosses_processes and self.config.executor != "inline":
+            raise ValueError(f"store {url!r} lives in this process's memory and cannot be shared with "
+                             f"{self.config.executor!r} executors; use executor='inline', or a file:// or s3:// store")
+        self._counters: dict[str, itertools.count] = {}
+        self._driver: Driver | None = None
+        self._cached: set[int] = set()
+        self.jobs: list[JobInfo] = []
+        self._closed = False
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> "Context":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the executors and delete what this context kept in the store."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._driver is not None:
+            self._driver.close()
+            self._driver = None
+        if not self.config.keep_shuffle:
+            self._delete_job_blocks(self._cache_job_id)
+        if self._owned_store:
+            shutil.rmtree(self._owned_store, ignore_errors=True)
+
+    @property
+    def last_job(self) -> JobInfo | None:
+        return self.jobs[-1] if self.jobs else None
+
+    @property
+    def default_parallelism(self) -> int:
+        return self.config.parallelism
+
+    @property
+    def _cache_job_id(self) -> str:
+        return f"{self.app_id}-cache"
+
+    def _next_id(self, kind: str) -> int:
+        return next(self._counters.setdefault(kind, itertools.count()))
+
+    # ---- sources ---------------------------------------------------------------------------
+
+    def parallelize(self, data: Iterable, num_partitions: int | None = None) -> RDD:
+        """Distribute a local collection; slice i holds ``data[i*n//k:(i+1)*n//k]``.
+
+        >>> ctx.parallelize([0, 2, 3, 4, 6], 5).glom().collect()     # doctest: +SKIP
+        [[0], [2], [3], [4], [6]]
+        """
+        items = data if isinstance(data, (list, range)) else list(data)
+        k = num_partitions if num_partitions is not None else self.default_parallelism
+        if k < 1:
+            raise ValueError(f"num_partitions must be at least 1, got {k}")
+        return ParallelCollectionRDD(self, items, k)
+
+    def range(self, start: int, end: int | None = None, step: int = 1, num_partitions: int | None = None) -> RDD:
+        """Like Python's ``range``, distributed: ``ctx.range(5)`` holds 0..4."""
+        if end is None:
+            start, end = 0, start
+        return self.parallelize(range(start, end, step), num_partitions)
+
+    def empty_rdd(self) -> RDD:
+        return self.parallelize([], 1)
+
+    def text_file(self, path: str | list[str], min_partitions: int | None = None, split_size: int | str | None = None,
+                  storage_options: dict | None = None) -> RDD:
+        """Lines of a file, glob or directory (local, s3://, ...), split by byte ranges."""
+        from .config import parse_bytes
+
+        size = parse_bytes(split_size) if split_size is not None else self.config.split_size
+        minimum = min_partitions if min_partitions is not None else min(self.default_parallelism, 2)
+        return TextFileRDD(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None)
+
+    def binary_records(self, path: str, record_length: int, min_partitions: int | None = None,
+                       split_size: int | str | None = None, storage_options: dict | None = None) -> RDD:
+        """Fixed-length byte records; splits fall on record boundaries."""
+        from .config import parse_bytes
+
+        size = parse_bytes(split_size) if split_size is not None else self.config.split_size
+        minimum = min_partitions if min_partitions is not None else min(self.default_parallelism, 2)
+        return BinaryRecordsRDD(self, path, record_length, size, minimum,
+                                storage_options or dict(self.config.storage_options) or None)
+
+    def union(self, rdds: list[RDD]) -> RDD:
+        if not rdds:
+            raise ValueError("union needs at least one RDD")
+        return rdds[0] if len(rdds) == 1 else UnionRDD(self, rdds)
+
+    # ---- running jobs ----------------------------------------------------------------------
+
+    def run_job(self, rdd: RDD, func: Callable | None, partitions: list[int] | None = None,
+                count_lines: bool = False) -> list:
+        """Run ``func(task_context, iterator)`` on each requested partition; results in order."""
+        if self._closed:
+            raise RuntimeError("this Context is stopped; create a new one")
+        if partitions is None:
+            partitions = list(range(rdd.get_num_partitions()))
+        job_id = f"{self.app_id}-j{self._next_id('job')}"
+        job, graph = plan_job(self, rdd, func, partitions, job_id, "count_lines" if count_lines else "result")
+        driver = self._ensure_driver()
+        info = JobInfo(job_id, rdd.name, graph, self.store_url)
+        bar = ProgressBar.for_config(self.config.progress)
+        started = len(driver.attempts)
+        try:
+            results = driver.run_job(job, bar.update if bar else None)
+            info.succeeded = True
+            return [results[p] for p in partitions]
+        finally:
+            if bar:
+                bar.close()
+            before = self.store.counts
+            self._forget_shuffles(job)
+            info.finish(driver.attempts[started:], list(driver.machine.log), self.store.counts - before)
+            self.jobs.append(info)
+
+    def _ensure_driver(self) -> Driver:
+        if self._driver is None:
+            c = self.config
+            backend_cls = get_backend_class(c.executor)
+            backend = backend_cls(c) if c.executor == "lambda" else backend_cls(c.max_executors or
+                                                                               (1 if c.executor == "inline" else None))
+            policy = Policy(max_executors=backend.capacity(), max_attempts=c.max_attempts,
+                            retire_margin=c.retire_margin, idle_timeout=c.idle_timeout,
+                            heartbeat_timeout=c.heartbeat_timeout, ramp_initial=c.ramp_initial,
+                            ramp_slope=c.ramp_slope, speculation=c.speculation,
+                            speculation_quantile=c.speculation_quantile,
+                            speculation_multiplier=c.speculation_multiplier)
+            self._driver = Driver(backend, policy, host=c.driver_host, executor_timeout=c.executor_timeout,
+                                  heartbeat_interval=c.heartbeat_interval, scratch_dir=c.scratch_dir,
+                                  memory_mb=c.lambda_memory_mb, on_discard=self._discard_output)
+        return self._driver
+
+    def _discard_output(self, value: Any) -> None:
+        key = getattr(value, "key", None)
+        if isinstance(key, str) and hasattr(value, "segments"):
+            try:
+                self.store.delete(key)
+            except FileNotFoundError:
+                pass
+
+    def _forget_shuffles(self, job) -> None:
+        for stage in job.stages.values():
+            if stage.shuffle_id is not None and stage.shuffle_id not in self._cached:
+                self._driver.tracker.drop_shuffle(stage.shuffle_id)
+        if not self.config.keep_shuffle:
+            self._delete_job_blocks(job.job_id)
+
+    def _drop_cached(self, cache_id: int) -> None:
+        self._cached.discard(cache_id)
+        if self._driver is not None:
+            for status in self._driver.tracker.drop_shuffle(cache_id):
+                self._discard_output(status)
+
+    def _delete_job_blocks(self, job_id: str) -> None:
+        for prefix in job_dirs(job_id, self.config.shuffle_prefixes):
+            try:
+                self.store.delete_prefix(prefix)
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,147 @@
+"""Narrow transformations: each partition of the result depends on one partition (or a fixed
+set of partitions) of its parent, so they fuse into the parent's stage.
+
+Semantics follow PySpark's RDD API, in snake_case.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+if TYPE_CHECKING:
+    from .lineage import RDD
+
+
+def _lineage():
+    from . import lineage
+
+    return lineage
+
+
+class Transformations:
+    def map_partitions_with_index(self: "RDD", f: Callable[[int, Iterator], Iterable],
+                                  preserves_partitioning: bool = False) -> "RDD":
+        """Return a new RDD by applying ``f(index, iterator)`` to each partition.
+
+        >>> rdd = ctx.parallelize([1, 2, 3, 4], 4)                   # doctest: +SKIP
+        >>> rdd.map_partitions_with_index(lambda i, it: [i]).sum()   # doctest: +SKIP
+        6
+        """
+        return _lineage().MapPartitionsRDD(self, f, preserves_partitioning, "map_partitions_with_index")
+
+    def map_partitions(self: "RDD", f: Callable[[Iterator], Iterable], preserves_partitioning: bool = False) -> "RDD":
+        return _lineage().MapPartitionsRDD(self, lambda _, it: f(it), preserves_partitioning, "map_partitions")
+
+    def map(self: "RDD", f: Callable[[Any], Any], preserves_partitioning: bool = False) -> "RDD":
+        """>>> ctx.parallelize(["b", "a", "c"]).map(lambda x: (x, 1)).collect()   # doctest: +SKIP
+        [('b', 1), ('a', 1), ('c', 1)]"""
+        return _lineage().MapPartitionsRDD(self, lambda _, it: map(f, it), preserves_partitioning, "map")
+
+    def flat_map(self: "RDD", f: Callable[[Any], Iterable], preserves_partitioning: bool = False) -> "RDD":
+        def flat(_, it):
+            for x in it:
+                yield from f(x)
+
+        return _lineage().MapPartitionsRDD(self, flat, preserves_partitioning, "flat_map")
+
+    def filter(self: "RDD", f: Callable[[Any], bool]) -> "RDD":
+        return _lineage().MapPartitionsRDD(self, lambda _, it: filter(f, it), True, "filter")
+
+    def map_values(self: "RDD", f: Callable[[Any], Any]) -> "RDD":
+        return _lineage().MapPartitionsRDD(self, lambda _, it: ((k, f(v)) for k, v in it), True, "map_values")
+
+    def flat_map_values(self: "RDD", f: Callable[[Any], Iterable]) -> "RDD":
+        def flat(_, it):
+            for k, v in it:
+                for x in f(v):
+                    yield (k, x)
+
+        return _lineage().MapPartitionsRDD(self, flat, True, "flat_map_values")
+
+    def key_by(self: "RDD", f: Callable[[Any], Any]) -> "RDD":
+        return self.map(lambda x: (f(x), x))
+
+    def keys(self: "RDD") -> "RDD":
+        return self.map(lambda kv: kv[0])
+
+    def values(self: "RDD") -> "RDD":
+        return self.map(lambda kv: kv[1])
+
+    def glom(self: "RDD") -> "RDD":
+        """Each partition as one list: ``[[1, 2], [3, 4]]``."""
+        return _lineage().MapPartitionsRDD(self, lambda _, it: [list(it)], False, "glom")
+
+    def sample(self: "RDD", with_replacement: bool, fraction: float, seed: int | None = None) -> "RDD":
+        """A random sample: Bernoulli without replacement, Poisson with replacement."""
+        if fraction < 0:
+            raise ValueError(f"fraction must be >= 0, got {fraction}")
+        if seed is None:
+            seed = random.randrange(1 << 30)
+
+        def sampler(index: int, it: Iterator) -> Iterator:
+            rng = random.Random(seed ^ (index * 0x9E3779B1))
+            if with_replacement:
+                for x in it:
+                    for _ in range(_poisson(rng, fraction)):
+                        yield x
+            else:
+                for x in it:
+                    if rng.random() < fraction:
+                        yield x
+
+        return _lineage().MapPartitionsRDD(self, sampler, True, "sample")
+
+    def union(self: "RDD", other: "RDD") -> "RDD":
+        return _lineage().UnionRDD(self.ctx, [self, other])
+
+    def __add__(self: "RDD", other: "RDD") -> "RDD":
+        return self.union(other)
+
+    def coalesce(self: "RDD", num_partitions: int, shuffle: bool = False) -> "RDD":
+        """Fewer partitions without a shuffle (adjacent partitions merge), or ``repartition``."""
+        if num_partitions < 1:
+            raise ValueError(f"num_partitions must be at least 1, got {num_partitions}")
+        if shuffle:
+            return self.repartition(num_partitions)
+        return _lineage().CoalescedRDD(self, num_partitions)
+
+    def cartesian(self: "RDD", other: "RDD") -> "RDD":
+        """Every pair ``(a, b)`` with a in self and b in other."""
+        return _lineage().CartesianRDD(self.ctx, [self, other])
+
+    def zip_with_index(self: "RDD") -> "RDD":
+        """Pair each element with its index, ordered by partition then position.
+
+        Like PySpark, this runs a job first to count each partition (unless there is one).
+        """
+        starts = [0]
+        if self.get_num_partitions() > 1:
+            counts = self.map_partitions(lambda it: [sum(1 for _ in it)]).collect()
+            for n in counts[:-1]:
+                starts.append(starts[-1] + n)
+
+        def index(i: int, it: Iterator) -> Iterator:
+            return ((x, k) for k, x in enumerate(it, starts[i]))
+
+        return self.map_partitions_with_index(index)
+
+    def zip_with_unique_id(self: "RDD") -> "RDD":
+        """Pair items with ids ``k*n + i`` (i the partition) without running a job."""
+        n = self.get_num_partitions()
+
+        def ids(i: int, it: Iterator) -> Iterator:
+            return ((x, k * n + i) for k, x in enumerate(it))
+
+        return self.map_partitions_with_index(ids)
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    # Knuth's method is fine for the small means sampling uses
+    import math
+
+    limit, k, p = math.exp(-mean), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k

@@ -1,0 +1,106 @@
+"""The local backend: executors are subprocesses running ``python -m lambda_executor.worker``.
+
+It emulates Lambda's limits: each process gets ``executor_timeout`` seconds of life and is
+killed when that runs out (plus a short grace), the way Lambda ends an invocation; each has
+its own scratch directory.  A monitor thread per process reports its exit to the driver,
+which treats an exit before retirement as a lost executor.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from typing import Sequence
+
+from . import ExecutorSettings, Notify
+
+_KILL_GRACE = 1.0
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, max_executors: int | None = None):
+        self.max_executors = max_executors or os.cpu_count() or 1
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        self._closing = False
+
+    def start(self, settings: ExecutorSettings, notify: Notify) -> None:
+        self.settings, self.notify = settings, notify
+        self._scratch_root = tempfile.mkdtemp(prefix="dagrun-executors-", dir=settings.scratch_dir)
+
+    def capacity(self) -> int:
+        return self.max_executors
+
+    def launch(self, executor_ids: Sequence[str]) -> None:
+        for executor_id in executor_ids:
+            self._spawn(executor_id)
+
+    def _spawn(self, executor_id: str) -> None:
+        s = self.settings
+        scratch = os.path.join(self._scratch_root, executor_id)
+        os.makedirs(scratch, exist_ok=True)
+        cmd = [sys.executable, "-m", "lambda_executor.worker", "--driver", f"{s.address[0]}:{s.address[1]}",
+               "--executor-id", executor_id, "--timeout", str(s.executor_timeout),
+               "--heartbeat", str(s.heartbeat_interval), "--scratch", scratch]
+        env = {**os.environ, "DAGRUN_SECRET": s.secret.hex(), "PYTHONUNBUFFERED": "1"}
+        # the driver's sys.path (a checkout, a notebook's cwd) must reach the executor too
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno()
+                                if _has_fileno(sys.stderr) else None)
+        with self._lock:
+            self._procs[executor_id] = proc
+        threading.Thread(target=self._watch, args=(executor_id, proc, scratch), daemon=True,
+                         name=f"dagrun-watch-{executor_id}").start()
+
+    def _watch(self, executor_id: str, proc: subprocess.Popen, scratch: str) -> None:
+        try:
+            code = proc.wait(timeout=self.settings.executor_timeout + _KILL_GRACE)
+            reason = "exited" if code == 0 else f"exited with code {code}"
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            reason = f"killed at its deadline ({self.settings.executor_timeout:g}s)"
+        with self._lock:
+            self._procs.pop(executor_id, None)
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not self._closing:
+            self.notify(("exited", executor_id, reason))
+
+    def pid(self, executor_id: str) -> int | None:
+        with self._lock:
+            proc = self._procs.get(executor_id)
+        return proc.pid if proc else None
+
+    def kill(self, executor_id: str) -> None:
+        with self._lock:
+            proc = self._procs.get(executor_id)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
+    def close(self) -> None:
+        self._closing = True
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(self._scratch_root, ignore_errors=True)
+
+
+def _has_fileno(stream) -> bool:
+    try:
+        stream.fileno()
+        return True
+    except (AttributeError, OSError, ValueError):
+        return False

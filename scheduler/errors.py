@@ -1,0 +1,33 @@
+"""Errors the scheduler raises to the layer above: picklable, and saying what to do next."""
+
+from __future__ import annotations
+
+from .messages import RemoteError
+
+
+class JobAborted(RuntimeError):
+    """A job failed for good: a task exhausted its attempts, or kept losing its executor.
+
+    Carries the stage, the partition and the task's own error with its remote traceback;
+    ``__cause__`` is the original exception when it could be carried across processes.
+    """
+
+    def __init__(self, job_id: str, stage_id: int, partition: int, stage_name: str, reason: str,
+                 error: RemoteError | None = None):
+        super().__init__(job_id, stage_id, partition, stage_name, reason, error)
+        self.job_id, self.stage_id, self.partition = job_id, stage_id, partition
+        self.stage_name, self.reason, self.error = stage_name, reason, error
+
+    @property
+    def remote_traceback(self) -> str | None:
+        return self.error.traceback if self.error else None
+
+    def __str__(self) -> str:
+        where = f"stage {self.stage_id}" + (f" ({self.stage_name})" if self.stage_name else "")
+        text = f"job {self.job_id} aborted: partition {self.partition} of {where} {self.reason}."
+        if self.error is not None:
+            text += f"\nLast error: {self.error.type_name}: {self.error.message}"
+            text += f"\n\nRemote traceback (from the executor):\n{self.error.traceback.rstrip()}"
+            text += ("\n\nFix the function or the input that raised it; the Context is still usable "
+                     "for other jobs.")
+        return text

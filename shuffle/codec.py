@@ -1,0 +1,279 @@
+"""Record codec: pickle batches, compress them, checksum the result.
+
+State: per-thread compressor objects (zstd ones are not thread-safe) and nothing else.
+
+Policy: records are pickled with protocol 5 in batches sized to about ``BATCH_BYTES`` of
+pickle (the batch length adapts to the records seen so far).  A batch that plain pickle
+refuses (a lambda inside a record, say) is pickled with cloudpickle instead.  Each batch
+becomes one self-describing frame::
+
+    b"dr" | codec id (u8) | serializer id (u8) | raw length (u64) | payload length (u64) | payload
+
+A frame whose compressed payload would not be smaller is stored raw (codec id 0), so
+incompressible data costs no decompression.  An encoding is just a sequence of frames,
+hence the concatenation of two encodings is the encoding of the concatenated records
+(the writer relies on this), and its CRC32 can be extended incrementally.  The checksum
+covers the encoded bytes, so a corrupt or truncated block is caught before decoding.
+
+Codec choice (measured on this 2-core dev box, Python 3.11, lz4 4.4.5, zstandard 0.25,
+pickled batches of 64 KiB-1 MiB; "e2e" = pickle + compress + crc + decompress + unpickle;
+"S3" adds writing and reading the compressed bytes once each at 80 MB/s, one Lambda's
+share of S3 bandwidth):
+
+    data (pickled size)            codec  ratio  comp MB/s  decomp MB/s  e2e Mrec/s  e2e+S3 Mrec/s
+    wordcount (str,1), zipf words  lz4    2.24     590        2580         4.41        3.23
+      (7 B/rec)                    zstd1  3.37     318         707         4.09        3.34
+    (str,float) pairs (24 B/rec)   lz4    1.41     467        2517         2.39        1.17
+                                   zstd1  1.65     243         776         2.05        1.16
+    100 B random bytes (103 B/rec) lz4    1.00    6000        7380         4.45        0.36
+                                   zstd1  1.00     923       10020         3.27        0.35
+    uservisits rows (82 B/rec)     lz4    1.77     375        2414         0.66        0.38
+                                   zstd1  2.41     242         733         0.59        0.39
+    text lines (int,str) (99 B/rec) lz4   2.13     420        1741         1.36        0.53
+                                   zstd1  3.17     254         892         1.07        0.58
+
+zstd level -1 was no faster than level 1 in zstandard 0.25 and compressed worse, so it
+is not offered.  Batch size mattered less than run-to-run noise between 64 KiB and
+1 MiB, so the smallest (least memory per open partition) is used.  zlib.crc32 runs at
+~4 GB/s, under 1% of the pipeline; xxhash is not a dependency, so it was not measured.
+
+Decision: ``DEFAULT_CODEC = "lz4"``: the codec is never the bottleneck next to pickle,
+and lz4 costs 7-27% less CPU end to end, which is what a CPU-bound local shuffle pays.
+Against a remote object store the bytes on the wire dominate, and zstd's 20-50% smaller
+output wins or ties every case, so :func:`default_codec_for` picks ``"zstd"`` there.
+
+Promise: ``decode_records(*encode_records(rs)[::2])`` yields ``rs`` in order; any
+corruption raises :class:`~shuffle.errors.ChecksumMismatch` before a record is returned.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import threading
+import zlib
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Literal
+
+import lz4.block
+import zstandard
+
+from shuffle.errors import ChecksumMismatch
+
+__all__ = [
+    "BATCH_BYTES",
+    "CODECS",
+    "DEFAULT_CODEC",
+    "Codec",
+    "RecordEncoder",
+    "decode_records",
+    "default_codec_for",
+    "encode_records",
+    "read_frames",
+]
+
+Codec = Literal["lz4", "zstd", "none"]
+CODECS: tuple[str, ...] = ("lz4", "zstd", "none")
+DEFAULT_CODEC: Codec = "lz4"
+BATCH_BYTES = 64 << 10
+
+_MAGIC = b"dr"
+_HEADER = struct.Struct("<2sBBQQ")
+_CODEC_IDS = {"none": 0, "lz4": 1, "zstd": 2}
+_PICKLE, _CLOUDPICKLE = 0, 1
+_LZ4_MAX_INPUT = 0x7E000000  # LZ4_MAX_INPUT_SIZE; larger batches fall back to zstd
+_ZSTD_LEVEL = 1
+_LOCAL_PROTOCOLS = frozenset({"file", "local", "memory"})
+_local = threading.local()
+
+
+def default_codec_for(protocol: str) -> Codec:
+    """lz4 where CPU is the cost (local disk, memory), zstd where bytes are (object stores)."""
+    return DEFAULT_CODEC if protocol in _LOCAL_PROTOCOLS else "zstd"
+
+
+def _zstd_c() -> zstandard.ZstdCompressor:
+    c = getattr(_local, "zc", None)
+    if c is None:
+        c = _local.zc = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+    return c
+
+
+def _zstd_d() -> zstandard.ZstdDecompressor:
+    d = getattr(_local, "zd", None)
+    if d is None:
+        d = _local.zd = zstandard.ZstdDecompressor()
+    return d
+
+
+def _dumps(batch: list) -> tuple[bytes, int]:
+    try:
+        return pickle.dumps(batch, protocol=5), _PICKLE
+    except (pickle.PicklingError, TypeError, AttributeError):
+        # Plain pickle refuses lambdas and local classes; cloudpickle output still loads
+        # with pickle.loads, so the decoder needs no special case.
+        import cloudpickle
+
+        return cloudpickle.dumps(batch, protocol=5), _CLOUDPICKLE
+
+
+def _frame(batch: list, codec_id: int) -> bytes:
+    raw, serializer = _dumps(batch)
+    payload: bytes = raw
+    if codec_id == 1 and len(raw) > _LZ4_MAX_INPUT:
+        codec_id = 2
+    if codec_id == 1:
+        payload = lz4.block.compress(raw, store_size=False)
+    elif codec_id == 2:
+        payload = _zstd_c().compress(raw)
+    if len(payload) >= len(raw):
+        payload, codec_id = raw, 0
+    return _HEADER.pack(_MAGIC, codec_id, serializer, len(raw), len(payload)) + payload
+
+
+def _unframe(codec_id: int, raw_len: int, payload: bytes | memoryview) -> list:
+    try:
+        if codec_id == 0:
+            raw: bytes | memoryview = payload
+        elif codec_id == 1:
+            raw = lz4.block.decompress(payload, uncompressed_size=raw_len)
+        elif codec_id == 2:
+            raw = _zstd_d().decompress(payload, max_output_size=raw_len)
+        else:
+            raise ChecksumMismatch(f"unknown codec id {codec_id} in shuffle frame")
+    except (lz4.block.LZ4BlockError, zstandard.ZstdError) as e:
+        raise ChecksumMismatch(f"corrupt frame payload: {e}") from e
+    if len(raw) != raw_len:
+        raise ChecksumMismatch(f"frame decoded to {len(raw)} bytes, header says {raw_len}")
+    return pickle.loads(raw)
+
+
+class RecordEncoder:
+    """Incremental encoder: ``add`` records, ``finish`` for (data, count, checksum).
+
+    With ``write`` set, frames go to that callable as they are made (spill files) and
+    ``finish`` returns empty data; otherwise frames are kept and joined by ``finish``.
+    """
+
+    def __init__(self, codec: str | None = None, write: Callable[[bytes], Any] | None = None,
+                 batch_bytes: int = BATCH_BYTES) -> None:
+        name = codec or DEFAULT_CODEC
+        if name not in _CODEC_IDS:
+            raise ValueError(f"unknown shuffle codec {name!r}; choose one of {CODECS}")
+        self._codec_id = _CODEC_IDS[name]
+        self._write = write
+        self._chunks: list[bytes] = []
+        self._pending: list = []
+        self._batch_bytes = batch_bytes
+        self._batch_len = 64  # until the first frame tells us the record size
+        self._record_bytes = 64.0  # pickled bytes per record, running estimate
+        self.count = 0
+        self.nbytes = 0
+        self.checksum = 0
+
+    def add(self, record: Any) -> None:
+        self._pending.append(record)
+        if len(self._pending) >= self._batch_len:
+            self.flush()
+
+    def extend(self, records: Iterable[Any]) -> None:
+        for record in records:
+            self.add(record)
+
+    @property
+    def batch_len(self) -> int:
+        """Records per frame that hit ``batch_bytes``, judging by the records seen so far."""
+        return self._batch_len
+
+    def add_batch(self, records: list) -> None:
+        """Encode a list the caller batched itself (the encoder takes ownership of it)."""
+        if self._pending:
+            self._pending.extend(records)
+        else:
+            self._pending = records
+        self.flush()
+
+    @property
+    def pending(self) -> int:
+        """Records buffered but not yet encoded."""
+        return len(self._pending)
+
+    def pending_bytes(self) -> int:
+        """Estimated pickled size of the buffered records."""
+        return int(len(self._pending) * self._record_bytes)
+
+    def flush(self) -> None:
+        """Encode the buffered records into a frame now."""
+        if not self._pending:
+            return
+        n = len(self._pending)
+        frame = _frame(self._pending, self._codec_id)
+        self._pending = []
+        raw_len = _HEADER.unpack_from(frame)[3]
+        self._record_bytes = max(1.0, raw_len / n)
+        self._batch_len = max(1, min(1 << 16, int(self._batch_bytes / self._record_bytes)))
+        self.count += n
+        self.nbytes += len(frame)
+        self.checksum = zlib.crc32(frame, self.checksum)
+        if self._write is None:
+            self._chunks.append(frame)
+        else:
+            self._write(frame)
+
+    def take_chunks(self) -> list[bytes]:
+        """Flush and hand over the frames made so far (the caller joins them)."""
+        self.flush()
+        chunks, self._chunks = self._chunks, []
+        return chunks
+
+    def finish(self) -> tuple[bytes, int, int]:
+        """(encoded bytes, record count, CRC32) of everything added."""
+        return b"".join(self.take_chunks()), self.count, self.checksum
+
+
+def encode_records(records: Iterable, codec: str = DEFAULT_CODEC) -> tuple[bytes, int, int]:
+    """Encode ``records`` into (data, record_count, checksum)."""
+    enc = RecordEncoder(codec)
+    enc.extend(records)
+    return enc.finish()
+
+
+def _iter_frames(view: memoryview) -> Iterator:
+    pos, end = 0, len(view)
+    while pos < end:
+        if end - pos < _HEADER.size:
+            raise ChecksumMismatch(f"truncated frame header at byte {pos}")
+        magic, codec_id, _ser, raw_len, length = _HEADER.unpack_from(view, pos)
+        if magic != _MAGIC:
+            raise ChecksumMismatch(f"bad frame magic at byte {pos}")
+        pos += _HEADER.size
+        if pos + length > end:
+            raise ChecksumMismatch(f"truncated frame payload at byte {pos}")
+        yield from _unframe(codec_id, raw_len, view[pos:pos + length])
+        pos += length
+
+
+def decode_records(data: bytes | bytearray | memoryview, checksum: int) -> Iterator:
+    """Verify ``checksum`` over ``data`` now, then return an iterator of its records."""
+    actual = zlib.crc32(data)
+    if actual != checksum:
+        raise ChecksumMismatch(
+            f"checksum mismatch: expected {checksum:#010x}, got {actual:#010x} over {len(data)} bytes",
+            checksum, actual)
+    return _iter_frames(memoryview(data))
+
+
+def read_frames(f: BinaryIO) -> Iterator:
+    """Records of a stream of frames read from a file (spill files; no checksum)."""
+    while True:
+        header = f.read(_HEADER.size)
+        if not header:
+            return
+        if len(header) < _HEADER.size:
+            raise ChecksumMismatch("truncated frame header in spill file")
+        magic, codec_id, _ser, raw_len, length = _HEADER.unpack(header)
+        if magic != _MAGIC:
+            raise ChecksumMismatch("bad frame magic in spill file")
+        payload = f.read(length)
+        if len(payload) != length:
+            raise ChecksumMismatch("truncated frame payload in spill file")
+        yield from _unframe(codec_id, raw_len, payload)

@@ -1,0 +1,96 @@
+"""Reduce-side shuffle reader: fetch, verify, decode; then combine or sort in bounded memory.
+
+State: none between calls.  ``read_blocks`` holds the fetched (compressed) segments of
+one reduce task until each is decoded; ``merge_combiners`` and ``sort_records`` hold at
+most about ``memory_budget`` of records plus their spill files (see ``shuffle.spill``).
+
+Policy:
+- All non-empty segments are fetched at once with ranged GETs, at most
+  ``max_concurrency`` in flight, and every checksum is verified before the first record
+  is yielded.  That way one ``FetchFailed`` names every map whose block is missing or
+  corrupt, and the driver reruns them together instead of one per retry.  Zero-length
+  segments cost no request.  Blocks are read by the ``key`` the driver tracked, never by
+  LIST (invariant 2).
+- Only a missing object (``FileNotFoundError``) or a checksum failure
+  (``ChecksumMismatch``, including a short read) is a fetch failure.  Any other error,
+  such as a permission problem or a failed unpickle, is a task error and propagates.
+- If blocks of several shuffles fail at once, the ``FetchFailed`` is for the shuffle of
+  the first failing block in the given order (one shuffle per error); fixing it and
+  retrying surfaces the next.
+
+Promise: records come out in block order and, within a block, in written order; a bad
+block never yields a record.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator
+
+from shuffle.codec import decode_records
+from shuffle.errors import ChecksumMismatch, FetchFailed
+from shuffle.spill import AggregatorLike, external_combine, external_sort
+from shuffle.store import BlockStore
+from shuffle.writer import BlockRef
+
+__all__ = ["merge_combiners", "read_blocks", "sort_records"]
+
+
+def _describe(block: BlockRef, problem: str) -> str:
+    return f"{block.key} [{block.offset}, {block.offset + block.length}): {problem}"
+
+
+def read_blocks(store: BlockStore, blocks: list[BlockRef], max_concurrency: int = 16) -> Iterator:
+    """Records of ``blocks`` in the given order; raises ``FetchFailed`` before yielding any
+    record if a block is missing or corrupt."""
+    wanted = [b for b in blocks if b.length > 0]
+    results = store.get_ranges([(b.key, b.offset, b.offset + b.length) for b in wanted],
+                               max_concurrency, return_exceptions=True)
+    failures: list[tuple[BlockRef, str]] = []
+    decoders: list[Iterator] = []
+    for block, data in zip(wanted, results):
+        if isinstance(data, FileNotFoundError):
+            failures.append((block, "object missing"))
+        elif isinstance(data, BaseException):
+            raise data
+        elif len(data) != block.length:
+            failures.append((block, f"short read: {len(data)} of {block.length} bytes"))
+        else:
+            try:
+                decoders.append(decode_records(data, block.checksum))
+            except ChecksumMismatch as e:
+                failures.append((block, str(e)))
+    del results
+    if failures:
+        shuffle_id = failures[0][0].shuffle_id
+        mine = [(b, why) for b, why in failures if b.shuffle_id == shuffle_id]
+        reason = f"{len(mine)} of {len(wanted)} blocks unreadable: " + "; ".join(
+            _describe(b, why) for b, why in mine[:5]) + (" ..." if len(mine) > 5 else "")
+        raise FetchFailed(shuffle_id, tuple(b.map_id for b, _ in mine), reason)
+    return _chain(decoders, wanted)
+
+
+def _chain(decoders: list[Iterator], blocks: list[BlockRef]) -> Iterator:
+    # Drop each decoder (and the bytes it holds) as soon as it is used up.
+    decoders.reverse()
+    blocks = blocks[::-1]
+    while decoders:
+        decoder = decoders.pop()
+        block = blocks.pop()
+        try:
+            yield from decoder
+        except ChecksumMismatch as e:  # bytes passed the CRC but did not parse
+            raise FetchFailed(block.shuffle_id, (block.map_id,), _describe(block, str(e))) from e
+
+
+def merge_combiners(records: Iterable[tuple], aggregator: AggregatorLike, *, memory_budget: int,
+                    scratch_dir: str, combined: bool) -> Iterator[tuple]:
+    """(key, combiner) per distinct key; ``combined`` says whether values are combiners."""
+    return external_combine(records, aggregator, combined=combined, memory_budget=memory_budget,
+                            scratch_dir=scratch_dir)
+
+
+def sort_records(records: Iterable, *, key: Callable[[Any], Any] | None, reverse: bool,
+                 memory_budget: int, scratch_dir: str) -> Iterator:
+    """``sorted(records, key=key, reverse=reverse)`` as an iterator, in bounded memory."""
+    return external_sort(records, key=key, reverse=reverse, memory_budget=memory_budget,
+                         scratch_dir=scratch_dir)

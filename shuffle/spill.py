@@ -1,0 +1,300 @@
+"""Bounded-memory combine and sort: spill to local scratch files, merge externally.
+
+State: a private spill folder under ``scratch_dir`` per operation, deleted when the
+returned iterator finishes or is closed; no state survives a call.
+
+Policy (PySpark's ExternalMerger and ExternalSorter are the model):
+- Memory is estimated, not measured.  Process RSS (PySpark's gauge) cannot tell one
+  structure's size from the interpreter's, never drops after a spill, and makes a small
+  budget meaningless.  Instead :func:`estimate_size` walks a sample of each structure
+  with ``sys.getsizeof``: a combine dict is priced from a reservoir of up to 32 of its
+  keys (re-measured at every check, so growing combiners such as group-by lists are
+  seen), a sort buffer from every 16th record and its sort key.  Checks run every
+  16-4096 updates, fewer when far below the budget, so the cost is a few percent.
+- Combine (:func:`external_combine`): merge into a dict; when it is over budget, hash
+  its items into 32 bucket files and start a fresh dict.  At the end each bucket is
+  combined on its own, recursively re-bucketed with a different hash if it is still
+  too big, up to 4 levels; beyond that (one enormous key) it stays in memory.
+- Sort (:func:`external_sort`): buffer records; when over budget, stable-sort the buffer
+  and write it as a run.  Runs are merged 64 at a time with ``heapq.merge``, which
+  breaks ties by run order, and runs are in input order, so the result equals
+  ``sorted(records, key=key, reverse=reverse)`` including the order of equal keys.
+- Spill files use the shuffle codec with lz4 (local scratch is CPU-bound) and no
+  checksum (they never leave this process).
+
+Promise: results equal the in-memory computation for any budget, however small; the
+budget bounds the dict or buffer, while each open run or bucket adds one small batch.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import random
+import shutil
+import sys
+import tempfile
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+from shuffle.codec import RecordEncoder, read_frames
+
+__all__ = ["AggregatorLike", "CombineMap", "estimate_size", "external_combine", "external_sort"]
+
+_RESERVOIR = 32
+_BUCKETS = 32
+_MAX_LEVEL = 4
+_FAN_IN = 64
+_MIN_RUN = 16
+_SPILL_CODEC = "lz4"
+_ATOMIC = frozenset({int, float, bool, type(None), str, bytes, complex})
+
+
+class AggregatorLike(Protocol):
+    create_combiner: Callable[[Any], Any]
+    merge_value: Callable[[Any, Any], Any]
+    merge_combiners: Callable[[Any, Any], Any]
+
+
+def estimate_size(obj: Any, _depth: int = 0) -> int:
+    """Approximate deep size in bytes: ``getsizeof`` of ``obj`` plus a sample of its items."""
+    size = sys.getsizeof(obj)
+    if _depth >= 3 or type(obj) in _ATOMIC:
+        return size
+    if isinstance(obj, (list, tuple)):
+        n = len(obj)
+        if n:
+            sample = obj if n <= 8 else obj[:: n // 8][:8]
+            size += n * sum(estimate_size(x, _depth + 1) for x in sample) // len(sample)
+    elif isinstance(obj, (set, frozenset, deque)):
+        n = len(obj)
+        if n:
+            sample = list(itertools.islice(obj, 8))
+            size += n * sum(estimate_size(x, _depth + 1) for x in sample) // len(sample)
+    elif isinstance(obj, dict):
+        n = len(obj)
+        if n:
+            sample = list(itertools.islice(obj.items(), 8))
+            size += n * sum(estimate_size(k, _depth + 1) + estimate_size(v, _depth + 1)
+                            for k, v in sample) // len(sample)
+    elif hasattr(obj, "__dict__"):
+        size += estimate_size(vars(obj), _depth + 1)
+    return size
+
+
+def _spill_batch_bytes(memory_budget: int) -> int:
+    # Each open run/bucket holds one decoded batch; keep them small next to the budget.
+    return max(4 << 10, min(64 << 10, memory_budget // 64))
+
+
+class CombineMap:
+    """``key -> combiner`` dict that knows (roughly) when it outgrows ``memory_budget``."""
+
+    def __init__(self, aggregator: AggregatorLike, *, combined: bool, memory_budget: int) -> None:
+        if combined:
+            self._create: Callable[[Any], Any] = lambda c: c
+            self._merge = aggregator.merge_combiners
+        else:
+            self._create = aggregator.create_combiner
+            self._merge = aggregator.merge_value
+        self.memory_budget = memory_budget
+        self._rng = random.Random(0)
+        self.estimate = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._d: dict = {}
+        self._reservoir: list = []
+        self._new_keys = 0
+        self._ops = 0
+        self._next_check = 16
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def add(self, key: Any, value: Any) -> bool:
+        """Merge one value; True when the estimate says the dict is over budget."""
+        d = self._d
+        if key in d:
+            d[key] = self._merge(d[key], value)
+        else:
+            d[key] = self._create(value)
+            self._new_keys += 1
+            if len(self._reservoir) < _RESERVOIR:
+                self._reservoir.append(key)
+            elif self._rng.random() * self._new_keys < _RESERVOIR:
+                self._reservoir[self._rng.randrange(_RESERVOIR)] = key
+        self._ops += 1
+        if self._ops < self._next_check:
+            return False
+        return self._check()
+
+    def _check(self) -> bool:
+        d = self._d
+        sample = self._reservoir
+        per_entry = (sum(estimate_size(k) + estimate_size(d[k]) for k in sample) / len(sample)
+                     if sample else 64.0)
+        self.estimate = int(sys.getsizeof(d) + len(d) * per_entry)
+        room = (self.memory_budget - self.estimate) / max(per_entry, 1.0)
+        self._next_check = self._ops + int(max(16, min(4096, room / 2)))
+        return self.estimate > self.memory_budget
+
+    def items(self) -> Iterable[tuple[Any, Any]]:
+        return self._d.items()
+
+    def drain(self) -> dict:
+        """Hand over the dict and start an empty one."""
+        d = self._d
+        self._reset()
+        return d
+
+
+class _SpillDir:
+    def __init__(self, scratch_dir: str) -> None:
+        self._scratch = scratch_dir
+        self.path: str | None = None
+
+    def new_file(self, suffix: str) -> tuple[int, str]:
+        if self.path is None:
+            os.makedirs(self._scratch, exist_ok=True)
+            self.path = tempfile.mkdtemp(prefix="dagrun-spill-", dir=self._scratch)
+        return tempfile.mkstemp(suffix=suffix, dir=self.path)
+
+    def cleanup(self) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.path = None
+
+
+def _write_run(spill: _SpillDir, records: Iterable, batch_bytes: int) -> str:
+    fd, path = spill.new_file(".run")
+    with os.fdopen(fd, "wb") as f:
+        enc = RecordEncoder(_SPILL_CODEC, write=f.write, batch_bytes=batch_bytes)
+        enc.extend(records)
+        enc.flush()
+    return path
+
+
+def _read_run(path: str) -> Iterator:
+    with open(path, "rb") as f:
+        yield from read_frames(f)
+
+
+def external_sort(records: Iterable, *, key: Callable | None, reverse: bool, memory_budget: int,
+                  scratch_dir: str) -> Iterator:
+    """Stable sort of ``records`` in bounded memory (same order as ``sorted``)."""
+    spill = _SpillDir(scratch_dir)
+    batch_bytes = _spill_batch_bytes(memory_budget)
+    try:
+        runs: list[str] = []
+        buf: list = []
+        sampled, sample_bytes = 0, 0
+        for record in records:
+            buf.append(record)
+            if len(buf) & 15:
+                continue
+            sampled += 1
+            sample_bytes += estimate_size(record) + (estimate_size(key(record)) if key else 0)
+            estimate = sys.getsizeof(buf) + len(buf) * sample_bytes // sampled
+            if estimate > memory_budget and len(buf) >= _MIN_RUN:
+                buf.sort(key=key, reverse=reverse)
+                runs.append(_write_run(spill, buf, batch_bytes))
+                buf = []
+        buf.sort(key=key, reverse=reverse)
+        if not runs:
+            yield from buf
+            return
+        if buf:
+            runs.append(_write_run(spill, buf, batch_bytes))
+        del buf
+        while len(runs) > _FAN_IN:
+            # Merge consecutive groups so run order, and with it stability, is kept.
+            merged = []
+            for i in range(0, len(runs), _FAN_IN):
+                group = runs[i:i + _FAN_IN]
+                if len(group) == 1:
+                    merged.append(group[0])
+                    continue
+                merged.append(_write_run(spill, heapq.merge(*map(_read_run, group), key=key,
+                                                            reverse=reverse), batch_bytes))
+                for p in group:
+                    os.unlink(p)
+            runs = merged
+        yield from heapq.merge(*map(_read_run, runs), key=key, reverse=reverse)
+    finally:
+        spill.cleanup()
+
+
+_M64 = (1 << 64) - 1
+
+
+def _bucket_of(key: Any, level: int) -> int:
+    # splitmix64 of hash(key), salted by level.  hash((level, key)) is not enough: for
+    # int keys its low bits at level 1 follow those at level 0, so a bucket that was too
+    # big would land whole in one sub-bucket again.  (hash() is fine here: spill files
+    # never leave this process.)
+    z = (hash(key) + (level + 1) * 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return (z ^ (z >> 31)) % _BUCKETS
+
+
+class _Buckets:
+    """Hash-partitioned spill files for one combine level."""
+
+    def __init__(self, spill: _SpillDir, level: int, batch_bytes: int) -> None:
+        self._spill = spill
+        self._level = level
+        self._batch_bytes = batch_bytes
+        self._files: list[Any] = [None] * _BUCKETS
+        self._encoders: list[RecordEncoder | None] = [None] * _BUCKETS
+        self.paths: list[str | None] = [None] * _BUCKETS
+
+    def write(self, items: Iterable[tuple[Any, Any]]) -> None:
+        level, encoders = self._level, self._encoders
+        for item in items:
+            i = _bucket_of(item[0], level)
+            enc = encoders[i]
+            if enc is None:
+                fd, self.paths[i] = self._spill.new_file(f".l{level}b{i}")
+                self._files[i] = os.fdopen(fd, "wb")
+                enc = encoders[i] = RecordEncoder(_SPILL_CODEC, write=self._files[i].write,
+                                                  batch_bytes=self._batch_bytes)
+            enc.add(item)
+
+    def close(self) -> list[str]:
+        for enc, f in zip(self._encoders, self._files):
+            if enc is not None:
+                enc.flush()
+                f.close()
+        return [p for p in self.paths if p is not None]
+
+
+def _combine(records: Iterable[tuple], aggregator: AggregatorLike, combined: bool, memory_budget: int,
+             spill: _SpillDir, level: int) -> Iterator[tuple]:
+    cmap = CombineMap(aggregator, combined=combined, memory_budget=memory_budget)
+    buckets: _Buckets | None = None
+    for k, v in records:
+        if cmap.add(k, v) and level < _MAX_LEVEL:
+            if buckets is None:
+                buckets = _Buckets(spill, level, _spill_batch_bytes(memory_budget))
+            buckets.write(cmap.drain().items())
+    if buckets is None:
+        yield from cmap.items()
+        return
+    buckets.write(cmap.drain().items())
+    for path in buckets.close():
+        # Bucket files hold combiners, whatever the input was.
+        yield from _combine(_read_run(path), aggregator, True, memory_budget, spill, level + 1)
+        os.unlink(path)
+
+
+def external_combine(records: Iterable[tuple], aggregator: AggregatorLike, *, combined: bool,
+                     memory_budget: int, scratch_dir: str) -> Iterator[tuple]:
+    """(key, combiner) for every key of ``records`` in bounded memory, in no set order."""
+    spill = _SpillDir(scratch_dir)
+    try:
+        yield from _combine(records, aggregator, combined, memory_budget, spill, 0)
+    finally:
+        spill.cleanup()

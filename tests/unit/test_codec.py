@@ -1,0 +1,143 @@
+"""shuffle.codec: round trips, self-describing frames, checksum failures, pickling of errors."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import struct
+import zlib
+
+import pytest
+
+from shuffle.codec import (CODECS, DEFAULT_CODEC, RecordEncoder, decode_records, default_codec_for,
+                           encode_records)
+from shuffle.errors import ChecksumMismatch, FetchFailed
+
+rng = random.Random(7)
+SAMPLES = {
+    "str_int": [(f"word{rng.randrange(500)}", rng.randrange(1000)) for _ in range(5000)],
+    "str_float": [(f"k{i}", rng.random()) for i in range(3000)],
+    "bytes100": [rng.randbytes(100) for _ in range(2000)],
+    "mixed": [None, 1, -2.5, "x", b"y", (1, (2, [3, {"a": frozenset({4})}])), True, 10**30],
+    "empty": [],
+}
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_round_trip(codec: str, name: str) -> None:
+    records = SAMPLES[name]
+    data, count, checksum = encode_records(records, codec)
+    assert count == len(records)
+    assert checksum == zlib.crc32(data)
+    assert list(decode_records(data, checksum)) == records
+
+
+def test_empty_encoding_is_empty() -> None:
+    assert encode_records([]) == (b"", 0, 0)
+    assert list(decode_records(b"", 0)) == []
+
+
+def test_default_codec() -> None:
+    assert DEFAULT_CODEC in CODECS
+    assert default_codec_for("file") == default_codec_for("memory") == DEFAULT_CODEC
+    assert default_codec_for("s3") == "zstd"
+
+
+def test_many_batches_keep_order() -> None:
+    records = [(i, "v" * (i % 50)) for i in range(100_000)]
+    data, count, checksum = encode_records(records, "lz4")
+    frames = _frame_count(data)
+    assert frames > 5  # several batches were made
+    assert list(decode_records(data, checksum)) == records
+
+
+def test_record_larger_than_a_batch() -> None:
+    records = [b"a" * (3 << 20), b"b", bytes(range(256)) * 5000]
+    data, _, checksum = encode_records(records, "zstd")
+    assert list(decode_records(data, checksum)) == records
+
+
+def test_incompressible_batches_are_stored_raw() -> None:
+    records = [random.Random(1).randbytes(1 << 16)]
+    raw = len(pickle.dumps(records, protocol=5))
+    for codec in ("lz4", "zstd"):
+        data, _, checksum = encode_records(records, codec)
+        assert len(data) == raw + 20  # header only
+        assert list(decode_records(data, checksum)) == records
+
+
+def test_unpicklable_records_fall_back_to_cloudpickle() -> None:
+    records = [("f", lambda x: x * 3), ("g", 2)]
+    data, _, checksum = encode_records(records)
+    out = list(decode_records(data, checksum))
+    assert out[0][1](4) == 12 and out[1] == ("g", 2)
+
+
+def test_encodings_concatenate() -> None:
+    a, na, ca = encode_records(range(100), "lz4")
+    b, nb, _ = encode_records(range(100, 150), "zstd")
+    both = a + b
+    checksum = zlib.crc32(b, ca)  # CRC32 extends incrementally
+    assert checksum == zlib.crc32(both)
+    assert list(decode_records(both, checksum)) == list(range(150))
+
+
+def test_incremental_encoder_matches_encode_records() -> None:
+    enc = RecordEncoder("lz4")
+    for r in SAMPLES["str_int"]:
+        enc.add(r)
+    data, count, checksum = enc.finish()
+    assert count == len(SAMPLES["str_int"]) and checksum == zlib.crc32(data)
+    assert list(decode_records(data, checksum)) == SAMPLES["str_int"]
+
+
+def test_unknown_codec() -> None:
+    with pytest.raises(ValueError, match="unknown shuffle codec"):
+        encode_records([1], "snappy")
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd", "none"])
+def test_flipped_byte_is_detected(codec: str) -> None:
+    data, _, checksum = encode_records(SAMPLES["str_int"], codec)
+    for pos in (0, 5, len(data) // 2, len(data) - 1):
+        bad = bytearray(data)
+        bad[pos] ^= 0x40
+        with pytest.raises(ChecksumMismatch, match="checksum mismatch"):
+            decode_records(bytes(bad), checksum)  # raised at once, before iteration
+
+
+def test_truncation_is_detected() -> None:
+    data, _, checksum = encode_records(SAMPLES["str_int"])
+    with pytest.raises(ChecksumMismatch):
+        decode_records(data[:-10], checksum)
+
+
+def test_malformed_bytes_with_matching_checksum_are_refused() -> None:
+    data, _, _ = encode_records(SAMPLES["str_int"])
+    bad = data[:-10]
+    with pytest.raises(ChecksumMismatch, match="truncated"):
+        list(decode_records(bad, zlib.crc32(bad)))
+    junk = b"not a frame at all, just bytes"
+    with pytest.raises(ChecksumMismatch, match="magic"):
+        list(decode_records(junk, zlib.crc32(junk)))
+
+
+def test_errors_pickle_with_their_fields() -> None:
+    err = ChecksumMismatch("checksum mismatch: x", 1, 2)
+    back = pickle.loads(pickle.dumps(err))
+    assert (str(back), back.expected, back.actual) == (str(err), 1, 2)
+    ff = FetchFailed(3, (5, 2, 5), "2 blocks missing")
+    back = pickle.loads(pickle.dumps(ff))
+    assert isinstance(back, OSError)
+    assert (back.shuffle_id, back.map_ids, back.reason) == (3, (2, 5), "2 blocks missing")
+    assert "shuffle 3" in str(back) and "2, 5" in str(back) and "rerun" in str(back)
+
+
+def _frame_count(data: bytes) -> int:
+    n, pos = 0, 0
+    while pos < len(data):
+        _, _, _, _, length = struct.unpack_from("<2sBBQQ", data, pos)
+        pos += 20 + length
+        n += 1
+    return n
