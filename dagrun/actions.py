@@ -7,6 +7,7 @@ are PySpark's.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
 import math
@@ -36,24 +37,32 @@ class StatCounter:
         return self
 
     def merge_stats(self, other: "StatCounter") -> "StatCounter":
-        if other.n == 0:
-            return self
+        """Merge another counter into this one (PySpark's ``mergeStats``, same arithmetic)."""
+        if other is self:
+            other = copy.deepcopy(other)
         if self.n == 0:
             self.n, self.mu, self.m2 = other.n, other.mu, other.m2
-        else:
+            self.max_value, self.min_value = other.max_value, other.min_value
+        elif other.n != 0:
             delta = other.mu - self.mu
             total = self.n + other.n
-            self.mu += delta * other.n / total
-            self.m2 += other.m2 + delta * delta * self.n * other.n / total
+            if other.n * 10 < self.n:
+                self.mu = self.mu + (delta * other.n) / total
+            elif self.n * 10 < other.n:
+                self.mu = other.mu - (delta * self.n) / total
+            else:
+                self.mu = (self.mu * self.n + other.mu * other.n) / total
+            self.max_value, self.min_value = max(self.max_value, other.max_value), min(self.min_value, other.min_value)
+            self.m2 += other.m2 + (delta * delta * self.n * other.n) / total
             self.n = total
-        self.max_value, self.min_value = max(self.max_value, other.max_value), min(self.min_value, other.min_value)
         return self
 
     def count(self) -> int:
         return self.n
 
     def mean(self) -> float:
-        return self.mu if self.n else float("nan")
+        """The mean; 0.0 for no values, as in PySpark."""
+        return self.mu
 
     def sum(self) -> float:
         return self.n * self.mu
@@ -75,6 +84,26 @@ class StatCounter:
 
     def sample_stdev(self) -> float:
         return math.sqrt(self.sample_variance())
+
+    def as_dict(self, sample: bool = False) -> dict[str, float]:
+        """The members as a dict, exactly as PySpark's ``asDict``: note that PySpark reports the
+        *sample* stdev and variance when ``sample`` is False, and the population ones when True.
+
+        >>> StatCounter([1., 2., 3., 4.]).as_dict()["variance"]
+        1.6666666666666667
+        """
+        return {
+            "count": self.count(),
+            "mean": self.mean(),
+            "sum": self.sum(),
+            "min": self.min(),
+            "max": self.max(),
+            "stdev": self.stdev() if sample else self.sample_stdev(),
+            "variance": self.variance() if sample else self.sample_variance(),
+        }
+
+    def copy(self) -> "StatCounter":
+        return copy.deepcopy(self)
 
     def __repr__(self) -> str:
         return f"(count: {self.n}, mean: {self.mean()}, stdev: {self.stdev()}, max: {self.max_value}, min: {self.min_value})"
@@ -167,14 +196,10 @@ class Actions:
         return _reduce(f, values)
 
     def fold(self: "RDD", zero_value: Any, op: Callable[[Any, Any], Any]) -> Any:
-        import copy
-
         parts = self._run(lambda it: _reduce(op, it, copy.deepcopy(zero_value)))
         return _reduce(op, parts, zero_value)
 
     def aggregate(self: "RDD", zero_value: Any, seq_op: Callable, comb_op: Callable) -> Any:
-        import copy
-
         parts = self._run(lambda it: _reduce(seq_op, it, copy.deepcopy(zero_value)))
         return _reduce(comb_op, parts, zero_value)
 

@@ -33,6 +33,7 @@ from shuffle.layout import job_dirs
 from shuffle.store import BlockStore
 
 from .config import Config
+from .faults import SharedBudget, parse_faults
 from .jobinfo import JobInfo
 from .lineage import RDD, BinaryRecordsRDD, ParallelCollectionRDD, TextFileRDD, UnionRDD
 from .planner import plan_job
@@ -56,6 +57,8 @@ class Context:
         if not self.store.crosses_processes and self.config.executor != "inline":
             raise ValueError(f"store {url!r} lives in this process's memory and cannot be shared with "
                              f"{self.config.executor!r} executors; use executor='inline', or a file:// or s3:// store")
+        self.faults = parse_faults(self.config.faults)
+        self._fault_dir = tempfile.mkdtemp(prefix="dagrun-faults-") if self.faults else None
         self._counters: dict[str, itertools.count] = {}
         self._driver: Driver | None = None
         self._cached: set[int] = set()
@@ -82,6 +85,8 @@ class Context:
             self._delete_job_blocks(self._cache_job_id)
         if self._owned_store:
             shutil.rmtree(self._owned_store, ignore_errors=True)
+        if self._fault_dir:
+            shutil.rmtree(self._fault_dir, ignore_errors=True)
 
     @property
     def last_job(self) -> JobInfo | None:
@@ -100,41 +105,53 @@ class Context:
 
     # ---- sources ---------------------------------------------------------------------------
 
-    def parallelize(self, data: Iterable, num_partitions: int | None = None) -> RDD:
+    def parallelize(self, data: Iterable, num_partitions: int | None = None, *,
+                    num_slices: int | None = None) -> RDD:
         """Distribute a local collection; slice i holds ``data[i*n//k:(i+1)*n//k]``.
+
+        ``num_slices`` is PySpark's name (``numSlices``) for ``num_partitions``.
 
         >>> ctx.parallelize([0, 2, 3, 4, 6], 5).glom().collect()     # doctest: +SKIP
         [[0], [2], [3], [4], [6]]
         """
+        num_partitions = _one_of(num_partitions, num_slices)
         items = data if isinstance(data, (list, range)) else list(data)
         k = num_partitions if num_partitions is not None else self.default_parallelism
         if k < 1:
             raise ValueError(f"num_partitions must be at least 1, got {k}")
         return ParallelCollectionRDD(self, items, k)
 
-    def range(self, start: int, end: int | None = None, step: int = 1, num_partitions: int | None = None) -> RDD:
+    def range(self, start: int, end: int | None = None, step: int = 1, num_partitions: int | None = None, *,
+              num_slices: int | None = None) -> RDD:
         """Like Python's ``range``, distributed: ``ctx.range(5)`` holds 0..4."""
         if end is None:
             start, end = 0, start
-        return self.parallelize(range(start, end, step), num_partitions)
+        return self.parallelize(range(start, end, step), _one_of(num_partitions, num_slices))
 
     def empty_rdd(self) -> RDD:
         return self.parallelize([], 1)
 
     def text_file(self, path: str | list[str], min_partitions: int | None = None, split_size: int | str | None = None,
                   storage_options: dict | None = None) -> RDD:
-        """Lines of a file, glob or directory (local, s3://, ...), split by byte ranges."""
+        """Lines of a file, glob or directory (local, s3://, ...), split by byte ranges.
+
+        As in Hadoop (and so PySpark), a string may name several inputs separated by commas
+        (commas inside ``{...}`` glob alternatives do not separate); a list names them too.
+        """
         from .config import parse_bytes
 
+        path = _split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
         minimum = min_partitions if min_partitions is not None else min(self.default_parallelism, 2)
         return TextFileRDD(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None)
 
     def binary_records(self, path: str, record_length: int, min_partitions: int | None = None,
                        split_size: int | str | None = None, storage_options: dict | None = None) -> RDD:
-        """Fixed-length byte records; splits fall on record boundaries."""
+        """Fixed-length byte records; splits fall on record boundaries.  Comma-separated
+        inputs are read as in ``text_file``."""
         from .config import parse_bytes
 
+        path = _split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
         minimum = min_partitions if min_partitions is not None else min(self.default_parallelism, 2)
         return BinaryRecordsRDD(self, path, record_length, size, minimum,
@@ -186,8 +203,24 @@ class Context:
                             speculation_multiplier=c.speculation_multiplier)
             self._driver = Driver(backend, policy, host=c.driver_host, executor_timeout=c.executor_timeout,
                                   heartbeat_interval=c.heartbeat_interval, scratch_dir=c.scratch_dir,
-                                  memory_mb=c.lambda_memory_mb, on_discard=self._discard_output)
+                                  memory_mb=c.lambda_memory_mb, on_discard=self._discard_output,
+                                  on_commit=self._inject_block_faults if self.faults else None,
+                                  launch_throttled=self._launch_budget())
         return self._driver
+
+    def _launch_budget(self) -> Callable[[], bool] | None:
+        rules = [f for f in self.faults if f.kind == "throttle_launch"]
+        if not rules:
+            return None
+        return SharedBudget(self._fault_dir, "launch", sum(f.count for f in rules)).take
+
+    def _inject_block_faults(self, stage, key, value) -> None:
+        from .faults import damage_block
+
+        for fault in self.faults:
+            if fault.kind in ("delete_block", "corrupt_block") and stage.shuffle_id is not None \
+                    and fault.matches(stage.index, stage.name, key[1], value.attempt):
+                damage_block(self.store, value, fault.kind)
 
     def _discard_output(self, value: Any) -> None:
         key = getattr(value, "key", None)
@@ -216,3 +249,27 @@ class Context:
                 self.store.delete_prefix(prefix)
             except FileNotFoundError:
                 pass
+
+
+def _one_of(num_partitions: int | None, num_slices: int | None) -> int | None:
+    if num_slices is not None and num_partitions is not None and num_slices != num_partitions:
+        raise TypeError("give num_partitions or num_slices (its PySpark name), not both")
+    return num_partitions if num_partitions is not None else num_slices
+
+
+def _split_paths(path: Any) -> Any:
+    """Hadoop's ``FileInputFormat.getPathStrings``: split on commas outside ``{...}``."""
+    if not isinstance(path, str) or "," not in path:
+        return path
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(path):
+        if c == "{":
+            depth += 1
+        elif c == "}" and depth:
+            depth -= 1
+        elif c == "," and not depth:
+            parts.append(path[start:i])
+            start = i + 1
+    parts.append(path[start:])
+    parts = [p for p in parts if p]
+    return parts[0] if len(parts) == 1 else parts

@@ -124,7 +124,8 @@ def plan_job(ctx, rdd: RDD, func: Callable | None, partitions: list[int], job_id
     specs: dict[int, StageSpec] = {}
     blobs: dict[int, bytes] = {}
     task_blobs: dict[tuple[int, int], bytes] = {}
-    for stage in graph.stages():
+    faults = ctx.faults
+    for index, stage in enumerate(graph.stages()):
         is_result = stage is graph.result
         splits = stage.rdd.splits
         todo = partitions if is_result else list(range(len(splits)))
@@ -133,7 +134,7 @@ def plan_job(ctx, rdd: RDD, func: Callable | None, partitions: list[int], job_id
         if stage.dependency is not None:
             write_job = ctx._cache_job_id if stage.dependency.job_scope == "context" else job_id
         plan = StagePlan(stage.rdd, kind if is_result else "shuffle", ctx.config, ctx.store_url,
-                         stage.dependency, write_job, func if is_result else None)
+                         stage.dependency, write_job, func if is_result else None, index, stage.name, faults)
         try:
             blobs[stage.stage_id] = cloudpickle.dumps(plan, protocol=5)
         except Exception as exc:
@@ -146,7 +147,7 @@ def plan_job(ctx, rdd: RDD, func: Callable | None, partitions: list[int], job_id
             stage_id=stage.stage_id, name=stage.name, partitions=tuple(todo),
             shuffle_id=None if is_result else stage.dependency.shuffle_id,
             num_maps=0 if is_result else len(splits), reads=reads, parents=tuple(stage.parents),
-            expected_seconds=_expected_seconds(stage.rdd))
+            expected_seconds=_expected_seconds(stage.rdd), index=index)
     job = JobSpec(job_id, specs, graph.result.stage_id, blobs, task_blobs)
     return job, graph
 

@@ -22,6 +22,7 @@ from shuffle.store import BlockStore
 from shuffle.writer import write_map_output
 
 from .config import Config
+from .faults import apply_task_faults
 
 _STAGE_CACHE_SIZE = 32
 _stores: dict[tuple, BlockStore] = {}
@@ -38,6 +39,9 @@ class StagePlan:
     dependency: Any = None  # lineage.ShuffleDependency for a map stage
     write_job_id: str = ""  # the layout's job id for this stage's blocks
     func: Callable | None = None  # (tc, iterator) -> value, for a result stage
+    stage_index: int = 0  # position in the job, for fault selectors
+    stage_name: str = ""
+    faults: tuple = ()  # dagrun.faults.Fault rules
 
 
 class TaskContext:
@@ -93,6 +97,9 @@ def _load_stage(task, env) -> StagePlan:
 def run_task(task, env) -> Any:
     """Run one task (a ``scheduler.messages.RunTask``) on this executor."""
     plan = _load_stage(task, env)
+    if plan.faults:
+        apply_task_faults(plan.faults, plan.stage_index, plan.stage_name, task.partition, task.attempt,
+                          getattr(env, "can_exit", False))
     split = pickle.loads(task.task_blob)
     store = store_for(plan.store_url, plan.config.storage_options)
     before = store.counts

@@ -37,8 +37,10 @@ from shuffle.errors import FetchFailed
 class ExecutorEnv:
     """What a runner may use: the executor's id, scratch directory and stage cache."""
 
-    def __init__(self, executor_id: str, scratch_dir: str, remaining: Callable[[], float | None]):
+    def __init__(self, executor_id: str, scratch_dir: str, remaining: Callable[[], float | None],
+                 can_exit: bool = False):
         self.executor_id = executor_id
+        self.can_exit = can_exit  # a process of its own, so a simulated crash may really exit
         self.scratch_dir = scratch_dir
         self.remaining = remaining
         self.stage_cache: dict[str, Any] = {}
@@ -46,11 +48,11 @@ class ExecutorEnv:
 
 
 def run_executor(conn: Connection, executor_id: str, *, remaining: Callable[[], float | None],
-                 heartbeat_interval: float = 2.0, scratch_dir: str | None = None) -> str:
+                 heartbeat_interval: float = 2.0, scratch_dir: str | None = None, can_exit: bool = False) -> str:
     """Serve tasks over ``conn`` until retired; return why the loop ended."""
     own_scratch = scratch_dir is None
     scratch = scratch_dir or tempfile.mkdtemp(prefix=f"dagrun-{executor_id}-")
-    env = ExecutorEnv(executor_id, scratch, remaining)
+    env = ExecutorEnv(executor_id, scratch, remaining, can_exit)
     stop = threading.Event()
     try:
         conn.send(Register(executor_id, remaining(), os.getpid(), socket.gethostname()))
@@ -65,6 +67,10 @@ def run_executor(conn: Connection, executor_id: str, *, remaining: Callable[[], 
                 conn.send(execute(message, env))
     except ChannelClosed:
         return "driver closed the channel"
+    except BaseException as exc:
+        if type(exc).__name__ == "SimulatedCrash":  # injected: drop the channel like a dead process
+            return "crashed (injected)"
+        raise
     finally:
         stop.set()
         conn.close()
@@ -140,19 +146,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lambda_executor.worker")
     parser.add_argument("--driver", required=True, help="host:port of the driver's control channel")
     parser.add_argument("--executor-id", required=True)
-    parser.add_argument("--timeout", type=float, default=None, help="seconds this executor may live")
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="wall-clock time (epoch seconds) when this executor is killed, as Lambda would")
     parser.add_argument("--heartbeat", type=float, default=2.0)
     parser.add_argument("--scratch", default=None)
+    parser.add_argument("--preload", action="append", default=None,
+                        help="modules to import before registering (default: dagrun.task)")
     args = parser.parse_args(argv)
+    # import the task runtime before registering, so the first task is not slowed by imports
+    # (a slow first task would look like a straggler to speculation)
+    for module in args.preload or ["dagrun.task"]:
+        importlib.import_module(module)
     secret = bytes.fromhex(os.environ.pop("DAGRUN_SECRET", ""))
     if not secret:
         print("dagrun executor: DAGRUN_SECRET is not set; executors are started by the driver", file=sys.stderr)
         return 2
     host, _, port = args.driver.rpartition(":")
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    deadline = args.deadline
     conn = connect((host, int(port)), secret)
-    run_executor(conn, args.executor_id, remaining=lambda: None if deadline is None else deadline - time.monotonic(),
-                 heartbeat_interval=args.heartbeat, scratch_dir=args.scratch)
+    run_executor(conn, args.executor_id, remaining=lambda: None if deadline is None else deadline - time.time(),
+                 heartbeat_interval=args.heartbeat, scratch_dir=args.scratch, can_exit=True)
     return 0
 
 

@@ -41,6 +41,7 @@ class StageSpec:
     reads: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # partition -> (shuffle, reduce)s
     parents: tuple[int, ...] = ()  # the map stages whose shuffles this stage reads
     expected_seconds: float = 1.0
+    index: int = 0  # position in the job's dependency order
 
 
 @dataclass
@@ -60,6 +61,10 @@ class MapOutputTracker:
     def __init__(self) -> None:
         self.outputs: dict[int, dict[int, MapStatus]] = {}
         self.num_maps: dict[int, int] = {}
+        # Spark's epoch: a fetch failure from a task launched before an output was
+        # (re)registered says nothing about that newer output
+        self.epoch = 0
+        self.stamps: dict[tuple[int, int], int] = {}
 
     def register_shuffle(self, shuffle_id: int, num_maps: int) -> None:
         self.num_maps.setdefault(shuffle_id, num_maps)
@@ -70,11 +75,16 @@ class MapOutputTracker:
         if map_id in maps:
             return False
         maps[map_id] = status
+        self.epoch += 1
+        self.stamps[(shuffle_id, map_id)] = self.epoch
         return True
 
-    def unregister(self, shuffle_id: int, map_ids: tuple[int, ...]) -> list[MapStatus]:
+    def unregister(self, shuffle_id: int, map_ids: tuple[int, ...], seen_epoch: int | None = None) -> list[MapStatus]:
+        """Forget outputs reported lost, unless they were registered after ``seen_epoch``."""
         maps = self.outputs.get(shuffle_id, {})
-        return [maps.pop(m) for m in map_ids if m in maps]
+        lost = [m for m in map_ids if m in maps
+                and (seen_epoch is None or self.stamps.get((shuffle_id, m), 0) <= seen_epoch)]
+        return [maps.pop(m) for m in lost]
 
     def missing(self, shuffle_id: int) -> list[int]:
         maps = self.outputs.get(shuffle_id, {})
@@ -142,15 +152,26 @@ class DagState:
             self.results[key[1]] = value
         return self._submit_ready() + self._unpark()
 
-    def on_refetch(self, key: TaskKey, shuffle_id: int, map_ids: tuple[int, ...]) -> tuple[list[TaskSpec], list[MapStatus]]:
+    def on_refetch(self, key: TaskKey, shuffle_id: int, map_ids: tuple[int, ...],
+                   seen_epoch: int | None = None) -> tuple[list[TaskSpec], list[MapStatus]]:
         """Unregister the lost outputs and rerun only their map tasks; park ``key``."""
-        lost = self.tracker.unregister(shuffle_id, map_ids)
+        lost = self.tracker.unregister(shuffle_id, map_ids, seen_epoch)
         self.parked[key] = {shuffle_id}
         producer = self._by_shuffle.get(shuffle_id)
         if producer is None:
             raise RuntimeError(f"shuffle {shuffle_id} has no producing stage in job {self.job.job_id}")
-        specs = [self._spec(producer, m) for m in self.tracker.missing(shuffle_id)]
+        missing = set(self.tracker.missing(shuffle_id))
+        specs = [self._spec(producer, m) for m in map_ids if m in missing]
         return specs + self._unpark(), lost
+
+    def readers_of(self, shuffle_id: int) -> list[TaskKey]:
+        """Every task of this job that reads ``shuffle_id``."""
+        return [(s.stage_id, p) for s in self.job.stages.values() for p, pairs in s.reads.items()
+                if any(sid == shuffle_id for sid, _ in pairs)]
+
+    def park(self, keys: list[TaskKey], shuffle_id: int) -> None:
+        for key in keys:
+            self.parked.setdefault(key, set()).add(shuffle_id)
 
     def _spec(self, stage: StageSpec, partition: int) -> TaskSpec:
         return TaskSpec((stage.stage_id, partition), stage.expected_seconds, stage.name)

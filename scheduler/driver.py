@@ -55,6 +55,7 @@ class AttemptRecord:
     outcome: str = "running"  # running | committed | discarded | failed | fetch-failed | lost
     metrics: TaskMetrics = field(default_factory=TaskMetrics)
     error: str | None = None
+    epoch: int = 0  # the map-output tracker's epoch when the attempt was launched
 
 
 class Driver:
@@ -63,7 +64,9 @@ class Driver:
     def __init__(self, backend: ExecutorBackend, policy: Policy, *, host: str = "127.0.0.1",
                  executor_timeout: float = 900.0, heartbeat_interval: float = 2.0,
                  scratch_dir: str | None = None, memory_mb: int = 2048,
-                 on_discard: Callable[[Any], None] | None = None):
+                 on_discard: Callable[[Any], None] | None = None,
+                 on_commit: Callable[[Any, Any, Any], None] | None = None,
+                 launch_throttled: Callable[[], bool] | None = None):
         self.backend = backend
         self.events: queue.Queue[tuple] = queue.Queue()
         self.secret = os.urandom(32)
@@ -73,6 +76,8 @@ class Driver:
         self.attempts: list[AttemptRecord] = []
         self.executor_log: list[dict] = []
         self._on_discard = on_discard
+        self._on_commit = on_commit  # (stage spec, task key, value): a hook for fault injection
+        self._launch_throttled = launch_throttled
         self._conns: dict[str, Any] = {}
         self._stages_sent: dict[str, set[str]] = {}
         self._results: dict[tuple, TaskResult] = {}
@@ -240,7 +245,7 @@ class Driver:
                        None if stage_key in sent else job.stage_blobs[ins.key[0]],
                        job.task_blobs[ins.key], inputs, job.runner, ins.speculative)
         record = AttemptRecord(job.job_id, ins.key[0], ins.key[1], ins.attempt, ins.executor_id,
-                               ins.speculative, time.time())
+                               ins.speculative, time.time(), epoch=self.tracker.epoch)
         self.attempts.append(record)
         self._open_attempts[(ins.key, ins.attempt)] = record
         conn = self._conns.get(ins.executor_id)
@@ -262,6 +267,8 @@ class Driver:
         if dag is None:
             return
         specs = dag.on_commit(ins.key, result.value)
+        if self._on_commit is not None:
+            self._on_commit(dag.job.stages[ins.key[0]], ins.key, result.value)
         if self._progress is not None:
             self._progress(dag, self.machine)
         if dag.done:
@@ -282,14 +289,24 @@ class Driver:
     def _do_refetch(self, ins: Refetch) -> None:
         if self._dag is None:
             return
-        specs, lost = self._dag.on_refetch(ins.key, ins.shuffle_id, ins.map_ids)
+        seen = next((a.epoch for a in reversed(self.attempts)
+                     if (a.stage_id, a.partition, a.attempt) == (*ins.key, ins.attempt)), None)
+        specs, lost = self._dag.on_refetch(ins.key, ins.shuffle_id, ins.map_ids, seen)
+        # tasks still waiting to start would only fail the same way: hold them until the maps are back
+        parked = self.machine.park(self._dag.readers_of(ins.shuffle_id), time.monotonic())
+        self._dag.park(parked, ins.shuffle_id)
         for status in lost:
             if self._on_discard is not None:
                 self._on_discard(status)
         self._do(self.machine.submit(specs, time.monotonic()))
 
     def _do_launch(self, ins: Launch) -> None:
-        self.backend.launch(ins.executor_ids)
+        refused = [e for e in ins.executor_ids if self._launch_throttled is not None and self._launch_throttled()]
+        if refused:
+            for executor_id in refused:
+                self.events.put(("exited", executor_id, "launch throttled"))
+            self.events.put(("throttled", "launch"))
+        self.backend.launch([e for e in ins.executor_ids if e not in refused])
 
     def _do_kill(self, ins: Kill) -> None:
         self.backend.kill(ins.executor_id)

@@ -140,6 +140,7 @@ class Refetch:
     key: TaskKey
     shuffle_id: int
     map_ids: tuple[int, ...]
+    attempt: int = 0
 
 
 Instruction = Assign | Retire | Launch | Kill | AbortJob | Commit | Discard | Refetch

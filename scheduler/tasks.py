@@ -132,7 +132,18 @@ class TaskStateMachine:
 
     def handle(self, event: Event) -> list[Instruction]:
         out = self._handlers[type(event)](event)
+        if any(isinstance(i, Refetch) for i in out):
+            # let the DAG park the tasks that read the lost outputs first; its submit() schedules
+            return out
         return out + self._schedule(event.now)
+
+    def park(self, keys: list[TaskKey], now: float) -> list[TaskKey]:
+        """Hold back pending tasks whose inputs were lost; returns the ones parked."""
+        parked = [k for k in keys if k in self.pending]
+        for key in parked:
+            del self.pending[key]
+            self.tasks[key].status = "waiting"
+        return parked
 
     def cancel_all(self, now: float) -> None:
         """Forget every unfinished task (the job was aborted); late results are discarded."""
@@ -192,7 +203,7 @@ class TaskStateMachine:
             if not record.running:
                 record.status = "waiting"
             self._log(ev.now, "refetch", key=ev.key, detail=(ev.error.shuffle_id, ev.error.map_ids))
-            return [Refetch(ev.key, ev.error.shuffle_id, ev.error.map_ids)]
+            return [Refetch(ev.key, ev.error.shuffle_id, ev.error.map_ids, ev.attempt)]
         if ev.kind == "lost":
             return self._requeue_after_loss(record, ev.key, ev.now, "the task's executor failed")
         record.failures += 1

@@ -52,9 +52,14 @@ _ATOMIC = frozenset({int, float, bool, type(None), str, bytes, complex})
 
 
 class AggregatorLike(Protocol):
-    create_combiner: Callable[[Any], Any]
-    merge_value: Callable[[Any, Any], Any]
-    merge_combiners: Callable[[Any, Any], Any]
+    """What the combine code needs of ``shuffle.writer.Aggregator`` (kept here: no import cycle)."""
+
+    @property
+    def create_combiner(self) -> Callable[[Any], Any]: ...
+    @property
+    def merge_value(self) -> Callable[[Any, Any], Any]: ...
+    @property
+    def merge_combiners(self) -> Callable[[Any, Any], Any]: ...
 
 
 def estimate_size(obj: Any, _depth: int = 0) -> int:
@@ -105,7 +110,7 @@ class CombineMap:
 
     def _reset(self) -> None:
         self._d: dict = {}
-        self._reservoir: list = []
+        self._reservoir: list[tuple[Any, int]] = []  # (key, its size)
         self._new_keys = 0
         self._ops = 0
         self._next_check = 16
@@ -121,10 +126,11 @@ class CombineMap:
         else:
             d[key] = self._create(value)
             self._new_keys += 1
+            # Keys never change size, so theirs is measured once, when sampled.
             if len(self._reservoir) < _RESERVOIR:
-                self._reservoir.append(key)
+                self._reservoir.append((key, estimate_size(key)))
             elif self._rng.random() * self._new_keys < _RESERVOIR:
-                self._reservoir[self._rng.randrange(_RESERVOIR)] = key
+                self._reservoir[self._rng.randrange(_RESERVOIR)] = (key, estimate_size(key))
         self._ops += 1
         if self._ops < self._next_check:
             return False
@@ -133,7 +139,7 @@ class CombineMap:
     def _check(self) -> bool:
         d = self._d
         sample = self._reservoir
-        per_entry = (sum(estimate_size(k) + estimate_size(d[k]) for k in sample) / len(sample)
+        per_entry = (sum(ks + estimate_size(d[k]) for k, ks in sample) / len(sample)
                      if sample else 64.0)
         self.estimate = int(sys.getsizeof(d) + len(d) * per_entry)
         room = (self.memory_budget - self.estimate) / max(per_entry, 1.0)

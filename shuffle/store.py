@@ -156,21 +156,25 @@ class BlockStore:
                 f.write(data)
             os.replace(tmp, path)
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            self._unlink_quietly(tmp)
             raise
 
     def delete(self, key: str) -> None:
         """Remove one object; deleting a missing key is not an error (S3 semantics)."""
         path = self._path(key)
         self._count("delete")
+        if self._local:
+            self._unlink_quietly(path)
+            return
         try:
-            if self._local:
-                os.unlink(path)
-            else:
-                self._fs.rm_file(path)
+            self._fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+
+    @staticmethod
+    def _unlink_quietly(path: str) -> None:
+        try:
+            os.unlink(path)
         except FileNotFoundError:
             pass
 
@@ -183,7 +187,11 @@ class BlockStore:
             return
         self._count("delete", math.ceil(len(keys) / _LIST_PAGE))
         if self._local:
-            shutil.rmtree(self._path(prefix), ignore_errors=True)
+            path = self._path(prefix)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                self._unlink_quietly(path)
         else:
             self._fs.rm([self._path(k) for k in keys])
 
@@ -267,6 +275,7 @@ class BlockStore:
         self._count("head")
         if self._local:
             return os.path.isfile(path)
+        self._fs.invalidate_cache(path)  # s3fs may answer from a listing another process outdated
         return bool(self._fs.exists(path))
 
     def list(self, prefix: str = "") -> list[str]:

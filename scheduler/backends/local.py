@@ -14,11 +14,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from typing import Sequence
 
 from . import ExecutorSettings, Notify
 
-_KILL_GRACE = 1.0
+_KILL_GRACE = 0.2  # the process's deadline counts from its launch, as a Lambda invocation's does
 
 
 class LocalBackend:
@@ -46,7 +47,7 @@ class LocalBackend:
         scratch = os.path.join(self._scratch_root, executor_id)
         os.makedirs(scratch, exist_ok=True)
         cmd = [sys.executable, "-m", "lambda_executor.worker", "--driver", f"{s.address[0]}:{s.address[1]}",
-               "--executor-id", executor_id, "--timeout", str(s.executor_timeout),
+               "--executor-id", executor_id, "--deadline", repr(time.time() + s.executor_timeout),
                "--heartbeat", str(s.heartbeat_interval), "--scratch", scratch]
         env = {**os.environ, "DAGRUN_SECRET": s.secret.hex(), "PYTHONUNBUFFERED": "1"}
         # the driver's sys.path (a checkout, a notebook's cwd) must reach the executor too

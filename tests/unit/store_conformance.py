@@ -91,6 +91,8 @@ class BlockStoreConformance:
         store.delete_prefix("0a/job1")
         assert store.list("") == ["0a/job10/s0/m0-a0", "0b/job1/s0/m2-a0"]
         store.delete_prefix("0a/job1")  # nothing left: no error
+        store.delete_prefix("0b/job1/s0/m2-a0")  # a prefix that is one whole key
+        assert store.list("") == ["0a/job10/s0/m0-a0"]
         with pytest.raises(ValueError):
             store.delete_prefix("")
 

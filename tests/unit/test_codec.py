@@ -6,6 +6,7 @@ import pickle
 import random
 import struct
 import zlib
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from shuffle.codec import (CODECS, DEFAULT_CODEC, RecordEncoder, decode_records,
 from shuffle.errors import ChecksumMismatch, FetchFailed
 
 rng = random.Random(7)
-SAMPLES = {
+SAMPLES: dict[str, list[Any]] = {
     "str_int": [(f"word{rng.randrange(500)}", rng.randrange(1000)) for _ in range(5000)],
     "str_float": [(f"k{i}", rng.random()) for i in range(3000)],
     "bytes100": [rng.randbytes(100) for _ in range(2000)],
@@ -92,6 +93,18 @@ def test_incremental_encoder_matches_encode_records() -> None:
     assert list(decode_records(data, checksum)) == SAMPLES["str_int"]
 
 
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 1000, 100_000])
+def test_add_and_extend_mix(n: int) -> None:
+    enc = RecordEncoder("zstd")
+    enc.add("first")
+    enc.extend(list(range(n)))  # list fast path
+    enc.extend(iter(range(3)))  # generic path
+    enc.add("last")
+    data, count, checksum = enc.finish()
+    assert count == n + 5
+    assert list(decode_records(data, checksum)) == ["first", *range(n), *range(3), "last"]
+
+
 def test_unknown_codec() -> None:
     with pytest.raises(ValueError, match="unknown shuffle codec"):
         encode_records([1], "snappy")
@@ -128,10 +141,10 @@ def test_errors_pickle_with_their_fields() -> None:
     back = pickle.loads(pickle.dumps(err))
     assert (str(back), back.expected, back.actual) == (str(err), 1, 2)
     ff = FetchFailed(3, (5, 2, 5), "2 blocks missing")
-    back = pickle.loads(pickle.dumps(ff))
-    assert isinstance(back, OSError)
-    assert (back.shuffle_id, back.map_ids, back.reason) == (3, (2, 5), "2 blocks missing")
-    assert "shuffle 3" in str(back) and "2, 5" in str(back) and "rerun" in str(back)
+    ff_back = pickle.loads(pickle.dumps(ff))
+    assert isinstance(ff_back, FetchFailed) and isinstance(ff_back, OSError)
+    assert (ff_back.shuffle_id, ff_back.map_ids, ff_back.reason) == (3, (2, 5), "2 blocks missing")
+    assert "shuffle 3" in str(ff_back) and "2, 5" in str(ff_back) and "rerun" in str(ff_back)
 
 
 def _frame_count(data: bytes) -> int:

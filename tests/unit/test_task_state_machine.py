@@ -90,7 +90,7 @@ def test_fetch_failure_parks_task_and_asks_for_map_outputs():
     m.handle(ExecutorRegistered("e1", now=0.0))
     err = RemoteError("FetchFailed", "missing", "", "fetch", shuffle_id=7, map_ids=(2, 3))
     out = m.handle(TaskFailed("e1", (1, 0), 0, now=1.0, kind="fetch", error=err))
-    assert out == [Refetch((1, 0), 7, (2, 3))]
+    assert out == [Refetch((1, 0), 7, (2, 3), 0)]
     assert m.tasks[(1, 0)].status == "waiting" and m.tasks[(1, 0)].failures == 0
     out = m.submit([TaskSpec((1, 0))], now=2.0)  # the DAG resubmits once the maps are back
     assert out == [Assign("e1", (1, 0), 1)]
