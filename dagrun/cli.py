@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import datagen, demo
+    from . import bench, datagen, demo
 
     parser = argparse.ArgumentParser(prog="dagrun", description="Spark-style data jobs on local processes or AWS Lambda")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
     demo.add_parser(sub)
     datagen.add_gen_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 

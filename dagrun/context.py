@@ -129,7 +129,8 @@ class Context:
         return self.parallelize(range(start, end, step), _one_of(num_partitions, num_slices))
 
     def empty_rdd(self) -> RDD:
-        return self.parallelize([], 1)
+        """An RDD with no partitions and no elements (PySpark's ``emptyRDD``)."""
+        return ParallelCollectionRDD(self, [], 0)
 
     def text_file(self, path: str | list[str], min_partitions: int | None = None, split_size: int | str | None = None,
                   storage_options: dict | None = None) -> RDD:
@@ -174,7 +175,7 @@ class Context:
         job_id = f"{self.app_id}-j{self._next_id('job')}"
         job, graph = plan_job(self, rdd, func, partitions, job_id, "count_lines" if count_lines else "result")
         driver = self._ensure_driver()
-        info = JobInfo(job_id, rdd.name, graph, self.store_url)
+        info = JobInfo(job_id, rdd.name(), graph, self.store_url)
         bar = ProgressBar.for_config(self.config.progress)
         started = len(driver.attempts)
         try:

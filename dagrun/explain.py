@@ -49,9 +49,9 @@ def explain(rdd: "RDD", cost: bool = False, input_size: str | int | None = None)
         for r in _fused_chain(stage.rdd, stage.kind == "cache"):
             dep = r.shuffle_dependency
             if r is not stage.rdd and r._cache_id is not None and stage.kind != "cache":
-                lines.append(f"    <- reads persisted {r.name} [{r.get_num_partitions()} partitions]")
+                lines.append(f"    <- reads persisted {r.name()} [{r.get_num_partitions()} partitions]")
                 continue
-            text = f"    {r.name} [{r.get_num_partitions()} partitions]"
+            text = f"    {r.name()} [{r.get_num_partitions()} partitions]"
             if dep is not None:
                 text += f" <- shuffle {dep.shuffle_id} boundary"
             lines.append(text)

@@ -76,7 +76,7 @@ class RDD(Transformations, Shuffles, Actions):
         self.id = ctx._next_id("rdd")
         self.parents: list[RDD] = list(parents)
         self.partitioner: Any = None
-        self.name = f"{self.op_name} at {_callsite()}"
+        self._name = f"{self.op_name} at {_callsite()}"
         self._splits: list[Split] | None = None
         self._cache_id: int | None = None
 
@@ -119,7 +119,7 @@ class RDD(Transformations, Shuffles, Actions):
         return state
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}[{self.id}] {self.name}"
+        return f"{type(self).__name__}[{self.id}] {self._name}"
 
     def get_num_partitions(self) -> int:
         """The number of partitions, as PySpark's ``getNumPartitions``."""
@@ -145,8 +145,12 @@ class RDD(Transformations, Shuffles, Actions):
     def is_cached(self) -> bool:
         return self._cache_id is not None
 
+    def name(self) -> str:
+        """The RDD's name: ``set_name``'s, else the operation and where it was called."""
+        return self._name
+
     def set_name(self, name: str) -> "RDD":
-        self.name = name
+        self._name = name
         return self
 
     def explain(self, cost: bool = False, input_size: str | int | None = None) -> str:
@@ -168,7 +172,9 @@ class RDD(Transformations, Shuffles, Actions):
         walk(self, 0)
         return "\n".join(lines)
 
+    @property
     def context(self) -> "Context":
+        """The Context this RDD belongs to (PySpark's ``rdd.context``)."""
         return self.ctx
 
 
@@ -176,15 +182,30 @@ class RDD(Transformations, Shuffles, Actions):
 
 
 class ParallelCollectionRDD(RDD):
+    """A local collection, sliced exactly as PySpark slices it.
+
+    A ``range`` is cut by element: slice i starts at ``int(i * n / k)``.  Any other
+    collection is first grouped into batches of ``max(1, min(n // k, 1024))`` elements
+    (PySpark's BatchedSerializer) and the batches are cut as the JVM cuts a Seq:
+    slice i takes batches ``[i*m//k, (i+1)*m//k)`` of the m batches.
+    """
+
     op_name = "parallelize"
 
-    def __init__(self, ctx, data: list, num_slices: int):
+    def __init__(self, ctx, data: list | range, num_slices: int):
         super().__init__(ctx)
         self._data, self._num_slices = data, num_slices
 
     def _make_splits(self) -> list[Split]:
-        n, k = len(self._data), self._num_slices
-        return [Split(i, self._data[i * n // k:(i + 1) * n // k]) for i in range(k)]
+        data, n, k = self._data, len(self._data), self._num_slices
+        if k == 0:
+            return []
+        if isinstance(data, range):
+            bounds = [int(i * n / k) for i in range(k + 1)]
+            return [Split(i, data[bounds[i]:bounds[i + 1]]) for i in range(k)]
+        batch = max(1, min(n // k, 1024))
+        m = -(-n // batch)
+        return [Split(i, data[(i * m // k) * batch:((i + 1) * m // k) * batch]) for i in range(k)]
 
     def compute(self, split: Split, tc) -> Iterator:
         return iter(split.data)

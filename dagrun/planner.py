@@ -47,10 +47,10 @@ class Stage:
     @property
     def name(self) -> str:
         if self.kind == "result":
-            return f"result of {self.rdd.name}"
+            return f"result of {self.rdd.name()}"
         if self.kind == "cache":
-            return f"persist {self.rdd.name}"
-        return f"map for shuffle {self.dependency.shuffle_id} ({self.rdd.name})"
+            return f"persist {self.rdd.name()}"
+        return f"map for shuffle {self.dependency.shuffle_id} ({self.rdd.name()})"
 
 
 class StageGraph:

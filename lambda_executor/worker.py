@@ -92,10 +92,20 @@ def execute(task: RunTask, env: ExecutorEnv) -> TaskResult:
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every task failure is reported, never swallowed
         error = RemoteError(type(exc).__name__, str(exc), traceback.format_exc(), "error",
                             exception=_picklable(exc))
-    metrics = TaskMetrics(started=started, finished=time.time(), **env.metrics)
+    metrics = TaskMetrics(started=started, finished=time.time(), peak_rss=_peak_rss(), **env.metrics)
     result = TaskResult(env.executor_id, task.job_id, task.stage_id, task.partition, task.attempt,
                         value, error, metrics)
     return _ensure_picklable(result)
+
+
+def _peak_rss() -> int:
+    """This process's peak resident set size in bytes (ru_maxrss is KiB on Linux)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    except (ImportError, OSError):
+        return 0
 
 
 def _ensure_picklable(result: TaskResult) -> TaskResult:

@@ -153,11 +153,21 @@ class Driver:
             self._on_gone(item[1], item[2] if len(item) > 2 else "control channel closed", now)
         elif kind == "throttled":
             self._do(self.machine.handle(Throttled(now, item[1])))
+        elif kind == "report":  # what a backend learned about an executor (e.g. Lambda billing)
+            self._executor_entry(item[1]).update(item[2])
+
+    def _executor_entry(self, executor_id: str) -> dict:
+        for entry in reversed(self.executor_log):
+            if entry["executor"] == executor_id:
+                return entry
+        entry = {"executor": executor_id}
+        self.executor_log.append(entry)
+        return entry
 
     def _on_message(self, executor_id: str, message: Any, now: float) -> None:
         if isinstance(message, Register):
-            self.executor_log.append({"executor": executor_id, "registered": time.time(), "pid": message.pid,
-                                      "remaining": message.remaining_seconds})
+            self._executor_entry(executor_id).update(registered=time.time(), pid=message.pid,
+                                                     remaining=message.remaining_seconds)
             self._do(self.machine.handle(ExecutorRegistered(executor_id, now, message.remaining_seconds)))
         elif isinstance(message, Heartbeat):
             self._do(self.machine.handle(HeartbeatReceived(executor_id, now)))
@@ -180,12 +190,12 @@ class Driver:
         conn = self._conns.pop(executor_id, None)
         if conn is not None:
             conn.close()
+        entry = self._executor_entry(executor_id)
+        entry.setdefault("ended", time.time())
+        entry.setdefault("reason", reason)
         executor = self.machine.executors.get(executor_id)
         if executor is None:
             return
-        for entry in self.executor_log:
-            if entry["executor"] == executor_id and "ended" not in entry:
-                entry["ended"], entry["reason"] = time.time(), reason
         for record in self._open_attempts.values():
             if record.executor_id == executor_id and record.outcome == "running":
                 record.outcome, record.finished = "lost", time.time()
@@ -301,6 +311,8 @@ class Driver:
         self._do(self.machine.submit(specs, time.monotonic()))
 
     def _do_launch(self, ins: Launch) -> None:
+        for executor_id in ins.executor_ids:
+            self._executor_entry(executor_id)["launched"] = time.time()
         refused = [e for e in ins.executor_ids if self._launch_throttled is not None and self._launch_throttled()]
         if refused:
             for executor_id in refused:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from shuffle.codec import RecordEncoder, read_frames
 __all__ = ["AggregatorLike", "CombineMap", "estimate_size", "external_combine", "external_sort"]
 
 _RESERVOIR = 32
+_CHUNK = 2048  # records merged per tight loop between size checks
 _BUCKETS = 32
 _MAX_LEVEL = 4
 _FAN_IN = 64
@@ -93,25 +93,38 @@ def _spill_batch_bytes(memory_budget: int) -> int:
     return max(4 << 10, min(64 << 10, memory_budget // 64))
 
 
+def _identity(x: Any) -> Any:
+    return x
+
+
+def chunked(records: Iterable, size: int) -> Iterator[list]:
+    """Lists of up to ``size`` records."""
+    it = iter(records)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
 class CombineMap:
-    """``key -> combiner`` dict that knows (roughly) when it outgrows ``memory_budget``."""
+    """``key -> combiner`` dict that knows (roughly) when it outgrows ``memory_budget``.
+
+    Records arrive in chunks (``add_chunk``) so the merge runs as one tight loop with no
+    call per record; the size estimate is refreshed after each chunk from a small sample
+    of entries (the oldest and the newest, since dicts keep insertion order).
+    """
 
     def __init__(self, aggregator: AggregatorLike, *, combined: bool, memory_budget: int) -> None:
         if combined:
-            self._create: Callable[[Any], Any] = lambda c: c
+            self._create: Callable[[Any], Any] = _identity
             self._merge = aggregator.merge_combiners
         else:
             self._create = aggregator.create_combiner
             self._merge = aggregator.merge_value
         self.memory_budget = memory_budget
-        self._rng = random.Random(0)
         self.estimate = 0
         self._reset()
 
     def _reset(self) -> None:
         self._d: dict = {}
-        self._reservoir: list[tuple[Any, int]] = []  # (key, its size)
-        self._new_keys = 0
         self._ops = 0
         self._next_check = 16
 
@@ -121,26 +134,31 @@ class CombineMap:
     def add(self, key: Any, value: Any) -> bool:
         """Merge one value; True when the estimate says the dict is over budget."""
         d = self._d
-        if key in d:
-            d[key] = self._merge(d[key], value)
-        else:
-            d[key] = self._create(value)
-            self._new_keys += 1
-            # Keys never change size, so theirs is measured once, when sampled.
-            if len(self._reservoir) < _RESERVOIR:
-                self._reservoir.append((key, estimate_size(key)))
-            elif self._rng.random() * self._new_keys < _RESERVOIR:
-                self._reservoir[self._rng.randrange(_RESERVOIR)] = (key, estimate_size(key))
+        d[key] = self._merge(d[key], value) if key in d else self._create(value)
         self._ops += 1
         if self._ops < self._next_check:
             return False
         return self._check()
 
+    def add_chunk(self, pairs: Iterable[tuple]) -> bool:
+        """Merge a chunk of (key, value) pairs; True when over budget afterwards."""
+        d, merge, create = self._d, self._merge, self._create
+        n = 0
+        for n, (key, value) in enumerate(pairs, 1):
+            if key in d:
+                d[key] = merge(d[key], value)
+            else:
+                d[key] = create(value)
+        self._ops += n
+        return self._check()
+
     def _check(self) -> bool:
         d = self._d
-        sample = self._reservoir
-        per_entry = (sum(ks + estimate_size(d[k]) for k, ks in sample) / len(sample)
-                     if sample else 64.0)
+        if not d:
+            return False
+        sample = list(itertools.islice(d.items(), _RESERVOIR // 2))
+        sample += [(k, d[k]) for k in itertools.islice(reversed(d), _RESERVOIR // 2)]
+        per_entry = sum(estimate_size(k) + estimate_size(v) for k, v in sample) / len(sample)
         self.estimate = int(sys.getsizeof(d) + len(d) * per_entry)
         room = (self.memory_budget - self.estimate) / max(per_entry, 1.0)
         self._next_check = self._ops + int(max(16, min(4096, room / 2)))
@@ -281,8 +299,8 @@ def _combine(records: Iterable[tuple], aggregator: AggregatorLike, combined: boo
              spill: _SpillDir, level: int) -> Iterator[tuple]:
     cmap = CombineMap(aggregator, combined=combined, memory_budget=memory_budget)
     buckets: _Buckets | None = None
-    for k, v in records:
-        if cmap.add(k, v) and level < _MAX_LEVEL:
+    for chunk in chunked(records, _CHUNK):
+        if cmap.add_chunk(chunk) and level < _MAX_LEVEL:
             if buckets is None:
                 buckets = _Buckets(spill, level, _spill_batch_bytes(memory_budget))
             buckets.write(cmap.drain().items())

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable
 
 from shuffle.codec import RecordEncoder, default_codec_for
 from shuffle.layout import block_key
-from shuffle.spill import CombineMap
+from shuffle.spill import CombineMap, chunked
 from shuffle.store import BlockStore
 
 __all__ = ["Aggregator", "BlockRef", "MapStatus", "Segment", "write_map_output"]
@@ -144,8 +144,8 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
                 encoders[p].add((k, c))
             encode_all()
 
-        for k, v in records:
-            if cmap.add(k, v):
+        for chunk in chunked(records, 2048):
+            if cmap.add_chunk(chunk):
                 spill()
         spill()
 
