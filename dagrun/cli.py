@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import bench, datagen, demo
+    from . import bench, datagen, demo, lambda_cli, plan_cli, report, store_cli
 
     parser = argparse.ArgumentParser(prog="dagrun", description="Spark-style data jobs on local processes or AWS Lambda")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
     demo.add_parser(sub)
     datagen.add_gen_parser(sub)
+    lambda_cli.add_parser(sub)
     bench.add_parser(sub)
+    report.add_parser(sub)
+    plan_cli.add_parser(sub)
+    store_cli.add_parser(sub)
     return parser
 
 

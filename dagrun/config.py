@@ -53,7 +53,7 @@ class Config:
 
     executor: str = "local"
     store: str | None = None
-    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold credentials
     max_executors: int = 0  # 0: os.cpu_count() for local executors
     default_parallelism: int = 0  # 0: derived from max_executors
     split_size: int = 128 << 20
@@ -74,6 +74,8 @@ class Config:
     shuffle_memory: int = 256 << 20
     keep_shuffle: bool = False
     progress: str = "auto"  # auto | on | off
+    ledger: str = "auto"  # auto | on | off: the one-line cost ledger on stderr when a job ends
+    job_history: int = 20  # finished jobs kept as JSON under $DAGRUN_HOME/jobs for `dagrun report`; 0: none
     scratch_dir: str | None = None
     faults: tuple = ()
     lambda_function: str = "dagrun-executor"
@@ -129,6 +131,10 @@ def _coerce(name: str, value: Any) -> Any:
         return parse_seconds(value)
     if name == "faults":
         return _coerce_faults(value)
+    if name in ("storage_options", "prices") and isinstance(value, str):  # DAGRUN_STORAGE_OPTIONS='{...}'
+        import json
+
+        return json.loads(value) if value.strip() else {}
     if isinstance(default, bool):
         if isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes", "on")

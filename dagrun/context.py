@@ -18,7 +18,9 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import itertools
+import logging
 import os
 import secrets
 import shutil
@@ -34,10 +36,17 @@ from shuffle.store import BlockStore
 
 from .config import Config
 from .faults import SharedBudget, parse_faults
+from .history import job_finished
 from .jobinfo import JobInfo
 from .lineage import RDD, BinaryRecordsRDD, ParallelCollectionRDD, TextFileRDD, UnionRDD
 from .planner import plan_job
 from .progress import ProgressBar
+
+log = logging.getLogger("dagrun")
+
+# Set by ``dagrun plan`` (plan_cli.PlanRecorder): Contexts then record each job's plan and run
+# it only on small inputs, in process.
+plan_hook: Any = None
 
 
 class Context:
@@ -46,6 +55,8 @@ class Context:
     def __init__(self, executor: str | None = None, store: str | None = None, max_executors: int | None = None,
                  conf: dict[str, Any] | None = None, **settings: Any):
         self.config = Config.resolve(conf, executor=executor, store=store, max_executors=max_executors, **settings)
+        if plan_hook is not None:
+            self.config = plan_hook.configure(self.config)
         self.app_id = f"app-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
         self._owned_store = None
         url = self.config.store
@@ -64,6 +75,8 @@ class Context:
         self._cached: set[int] = set()
         self.jobs: list[JobInfo] = []
         self._closed = False
+        # a Context that is never stopped must still end its executors and remove its temp store
+        atexit.register(self.stop)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -78,10 +91,11 @@ class Context:
         if self._closed:
             return
         self._closed = True
+        atexit.unregister(self.stop)
         if self._driver is not None:
             self._driver.close()
             self._driver = None
-        if not self.config.keep_shuffle:
+        if self._cached and not self.config.keep_shuffle:  # nothing persisted: no LISTs to pay for
             self._delete_job_blocks(self._cache_job_id)
         if self._owned_store:
             shutil.rmtree(self._owned_store, ignore_errors=True)
@@ -174,10 +188,13 @@ class Context:
             partitions = list(range(rdd.get_num_partitions()))
         job_id = f"{self.app_id}-j{self._next_id('job')}"
         job, graph = plan_job(self, rdd, func, partitions, job_id, "count_lines" if count_lines else "result")
+        if plan_hook is not None:
+            plan_hook.planned(self, job_id, graph)  # raises PlanStop when the job is too big to dry-run
         driver = self._ensure_driver()
-        info = JobInfo(job_id, rdd.name(), graph, self.store_url)
+        info = JobInfo(job_id, rdd.name(), graph, self.store_url, self.config)
         bar = ProgressBar.for_config(self.config.progress)
-        started = len(driver.attempts)
+        started, log_start = len(driver.attempts), len(driver.machine.log)
+        before = self.store.counts  # the driver's own requests: discards, injected faults, cleanup
         try:
             results = driver.run_job(job, bar.update if bar else None)
             info.succeeded = True
@@ -185,10 +202,11 @@ class Context:
         finally:
             if bar:
                 bar.close()
-            before = self.store.counts
             self._forget_shuffles(job)
-            info.finish(driver.attempts[started:], list(driver.machine.log), self.store.counts - before)
+            info.finish(driver.attempts[started:], driver.machine.log[log_start:], self.store.counts - before,
+                        driver.executor_log)
             self.jobs.append(info)
+            job_finished(info)  # the ledger line and the JSON record; never raises
 
     def _ensure_driver(self) -> Driver:
         if self._driver is None:
@@ -224,18 +242,30 @@ class Context:
                 damage_block(self.store, value, fault.kind)
 
     def _discard_output(self, value: Any) -> None:
-        key = getattr(value, "key", None)
-        if isinstance(key, str) and hasattr(value, "segments"):
-            try:
+        """Delete what a discarded attempt wrote: a map output block, or a save's attempt file.
+
+        Best effort, on the driver's loop: what a failure here leaves behind goes with the
+        job's prefix (or ``_temporary``), or at worst to ``dagrun store gc``.
+        """
+        try:
+            discard = getattr(value, "discard_output", None)  # dagrun.output.AttemptFile
+            if callable(discard):
+                discard()
+                return
+            key = getattr(value, "key", None)
+            if isinstance(key, str) and hasattr(value, "segments"):
                 self.store.delete(key)
-            except FileNotFoundError:
-                pass
+        except OSError as exc:
+            log.warning("could not delete the output of a discarded attempt: %s", exc)
 
     def _forget_shuffles(self, job) -> None:
+        wrote_blocks = False
         for stage in job.stages.values():
             if stage.shuffle_id is not None and stage.shuffle_id not in self._cached:
                 self._driver.tracker.drop_shuffle(stage.shuffle_id)
-        if not self.config.keep_shuffle:
+                wrote_blocks = True
+        # a job without a shuffle wrote nothing under its prefix: no LISTs to pay for
+        if wrote_blocks and not self.config.keep_shuffle:
             self._delete_job_blocks(job.job_id)
 
     def _drop_cached(self, cache_id: int) -> None:

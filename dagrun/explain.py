@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .lineage import RDD
 
 
-def _fused_chain(top: "RDD", cache_top: bool) -> list["RDD"]:
+def fused_chain(top: "RDD", cache_top: bool) -> list["RDD"]:
     chain, stack, seen = [], [top], set()
     while stack:
         rdd = stack.pop()
@@ -46,7 +46,7 @@ def explain(rdd: "RDD", cost: bool = False, input_size: str | int | None = None)
         if stage.parents:
             head += f", after stage{'s' if len(stage.parents) > 1 else ''} {', '.join(map(str, stage.parents))}"
         lines.append(head)
-        for r in _fused_chain(stage.rdd, stage.kind == "cache"):
+        for r in fused_chain(stage.rdd, stage.kind == "cache"):
             dep = r.shuffle_dependency
             if r is not stage.rdd and r._cache_id is not None and stage.kind != "cache":
                 lines.append(f"    <- reads persisted {r.name()} [{r.get_num_partitions()} partitions]")

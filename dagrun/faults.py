@@ -11,7 +11,11 @@ Kinds:
 - ``delay``: the task sleeps ``seconds`` first (a straggler).
 - ``delete_block`` / ``corrupt_block``: the committed map output is deleted, or bytes in
   its middle are flipped, before any reducer reads it.
-- ``store_503``: the next ``count`` store requests of the job fail with 503 SlowDown.
+- ``store_503``: the next ``count`` shuffle-store requests of the job's selected tasks
+  fail with 503 SlowDown: the block store's retry layer sees the very error the store's
+  client raises for a real 503 (s3fs: ``OSError(EBUSY)`` caused by botocore's
+  ``ClientError``), backs off, retries and counts a throttle.  The count is shared by
+  every executor process through marker files in the Context's fault directory.
 - ``throttle_launch``: the next ``count`` executor launches are refused as throttled.
 
 Selector: ``stage`` is the stage's position in the job (0-based, in dependency order) or a
@@ -29,7 +33,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal
 
 Kind = Literal["fail", "kill", "delay", "delete_block", "corrupt_block", "store_503", "throttle_launch"]
 _KINDS = ("fail", "kill", "delay", "delete_block", "corrupt_block", "store_503", "throttle_launch")
@@ -98,8 +102,11 @@ class SharedBudget:
 
     def __init__(self, directory: str, name: str, count: int):
         self.directory, self.name, self.count = directory, name, count
+        self._spent = False  # once every token is gone it stays gone: skip the file probes
 
     def take(self) -> bool:
+        if self._spent:
+            return False
         for i in range(self.count):
             try:
                 fd = os.open(os.path.join(self.directory, f"{self.name}-{i}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -107,7 +114,43 @@ class SharedBudget:
                 continue
             os.close(fd)
             return True
+        self._spent = True
         return False
+
+
+_S3_OPERATIONS = {"get": "GetObject", "put": "PutObject", "head": "HeadObject", "list": "ListObjectsV2",
+                  "delete": "DeleteObjects"}
+
+
+def store_throttle_error(protocol: str, kind: str) -> OSError:
+    """The exception this store's client raises when the store answers ``503 SlowDown``."""
+    if protocol in ("s3", "s3a"):
+        from botocore.exceptions import ClientError
+        from s3fs.errors import translate_boto_error
+
+        response = {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."},
+                    "ResponseMetadata": {"HTTPStatusCode": 503, "RequestId": "dagrun-injected-fault"}}
+        return translate_boto_error(ClientError(response, _S3_OPERATIONS.get(kind, kind)))
+    from shuffle.errors import StoreThrottled
+
+    return StoreThrottled(f"injected 503 SlowDown on a {kind} request")
+
+
+def store_fault_hook(faults: tuple[Fault, ...], fault_dir: str | None, job_id: str, stage_index: int,
+                     stage_name: str, partition: int, attempt: int,
+                     protocol: str) -> Callable[[str], None] | None:
+    """A ``BlockStore.before_request`` hook that throttles this task's requests while the
+    ``store_503`` rules selecting it have budget left; ``None`` when no rule selects it."""
+    budgets = [SharedBudget(fault_dir, f"store_503-{job_id}-{i}", f.count) for i, f in enumerate(faults)
+               if f.kind == "store_503" and f.matches(stage_index, stage_name, partition, attempt)]
+    if not budgets or fault_dir is None:
+        return None
+
+    def before_request(kind: str) -> None:
+        if any(b.take() for b in budgets):
+            raise store_throttle_error(protocol, kind)
+
+    return before_request
 
 
 def damage_block(store: Any, status: Any, kind: str) -> None:

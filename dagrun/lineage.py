@@ -20,6 +20,7 @@ module holds what the planner and the task runtime rely on.
 from __future__ import annotations
 
 import itertools
+import operator
 import sys
 import traceback
 from dataclasses import dataclass
@@ -399,8 +400,11 @@ class ShuffledRDD(RDD):
         if self.reduce_aggregator is not None:
             records = tc.merge_combiners(records, self.reduce_aggregator, combined=self.combined)
         if self.sort_key is not None:
+            from .partitioners import identity
+
             key = self.sort_key
-            records = tc.sort(records, key=lambda kv: key(kv[0]), reverse=not self.ascending)
+            by_key = operator.itemgetter(0) if key is identity else (lambda kv: key(kv[0]))
+            records = tc.sort(records, key=by_key, reverse=not self.ascending)
         return records
 
 

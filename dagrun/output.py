@@ -1,18 +1,32 @@
 """Output commit for ``save_as_text_file``: attempts write aside, the driver commits winners.
 
+State: none between jobs.  During a job, ``{out}/_temporary/{token}/`` holds one file per
+task attempt that got as far as writing.
+
 Policy (Hadoop's FileOutputCommitter, version 1, in miniature):
-- every attempt writes ``{out}/_temporary/{job}/part-NNNNN-a{attempt}``, a name no other
-  attempt shares;
-- once every partition has committed, the driver moves each partition's first committed
-  attempt to ``{out}/part-NNNNN``, writes ``_SUCCESS`` and deletes ``_temporary`` (and
-  with it every losing or failed attempt);
-- a failed job deletes ``_temporary`` and leaves no ``_SUCCESS`` and no part files.
+- every attempt writes ``{out}/_temporary/{token}/part-NNNNN-a{attempt}``, a name no
+  other attempt shares, and returns it as an :class:`AttemptFile`;
+- the scheduler commits exactly one attempt per partition (the first to finish); an
+  attempt that loses, a speculative duplicate or a straggler that finishes after the job,
+  is discarded, and the driver deletes its file (``AttemptFile.discard_output``, called
+  through the Context's discard hook);
+- once every partition has committed, the driver moves each committed attempt's file to
+  ``{out}/part-NNNNN``, writes ``_SUCCESS`` and deletes ``_temporary`` (with every other
+  attempt's file in it);
+- a failed job deletes ``_temporary`` and any part file already moved, and writes no
+  ``_SUCCESS``.
+On an object store a move is a copy and a delete (S3 has no rename); the commit is still
+driver-only, so no final name is ever written by two attempts.
+
+Promise: after a successful job the output holds exactly ``part-00000`` .. one per
+partition and ``_SUCCESS``; after a failed one it holds no ``_SUCCESS`` and no part file.
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator
 
 import fsspec
 
@@ -24,6 +38,21 @@ _CODECS = {"gzip": ("gzip", ".gz"), "org.apache.hadoop.io.compress.GzipCodec": (
            "org.apache.hadoop.io.compress.BZip2Codec": ("bz2", ".bz2")}
 
 
+@dataclass(frozen=True)
+class AttemptFile:
+    """One task attempt's output file under ``_temporary``: committed by a move, or discarded."""
+
+    fs: Any  # the output's fsspec filesystem (pickles as its class and options)
+    path: str
+
+    def discard_output(self) -> None:
+        """Delete the file of an attempt that lost (the driver calls this on discard)."""
+        try:
+            self.fs.rm_file(self.path)
+        except FileNotFoundError:
+            pass
+
+
 def save_as_text_file(rdd: "RDD", path: str, compression: str | None = None) -> None:
     if compression is not None and compression not in _CODECS:
         raise ValueError(f"unknown compression {compression!r}; use one of {', '.join(sorted(_CODECS))}")
@@ -31,11 +60,11 @@ def save_as_text_file(rdd: "RDD", path: str, compression: str | None = None) -> 
     fs, root = fsspec.core.url_to_fs(path, **dict(rdd.ctx.config.storage_options))
     root = root.rstrip("/")
     if fs.exists(root) and (not fs.isdir(root) or fs.ls(root)):
-        raise FileExistsError(f"output path {path!r} already exists; delete it or choose another path "
+        raise FileExistsError(f"output path {root!r} already exists; delete it or choose another path "
                               "(dagrun never overwrites committed output)")
     temp = f"{root}/_temporary/{secrets.token_hex(4)}"
 
-    def write(tc, it: Iterator) -> str:
+    def write(tc, it: Iterator) -> AttemptFile:
         name = f"{temp}/part-{tc.partition_index:05d}-a{tc.attempt}{suffix}"
         with fs.open(name, "wb", compression=codec) as f:
             buffer = []
@@ -46,19 +75,23 @@ def save_as_text_file(rdd: "RDD", path: str, compression: str | None = None) -> 
                     buffer.clear()
             if buffer:
                 f.write(("\n".join(buffer) + "\n").encode("utf-8"))
-        return name
+        return AttemptFile(fs, name)
 
+    moved: list[str] = []
     try:
         fs.makedirs(temp, exist_ok=True)
         written = rdd.ctx.run_job(rdd, write)
-        for index, name in enumerate(written):
-            fs.mv(name, f"{root}/part-{index:05d}{suffix}")
+        for index, attempt in enumerate(written):
+            final = f"{root}/part-{index:05d}{suffix}"
+            fs.mv(attempt.path, final)
+            moved.append(final)
         fs.touch(f"{root}/_SUCCESS")
     except BaseException:
-        for index in range(rdd.get_num_partitions()):
-            final = f"{root}/part-{index:05d}{suffix}"
-            if fs.exists(final):
-                fs.rm(final)
+        for final in moved:  # only the driver writes final names, so these are all there can be
+            try:
+                fs.rm_file(final)
+            except FileNotFoundError:
+                pass
         raise
     finally:
         if fs.exists(f"{root}/_temporary"):

@@ -103,9 +103,18 @@ class HashPartitioner:
     def __call__(self, key: Any) -> int:
         return self.partition_func(key) % self.num_partitions
 
+    def partition_many(self, keys: list) -> list[int]:
+        """``[self(k) for k in keys]`` without a Python call per key for the partitioner."""
+        f, n = self.partition_func, self.num_partitions
+        return [f(k) % n for k in keys]
 
-def _identity(x: Any) -> Any:
+
+def identity(x: Any) -> Any:
+    """The default key function; fast paths recognise it by identity."""
     return x
+
+
+_identity = identity
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,16 @@ class RangePartitioner:
     def __call__(self, key: Any) -> int:
         p = bisect_left(self.bounds, self.keyfunc(key))
         return p if self.ascending else len(self.bounds) - p
+
+    def partition_many(self, keys: list) -> list[int]:
+        bounds = self.bounds
+        if self.keyfunc is not identity:
+            keys = list(map(self.keyfunc, keys))
+        ps = [bisect_left(bounds, k) for k in keys]
+        if self.ascending:
+            return ps
+        last = len(bounds)
+        return [last - p for p in ps]
 
 
 def range_bounds(sample_keys: Iterable[Any], num_partitions: int) -> tuple[Any, ...]:

@@ -134,7 +134,8 @@ def plan_job(ctx, rdd: RDD, func: Callable | None, partitions: list[int], job_id
         if stage.dependency is not None:
             write_job = ctx._cache_job_id if stage.dependency.job_scope == "context" else job_id
         plan = StagePlan(stage.rdd, kind if is_result else "shuffle", ctx.config, ctx.store_url,
-                         stage.dependency, write_job, func if is_result else None, index, stage.name, faults)
+                         stage.dependency, write_job, func if is_result else None, index, stage.name, faults,
+                         ctx._fault_dir)
         try:
             blobs[stage.stage_id] = cloudpickle.dumps(plan, protocol=5)
         except Exception as exc:

@@ -22,7 +22,7 @@ from shuffle.store import BlockStore
 from shuffle.writer import write_map_output
 
 from .config import Config
-from .faults import apply_task_faults
+from .faults import apply_task_faults, store_fault_hook
 
 _STAGE_CACHE_SIZE = 32
 _stores: dict[tuple, BlockStore] = {}
@@ -42,6 +42,7 @@ class StagePlan:
     stage_index: int = 0  # position in the job, for fault selectors
     stage_name: str = ""
     faults: tuple = ()  # dagrun.faults.Fault rules
+    fault_dir: str | None = None  # where executors on this machine share fault budgets
 
 
 class TaskContext:
@@ -95,40 +96,47 @@ def _load_stage(task, env) -> StagePlan:
 
 
 def run_task(task, env) -> Any:
-    """Run one task (a ``scheduler.messages.RunTask``) on this executor."""
+    """Run one task (a ``scheduler.messages.RunTask``) on this executor.
+
+    The task's store requests (and throttles) go to ``env.metrics`` whether it succeeds or
+    fails, so the job's counts include failed attempts, as the store's bill does.
+    """
     plan = _load_stage(task, env)
     if plan.faults:
         apply_task_faults(plan.faults, plan.stage_index, plan.stage_name, task.partition, task.attempt,
                           getattr(env, "can_exit", False))
     split = pickle.loads(task.task_blob)
-    store = store_for(plan.store_url, plan.config.storage_options)
-    before = store.counts
+    store = store_for(plan.store_url, plan.config.storage_options).view()
+    if plan.faults:
+        store.before_request = store_fault_hook(plan.faults, plan.fault_dir, task.job_id, plan.stage_index,
+                                                plan.stage_name, task.partition, task.attempt, store.protocol)
     tc = TaskContext(plan, task.partition, task.attempt, task.inputs, env.scratch_dir, store)
     metrics: dict[str, Any] = {}
-    if plan.kind == "count_lines":
-        value = plan.rdd.count_lines(split)
-        metrics["records_read"] = value
-    elif plan.kind == "shuffle":
-        dep = plan.dependency
-        records = plan.rdd.iterator(split, tc)
-        if dep.job_scope == "context":  # a persisted RDD: every record goes to its own partition
-            records = ((None, x) for x in records)
-            partition_of: Callable[[Any], int] = lambda _k: split.index  # noqa: E731
+    try:
+        if plan.kind == "count_lines":
+            value = plan.rdd.count_lines(split)
+            metrics["records_read"] = value
+        elif plan.kind == "shuffle":
+            dep = plan.dependency
+            records = plan.rdd.iterator(split, tc)
+            if dep.job_scope == "context":  # a persisted RDD: every record goes to its own partition
+                records = ((None, x) for x in records)
+                partition_of: Callable[[Any], int] = lambda _k: split.index  # noqa: E731
+            else:
+                partition_of = dep.partitioner
+            value = write_map_output(store, records, job_id=plan.write_job_id, shuffle_id=dep.shuffle_id,
+                                     map_id=task.partition, attempt=task.attempt,
+                                     num_partitions=dep.partitioner.num_partitions, partition_of=partition_of,
+                                     aggregator=dep.aggregator, codec=plan.config.shuffle_codec,
+                                     prefixes=plan.config.shuffle_prefixes, memory_budget=plan.config.shuffle_memory)
+            metrics["records_written"] = value.records_written
+            metrics["bytes_written"] = value.bytes_written
         else:
-            partition_of = dep.partitioner
-        value = write_map_output(store, records, job_id=plan.write_job_id, shuffle_id=dep.shuffle_id,
-                                 map_id=task.partition, attempt=task.attempt, num_partitions=dep.partitioner.num_partitions,
-                                 partition_of=partition_of, aggregator=dep.aggregator,
-                                 codec=plan.config.shuffle_codec, prefixes=plan.config.shuffle_prefixes,
-                                 memory_budget=plan.config.shuffle_memory)
-        metrics["records_written"] = value.records_written
-        metrics["bytes_written"] = value.bytes_written
-    else:
-        value = plan.func(tc, plan.rdd.iterator(split, tc))
-    used = store.counts - before
-    metrics["records_read"] = metrics.get("records_read", 0) + tc.records_read
-    metrics["bytes_read"] = used.bytes_in
-    metrics["store_requests"] = {k: v for k, v in used.as_dict().items() if v}
-    env.metrics.update(metrics)
-    return value
-
+            value = plan.func(tc, plan.rdd.iterator(split, tc))
+        return value
+    finally:
+        used = store.counts
+        metrics["records_read"] = metrics.get("records_read", 0) + tc.records_read
+        metrics["bytes_read"] = used.bytes_in
+        metrics["store_requests"] = {k: v for k, v in used.as_dict().items() if v}
+        env.metrics.update(metrics)

@@ -7,6 +7,7 @@ Semantics follow PySpark's RDD API, in snake_case.
 from __future__ import annotations
 
 import math
+import operator
 import random
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -65,10 +66,10 @@ class Transformations:
         return self.map(lambda x: (f(x), x))
 
     def keys(self: "RDD") -> "RDD":
-        return self.map(lambda kv: kv[0])
+        return self.map(operator.itemgetter(0))
 
     def values(self: "RDD") -> "RDD":
-        return self.map(lambda kv: kv[1])
+        return self.map(operator.itemgetter(1))
 
     def glom(self: "RDD") -> "RDD":
         """Each partition as one list: ``[[1, 2], [3, 4]]``."""

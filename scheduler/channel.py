@@ -5,7 +5,10 @@ not on loopback) or an in-process queue pair for the inline backend.
 
 Policy and promises (DESIGN invariant 7):
 - Before any payload is exchanged, both sides prove knowledge of the per-job secret by a
-  mutual HMAC-SHA256 challenge.  Nothing is unpickled before that succeeds.
+  mutual HMAC-SHA256 challenge.  Nothing is unpickled before that succeeds.  Over TLS the
+  challenge also covers the fingerprint of the driver's certificate as each side sees it,
+  so the unverified, self-signed certificate cannot be swapped by a peer in the middle
+  (``scheduler.tls``).
 - Every frame carries an 8-byte length and is refused when it exceeds ``max_message``.
 - Messages are pickled frozen dataclasses (``scheduler.messages``); ``send`` is thread-safe so
   an executor's heartbeat thread can share the socket with its task thread.
@@ -23,6 +26,8 @@ import ssl
 import struct
 import threading
 from typing import Any, Protocol
+
+from .tls import TLSSocket, client_context, fingerprint
 
 DEFAULT_MAX_MESSAGE = 1 << 30
 _HEADER = struct.Struct("!Q")
@@ -46,7 +51,7 @@ class Connection(Protocol):
 class SocketConnection:
     """A framed, size-limited, authenticated message stream over a socket."""
 
-    def __init__(self, sock: socket.socket, max_message: int = DEFAULT_MAX_MESSAGE):
+    def __init__(self, sock: Any, max_message: int = DEFAULT_MAX_MESSAGE):  # a socket or a tls.TLSSocket
         self._sock = sock
         self._max = max_message
         self._send_lock = threading.Lock()
@@ -79,6 +84,10 @@ class SocketConnection:
 
     def recv(self, timeout: float | None = None) -> Any:
         return pickle.loads(self.recv_bytes(timeout))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         if not self._closed:
@@ -143,21 +152,34 @@ class QueueConnection:
 _CLOSE = object()
 
 
-def _mac(secret: bytes, nonce: bytes, role: bytes) -> bytes:
-    return hmac.new(secret, role + nonce, hashlib.sha256).digest()
+def _mac(secret: bytes, nonce: bytes, role: bytes, binding: bytes = b"") -> bytes:
+    return hmac.new(secret, role + nonce + binding, hashlib.sha256).digest()
 
 
-def server_handshake(sock: socket.socket, secret: bytes, timeout: float = 10.0) -> SocketConnection:
-    """Authenticate an accepted socket; raise AuthenticationFailed without unpickling anything."""
+def server_handshake(sock: Any, secret: bytes, timeout: float = 10.0, *,
+                     tls: ssl.SSLContext | None = None, certificate: bytes = b"") -> SocketConnection:
+    """Authenticate an accepted socket; raise AuthenticationFailed without unpickling anything.
+
+    With ``tls`` (a server context holding ``certificate``, DER) the socket is wrapped first
+    and the certificate's fingerprint is bound into the challenge.
+    """
     sock.settimeout(timeout)
+    binding = b""
+    if tls is not None:
+        try:
+            sock = TLSSocket(sock, tls, server_side=True, timeout=timeout)
+        except (OSError, ConnectionError) as exc:
+            raise AuthenticationFailed(f"TLS handshake did not complete: {exc}") from exc
+        binding = fingerprint(certificate)
     conn = SocketConnection(sock, max_message=256)
     try:
         server_nonce = os.urandom(_NONCE)
         conn.send_bytes(server_nonce)
         reply = conn.recv_bytes(timeout)
-        if len(reply) != 32 + _NONCE or not hmac.compare_digest(reply[:32], _mac(secret, server_nonce, b"executor")):
+        if len(reply) != 32 + _NONCE or not hmac.compare_digest(
+                reply[:32], _mac(secret, server_nonce, b"executor", binding)):
             raise AuthenticationFailed("an executor failed the job-secret challenge; connection dropped")
-        conn.send_bytes(_mac(secret, reply[32:], b"driver"))
+        conn.send_bytes(_mac(secret, reply[32:], b"driver", binding))
     except (TimeoutError, ChannelClosed) as exc:
         raise AuthenticationFailed(f"handshake did not complete: {exc}") from exc
     sock.settimeout(None)
@@ -167,23 +189,23 @@ def server_handshake(sock: socket.socket, secret: bytes, timeout: float = 10.0) 
 def connect(address: tuple[str, int], secret: bytes, *, tls: bool | None = None, timeout: float = 30.0) -> SocketConnection:
     """Open an authenticated connection to the driver at ``address``.
 
-    TLS is used when the driver is not on loopback (``tls=None``); the driver's identity is
-    proven by the mutual HMAC rather than a certificate, since it presents a self-signed one.
+    TLS is used when the driver is not on loopback (``tls=None``), or as ``tls`` says.  The
+    driver's identity is proven by the mutual HMAC over its certificate's fingerprint rather
+    than by a certificate chain, since it presents a self-signed one.
     """
     host, port = address
-    sock = socket.create_connection((host, port), timeout=timeout)
+    sock: Any = socket.create_connection((host, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    binding = b""
     if tls if tls is not None else not is_loopback(host):
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        sock = context.wrap_socket(sock, server_hostname=host)
+        sock = TLSSocket(sock, client_context(), server_side=False, timeout=timeout)
+        binding = fingerprint(sock.peer_certificate())
     conn = SocketConnection(sock, max_message=256)
     server_nonce = conn.recv_bytes(timeout)
     my_nonce = os.urandom(_NONCE)
-    conn.send_bytes(_mac(secret, server_nonce, b"executor") + my_nonce)
+    conn.send_bytes(_mac(secret, server_nonce, b"executor", binding) + my_nonce)
     proof = conn.recv_bytes(timeout)
-    if not hmac.compare_digest(proof, _mac(secret, my_nonce, b"driver")):
+    if not hmac.compare_digest(proof, _mac(secret, my_nonce, b"driver", binding)):
         sock.close()
         raise AuthenticationFailed("the driver failed the job-secret challenge; is the address right?")
     sock.settimeout(None)

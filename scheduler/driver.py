@@ -66,11 +66,11 @@ class Driver:
                  scratch_dir: str | None = None, memory_mb: int = 2048,
                  on_discard: Callable[[Any], None] | None = None,
                  on_commit: Callable[[Any, Any, Any], None] | None = None,
-                 launch_throttled: Callable[[], bool] | None = None):
+                 launch_throttled: Callable[[], bool] | None = None, tls: bool | None = None):
         self.backend = backend
         self.events: queue.Queue[tuple] = queue.Queue()
         self.secret = os.urandom(32)
-        self.server = ControlServer(host, self.secret, self.events.put)
+        self.server = ControlServer(host, self.secret, self.events.put, tls=tls)
         self.machine = TaskStateMachine(policy, now=time.monotonic())
         self.tracker = MapOutputTracker()
         self.attempts: list[AttemptRecord] = []
@@ -87,7 +87,7 @@ class Driver:
         self._progress: Callable[[DagState], None] | None = None
         self._stopped = threading.Event()
         backend.start(ExecutorSettings(self.server.address, self.secret, executor_timeout, heartbeat_interval,
-                                       scratch_dir, memory_mb, {}), self.events.put)
+                                       scratch_dir, memory_mb, {"tls": self.server.tls}), self.events.put)
         self._thread = threading.Thread(target=self._loop, name="dagrun-driver", daemon=True)
         self._thread.start()
 
@@ -108,8 +108,19 @@ class Driver:
         done = threading.Event()
         self.events.put(("stop", done))
         done.wait(10)
+        self.server.close()  # executors that connected after the retire messages went out see EOF
         self.backend.close()
-        self.server.close()
+        self._drain_reports()
+
+    def _drain_reports(self) -> None:
+        """Keep what backends reported while closing (a Lambda invocation's REPORT line)."""
+        while True:
+            try:
+                item = self.events.get_nowait()
+            except queue.Empty:
+                return
+            if item[0] == "report":
+                self._executor_entry(item[1]).update(item[2])
 
     # ---- the loop --------------------------------------------------------------------------
 
@@ -155,6 +166,8 @@ class Driver:
             self._do(self.machine.handle(Throttled(now, item[1])))
         elif kind == "report":  # what a backend learned about an executor (e.g. Lambda billing)
             self._executor_entry(item[1]).update(item[2])
+        elif kind == "failed":  # the backend cannot launch executors at all (e.g. no such function)
+            self._fail_job(item[1])
 
     def _executor_entry(self, executor_id: str) -> dict:
         for entry in reversed(self.executor_log):
@@ -176,6 +189,8 @@ class Driver:
             record = self._open_attempts.pop(attempt_key, None)
             if record is not None:
                 record.finished, record.metrics = time.time(), message.metrics
+            if message.metrics.store_requests.get("throttled"):  # the store said "slow down"
+                self._do(self.machine.handle(Throttled(now, "store")))
             if message.error is None:
                 self._results[attempt_key] = message
                 self._do(self.machine.handle(TaskSucceeded(executor_id, message.key, message.attempt, now)))
@@ -193,12 +208,13 @@ class Driver:
         entry = self._executor_entry(executor_id)
         entry.setdefault("ended", time.time())
         entry.setdefault("reason", reason)
-        executor = self.machine.executors.get(executor_id)
-        if executor is None:
-            return
+        # before the machine check: an executor killed at its deadline is already forgotten there
         for record in self._open_attempts.values():
             if record.executor_id == executor_id and record.outcome == "running":
                 record.outcome, record.finished = "lost", time.time()
+        executor = self.machine.executors.get(executor_id)
+        if executor is None:
+            return
         if executor.state == "retiring":
             self._do(self.machine.handle(ExecutorRetired(executor_id, now)))
         else:

@@ -74,6 +74,8 @@ class TaskMetrics:
     bytes_read: int = 0
     records_written: int = 0
     bytes_written: int = 0
+    # store requests by kind (get, put, list, delete, head), bytes_in and bytes_out, and
+    # "throttled": how many were answered 503 SlowDown (the driver then slows its ramp)
     store_requests: dict[str, int] = field(default_factory=dict)
     peak_rss: int = 0
 

@@ -29,11 +29,19 @@ class Ramp:
     backoff: float = 0.5
     min_rate: float = 0.5
 
+    memory: float = 10.0  # seconds a throttle is remembered across a restart
+
     def __post_init__(self) -> None:
+        self.throttled_at: float | None = None
         self.restart(self.now, self.initial)
 
     def restart(self, now: float, base: float | None = None) -> None:
-        self.base = max(self.min_rate, self.initial if base is None else base)
+        if base is None:
+            base = self.initial
+            # new demand right after a throttle must not jump back to the full initial rate
+            if self.throttled_at is not None and now - self.throttled_at < self.memory:
+                base = min(base, self.base)
+        self.base = max(self.min_rate, base)
         self.start = now
         self.last = now
         self.tokens = max(1.0, self.base)
@@ -62,6 +70,7 @@ class Ramp:
     def throttle(self, now: float) -> None:
         """Cut the rate multiplicatively and ramp again from there."""
         cut = self.rate(now) * self.backoff
+        self.throttled_at = now
         self.base = max(self.min_rate, cut)
         self.start = now
         self.last = now

@@ -1,9 +1,16 @@
 """The driver's side of the control channel: a listening socket and one reader per executor.
 
-Every accepted connection must pass the job-secret handshake (``channel.server_handshake``)
-and then introduce itself with ``Register``; only then is it attached.  Each reader thread
-turns what arrives into tuples on the driver's event queue:
+State: the listening socket, the TLS context and certificate when the channel is encrypted,
+and every connection accepted so far (so ``close`` can end them).
+
+Policy: TLS is on when the bind address is not loopback (``tls=None``), or as ``tls`` says;
+loopback stays plain TCP.  Every accepted connection must pass the job-secret handshake
+(``channel.server_handshake``) and then introduce itself with ``Register``; only then is it
+attached.  Each reader thread turns what arrives into tuples on the driver's event queue:
 ``("msg", executor_id, message)`` and, when the stream ends, ``("closed", executor_id)``.
+
+Promise: after ``close`` no executor can connect, and every executor still connected sees
+its channel close (so an executor whose retirement never reached it still exits).
 """
 
 from __future__ import annotations
@@ -13,19 +20,27 @@ import socket
 import threading
 from typing import Callable
 
-from .channel import AuthenticationFailed, ChannelClosed, Connection, server_handshake
+from .channel import AuthenticationFailed, ChannelClosed, Connection, SocketConnection, is_loopback, server_handshake
 from .messages import Register
 
 log = logging.getLogger("dagrun.scheduler")
 
 
 class ControlServer:
-    def __init__(self, host: str, secret: bytes, post: Callable[[tuple], None]):
+    def __init__(self, host: str, secret: bytes, post: Callable[[tuple], None], tls: bool | None = None):
         self._secret = secret
         self._post = post
+        self.tls = (not is_loopback(host)) if tls is None else tls
+        self._tls_context, self._certificate = None, b""
+        if self.tls:
+            from .tls import server_context
+
+            self._tls_context, self._certificate = server_context()
         self._sock = socket.create_server((host, 0), backlog=1024)
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
         self._closed = False
+        self._lock = threading.Lock()
+        self._conns: list[SocketConnection] = []
         threading.Thread(target=self._accept_loop, name="dagrun-accept", daemon=True).start()
 
     def _accept_loop(self) -> None:
@@ -39,7 +54,7 @@ class ControlServer:
     def _serve(self, sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            conn = server_handshake(sock, self._secret)
+            conn = server_handshake(sock, self._secret, tls=self._tls_context, certificate=self._certificate)
             first = conn.recv(timeout=30)
         except (AuthenticationFailed, ChannelClosed, TimeoutError, OSError) as exc:
             log.warning("dropped a control connection: %s", exc)
@@ -49,11 +64,21 @@ class ControlServer:
             log.warning("dropped a control connection that did not register first")
             conn.close()
             return
+        with self._lock:
+            if self._closed:
+                conn.close()
+                return
+            self._conns = [c for c in self._conns if not c.closed]
+            self._conns.append(conn)
         attach(conn, first.executor_id, self._post, first)
 
     def close(self) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True
+            conns, self._conns = self._conns, []
         self._sock.close()
+        for conn in conns:
+            conn.close()
 
 
 def attach(conn: Connection, executor_id: str, post: Callable[[tuple], None], first=None) -> None:

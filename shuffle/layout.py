@@ -5,15 +5,35 @@ where ``pp`` is a stable hash of (job, shuffle, map) written in hex.  Spreading 
 blocks over ``prefixes`` first-level prefixes lets S3 partition the request rate across
 them; putting the job id under the prefix (not above it) is what makes that spread work.
 Promise: the same arguments give the same key in every process and every Python version
-(hashlib, never the salted built-in ``hash()``), and :func:`job_dirs` lists every folder
-that :func:`block_key` can produce for a job, so cleanup needs no LIST of the whole store.
+(hashlib, never the salted built-in ``hash()``), :func:`job_dirs` lists every folder
+that :func:`block_key` can produce for a job, so cleanup needs no LIST of the whole store,
+and :func:`parse_block_key` recognises exactly the keys :func:`block_key` makes (so
+``dagrun store gc`` never touches anything else in a shared bucket).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from typing import NamedTuple
 
-__all__ = ["block_key", "job_dirs", "prefix_of", "prefix_width"]
+__all__ = ["BlockKey", "block_key", "job_dirs", "parse_block_key", "prefix_of", "prefix_width"]
+
+_BLOCK_KEY = re.compile(r"(?P<pp>[0-9a-f]{2,})/(?P<job>[^/]+)/s(?P<shuffle>\d+)/m(?P<map>\d+)-a(?P<attempt>\d+)")
+
+
+class BlockKey(NamedTuple):
+    """The parts of a block key: ``{pp}/{job_id}/s{shuffle_id}/m{map_id}-a{attempt}``."""
+
+    prefix: str
+    job_id: str
+    shuffle_id: int
+    map_id: int
+    attempt: int
+
+    @property
+    def job_dir(self) -> str:
+        return f"{self.prefix}/{self.job_id}"
 
 
 def prefix_width(prefixes: int) -> int:
@@ -50,3 +70,11 @@ def job_dirs(job_id: str, prefixes: int = 16) -> list[str]:
     _check_job_id(job_id)
     width = prefix_width(prefixes)
     return [f"{p:0{width}x}/{job_id}" for p in range(prefixes)]
+
+
+def parse_block_key(key: str) -> BlockKey | None:
+    """The parts of a key made by :func:`block_key`, or ``None`` for any other key."""
+    m = _BLOCK_KEY.fullmatch(key)
+    if m is None or m["job"] in (".", ".."):
+        return None
+    return BlockKey(m["pp"], m["job"], int(m["shuffle"]), int(m["map"]), int(m["attempt"]))

@@ -120,19 +120,28 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
             out.extend(enc.take_chunks())
 
     if aggregator is None:
-        since_check = 0
-        for record in records:
-            k = record[0]
-            p = partition_of(k)
-            if not 0 <= p < n:
-                raise _bad_partition(p, k, n)
-            encoders[p].add(record)
-            since_check += 1
-            if since_check >= _CHECK_EVERY:
-                since_check = 0
-                pending = sum(e.pending_bytes() for e in encoders) * _LIVE_OBJECT_FACTOR
-                if pending > memory_budget:
-                    encode_all()
+        # Partition a chunk at a time: one call for the chunk's partition numbers (the
+        # partitioner's ``partition_many`` when it has one) and one list per partition.
+        many = getattr(partition_of, "partition_many", None)
+        for chunk in chunked(records, _CHECK_EVERY):
+            keys = [record[0] for record in chunk]
+            parts = many(keys) if many is not None else [partition_of(k) for k in keys]
+            if min(parts) < 0 or max(parts) >= n:
+                bad = next(i for i, p in enumerate(parts) if not 0 <= p < n)
+                raise _bad_partition(parts[bad], keys[bad], n)
+            if n == 1:
+                encoders[0].extend(chunk)
+            else:
+                buckets: list[list] = [[] for _ in range(n)]
+                appends = [b.append for b in buckets]
+                for p, record in zip(parts, chunk):
+                    appends[p](record)
+                for enc, bucket in zip(encoders, buckets):
+                    if bucket:
+                        enc.extend(bucket)
+            pending = sum(e.pending_bytes() for e in encoders) * _LIVE_OBJECT_FACTOR
+            if pending > memory_budget:
+                encode_all()
     else:
         cmap = CombineMap(aggregator, combined=False, memory_budget=memory_budget)
 

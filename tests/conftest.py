@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import dagrun
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dagrun_home(tmp_path_factory):
+    """Finished jobs are recorded under $DAGRUN_HOME (dagrun.history): keep the suite's out of ~/.dagrun."""
+    before = os.environ.get("DAGRUN_HOME")
+    os.environ["DAGRUN_HOME"] = str(tmp_path_factory.mktemp("dagrun-home"))
+    yield
+    if before is None:
+        os.environ.pop("DAGRUN_HOME", None)
+    else:
+        os.environ["DAGRUN_HOME"] = before
 
 
 @pytest.fixture

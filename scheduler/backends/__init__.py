@@ -55,7 +55,10 @@ class ExecutorBackend(Protocol):
         """Start executors asynchronously; each later connects to the driver and registers.
 
         Reports ``("exited", id, reason)`` when one ends, ``("throttled", source)`` when the
-        service refused a launch, and ``("attach", id, connection)`` for in-process executors.
+        service refused a launch, ``("attach", id, connection)`` for in-process executors,
+        ``("report", id, dict)`` with what it learned of one (merged into the driver's
+        ``executor_log``, e.g. Lambda's billed milliseconds), and ``("failed", exception)``
+        when no launch can succeed (e.g. the function does not exist): the job fails with it.
         """
 
     def kill(self, executor_id: str) -> None: ...

@@ -110,7 +110,7 @@ def test_request_counts_arithmetic() -> None:
     assert a + b == RequestCounts(4, 3, 1, 1, 4, 110, 50)
     assert a - b == RequestCounts(2, 1, 1, 1, 4, 90, 50)
     assert a.as_dict() == {"get": 3, "put": 2, "list": 1, "delete": 1, "head": 4,
-                           "bytes_in": 100, "bytes_out": 50}
+                           "bytes_in": 100, "bytes_out": 50, "throttled": 0}
     assert a.requests == 11
 
 
@@ -133,3 +133,22 @@ def test_importing_shuffle_pulls_in_no_aws_and_no_upper_layers() -> None:
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "[]"
+
+
+def test_memory_store_needs_the_inline_executor() -> None:
+    import dagrun
+
+    with pytest.raises(ValueError, match="cannot be shared with 'local' executors"):
+        dagrun.Context(executor="local", store="memory://no-sharing", conf={"progress": "off"})
+    with dagrun.Context(executor="inline", store="memory://shared-in-process", conf={"progress": "off"}) as ctx:
+        assert sorted(ctx.parallelize(range(6), 3).map(lambda x: (x % 2, x)).reduce_by_key(
+            lambda a, b: a + b).collect()) == [(0, 6), (1, 9)]
+
+
+def test_a_task_store_view_shares_the_filesystem_but_not_counts_or_hook(tmp_path: Path) -> None:
+    store = BlockStore(str(tmp_path))
+    store.before_request = lambda kind: None
+    view = store.view()
+    view.put("a/b", b"xyz")
+    assert view.counts.put == 1 and store.counts.put == 0
+    assert view.before_request is None and store.get("a/b") == b"xyz"

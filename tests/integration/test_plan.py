@@ -1,0 +1,68 @@
+"""``dagrun plan``: projected time and cost on Lambda, with the assumptions printed."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SORT = os.path.join(ROOT, "examples", "sort_records.py")
+
+
+def dagrun(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "dagrun.cli", *args], capture_output=True, text=True,
+                          timeout=240, cwd=ROOT)
+    assert done.returncode == 0, f"dagrun {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_plan_sort_prints_time_and_cost_with_its_assumptions():
+    out = dagrun("plan", SORT, "--input-size", "100GB", "--executors", "400", "--memory-mb", "3008")
+    assert "at 100.00 GB of input on 400 Lambda executors (3008 MB, x86_64)" in out
+    assert "2 jobs planned, 2 dry-run in process" in out  # sort_by_key's sampling job, then the sort
+    maps = math.ceil(100e9 / (128 << 20))
+    assert f" {maps:>7,} " in out  # input stages: one task per 128 MiB split
+    time_line = next(line for line in out.splitlines() if line.strip().startswith("time: ~"))
+    cost_line = next(line for line in out.splitlines() if line.strip().startswith("cost: $"))
+    assert "executors were launched" in time_line
+    assert "compute $" in cost_line and "S3 requests $" in cost_line
+    assumptions = out.split("Assumptions:", 1)[1]
+    for needle in ("per-executor throughput", "1769 MB", "concurrency quota 1000",
+                   "1000 new environments per 10 s", "ramp 4 + 4*t", "1 GET per (map, reduce) pair",
+                   "$0.0000166667/GB-s", "$0.20/M invocations", "PUT/LIST $0.0050/1k", "GET $0.0004/1k"):
+        assert needle in assumptions, needle
+
+
+def test_plan_json_is_consistent(tmp_path):
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"bench": "sort", "per_executor_mb_per_s": 25.0, "executors": 2, "size": 256e6}))
+    report = json.loads(dagrun("plan", SORT, "--input-size", "100GB", "--executors", "400", "--memory-mb", "3008",
+                               "--bench", str(bench), "--json"))
+    maps = math.ceil(100e9 / (128 << 20))
+    rows = report["rows"]
+    assert [r["tasks"] for r in rows[:-1]] == [maps, maps, maps]  # sample, map, reduce (follows the maps)
+    assert rows[2]["requests"]["get"] == maps * maps  # one ranged GET per (map, reduce) pair
+    assert rows[1]["requests"]["put"] == maps
+    usd = report["usd"]
+    assert usd["total"] == pytest.approx(usd["compute"] + usd["invocations"] + usd["requests"])
+    assert report["executors"] == 400
+    assert sum(r["invocations"] for r in rows) == 400  # well under the 900 s lease: no replacements
+    assert report["wall_seconds"] > report["ramp_seconds"] > 0
+    assert any("25 MB/s" in line and "dagrun bench sort" in line for line in report["assumptions"])
+    # task time follows the bench figure: 128 MiB at 25 MB/s is over 5 s a task
+    assert rows[0]["timing"][2] > (128 << 20) / 25e6
+
+
+def test_plan_stops_at_a_job_too_big_to_dry_run(tmp_path):
+    store = tmp_path / "never"
+    out = dagrun("plan", os.path.join(ROOT, "examples", "line_count.py"), "--input-size", "1TB",
+                 "--executors", "1000", "--dry-run-limit", "50KB", "--", "--size", "200KB", "--store", str(store))
+    assert "note: job j0 reads 200." in out and "KB, over the dry-run limit of 50.0 KB" in out
+    assert "1 job planned, 0 dry-run in process" in out
+    assert "at 1,000.00 GB of input on 1000 Lambda executors" in out
+    assert not store.exists()  # plan mode never uses the script's store
