@@ -106,7 +106,8 @@ class Assumptions:
             "output files not counted",
             f"prices: Lambda ${gb_s_price(p, self.arch):.10f}/GB-s, ${p['lambda_request'] * 1e6:.2f}/M invocations; "
             f"S3 PUT/LIST ${p['s3_put'] * 1000:.4f}/1k, GET ${p['s3_get'] * 1000:.4f}/1k",
-            "shuffle bytes scale linearly with the input; the driver is not billed",
+            "input stages read their whole splits (an upper bound for a job that reads a prefix, such as "
+            "sort_by_key's sampling job); shuffle bytes scale linearly with the input; the driver is not billed",
         ]
 
 
@@ -182,8 +183,8 @@ class Estimate:
                          f"{end:>8.1f} {row.gb_s:>10,.1f} {r.get('put', 0):>8,} {r.get('get', 0):>10,} "
                          f"{row.dollars(a.prices, a.arch)['total']:>9.4f}")
         lines += [
-            f"  time: ~{self.wall_seconds:,.0f} s ({self.wall_seconds / 60:.1f} min), of which ~{self.ramp_seconds:.0f} s "
-            f"until all {self.executors} executors were launched",
+            f"  time: ~{self.wall_seconds:,.0f} s ({self.wall_seconds / 60:.1f} min), of which "
+            f"~{self.ramp_seconds:.0f} s until all {self.executors} executors were launched",
             f"  cost: ${usd['total']:.4f} = compute ${usd['compute']:.4f} ({t.gb_s:,.0f} GB-s) + invocations "
             f"${usd['invocations']:.4f} ({t.invocations:,}) + S3 requests ${usd['requests']:.4f} ({req or 'none'})"]
         return "\n".join(lines)
@@ -242,7 +243,8 @@ def project(jobs: list[list[StageShape]], input_size: float | None, a: Assumptio
             row = CostRow(f"{s.job + ' ' if s.job else ''}stage {s.stage_id}: {s.name}", s.stage_id, tasks, tasks)
             row.bytes_in = int(read + in_bytes)
             fetches = sum(tasks_of[p] for p in s.parents) * tasks
-            gets = fetches + (math.ceil(in_bytes / a.input_block) + tasks if in_bytes and s.stage_id not in assumed else 0)
+            reads_file = in_bytes and s.stage_id not in assumed
+            gets = fetches + (math.ceil(in_bytes / a.input_block) + tasks if reads_file else 0)
             puts = 0
             if s.kind in ("shuffle", "cache"):
                 out = s.written * scale if s.written is not None else in_bytes + read

@@ -22,7 +22,7 @@ def add_parser(sub: Any) -> None:
 
     deploy = commands.add_parser("deploy", help="create or update the executor function (idempotent)")
     _common(deploy)
-    deploy.add_argument("--role", required=True, help="ARN of the function's execution role (see docs/lambda.md)")
+    deploy.add_argument("--role", required=True, help="ARN of the function's execution role (see the README section 'Running on AWS Lambda')")
     deploy.add_argument("--memory", type=int, default=None, metavar="MB", help="default: lambda.memory_mb (2048)")
     deploy.add_argument("--timeout", type=int, default=None, metavar="S",
                         help="the function's timeout, 1..900 s; default: executor_timeout (900)")

@@ -5,14 +5,16 @@ State: none; ``job_cost`` reads a finished ``JobInfo`` and builds a ``JobCost``.
 Policy (invariant 8, everything billable is counted):
 - Executor GB-seconds.  A Lambda executor whose invocation has ended is charged its billed
   milliseconds x its configured memory, from the REPORT line the Lambda backend merges into
-  the driver's executor log (prorated to the part of the invocation inside the job, from its
-  launch to its end, or to launch + billed duration when the driver did not see it end).  Any other executor (local, inline, or a Lambda invocation
-  still running when the job ended) is charged as if it ran on Lambda with
-  ``lambda_memory_mb``, for its measured lifetime: from its launch (Lambda bills the init
-  phase too, so start-up counts) until it ended, or until the job ended if it is still
-  alive.  Only the part of a lifetime inside the job's window counts, so an executor shared
-  by consecutive jobs is split between them; time an executor idles after the last job of
-  a Context belongs to no job.
+  the driver's executor log, prorated to the part of the invocation inside the job (from
+  its launch to its end, or to launch + billed duration when the driver did not see it
+  end).  Any other executor (local, inline, or a Lambda invocation still running when the
+  job ended) is charged as if it ran on Lambda with ``lambda_memory_mb``, for its measured
+  lifetime: from its launch (Lambda bills the init phase too, so start-up counts) until its
+  control channel closed (when a handler would return; a local process's interpreter
+  teardown after that is not counted), or until the job ended if it is still alive.  Only
+  the part of a lifetime inside the job's window counts, so an executor shared by
+  consecutive jobs is split between them; time an executor idles after the last job of a
+  Context belongs to no job.
 - Per stage, an executor's GB-seconds are divided by the share of its task time (assigned
   to finished, as the driver saw it) spent on each stage; an executor that ran no task of
   the job is divided by the job-wide shares.  An invocation (executor launch) belongs to

@@ -90,7 +90,8 @@ def _add_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     d = (lambda value: value) if defaults else (lambda value: argparse.SUPPRESS)  # noqa: E731
     p.add_argument("--input-size", default=d(None), help="input size to project to, e.g. 100GB (default: the script's)")
     p.add_argument("--executors", type=int, default=d(1000), help="Lambda executors (default 1000)")
-    p.add_argument("--memory-mb", type=int, default=d(None), help="Lambda memory per executor (default: lambda.memory_mb)")
+    p.add_argument("--memory-mb", type=int, default=d(None),
+                   help="Lambda memory per executor (default: lambda.memory_mb)")
     p.add_argument("--arch", choices=["x86_64", "arm64"], default=d(None))
     p.add_argument("--throughput", type=float, default=d(None), help="per-executor MB/s of stage input")
     p.add_argument("--bench", default=d(None), help="a `dagrun bench --json` file (default: $DAGRUN_HOME/bench.json)")

@@ -41,7 +41,8 @@ table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
 .scroll{overflow-x:auto}th,td{padding:3px 6px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
 th{background:#fafbfc;font-weight:600}td:first-child,th:first-child{text-align:left}
 tr.total td{font-weight:700;border-top:2px solid #ccc}
-.legend span{display:inline-block;margin-right:14px}.swatch{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:4px;vertical-align:-1px}
+.legend span{display:inline-block;margin-right:14px}
+.swatch{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:4px;vertical-align:-1px}
 svg text{font-size:11px;fill:#333}svg .axis line,svg .axis path{stroke:#bbb}
 .stage-node rect{stroke:#333;stroke-width:1;rx:6}.stage-node text{fill:#fff}.stage-node{cursor:pointer}
 .dag-edge{fill:none;stroke:#888;stroke-width:1.5}
@@ -109,12 +110,14 @@ def render(record: dict[str, Any]) -> str:
         f"<div class='muted'>{E(record.get('description', ''))} &middot; started {when} &middot; "
         f"{cost.get('wall_seconds', 0):.2f} s &middot; {len(stages)} stages &middot; "
         f"{len(record.get('attempts', []))} task attempts &middot; {len(record.get('executors', []))} executors "
-        f"({E(str(s.get('executor', '?')))}) &middot; store <span class='mono'>{E(record.get('store_url', ''))}</span></div>",
+        f"({E(str(s.get('executor', '?')))}) &middot; store "
+        f"<span class='mono'>{E(record.get('store_url', ''))}</span></div>",
         f"<p class='mono' id='cost-line'>{E(cost.get('line', ''))}</p></header>",
         "<section><h2>Stages</h2>", _legend(stages, colors), _dag(stages, colors, record), "</section>",
         "<section><h2>Task timeline (one row per executor)</h2>",
         "<div class='legend muted'><span>hatched red, \u2715: failed or lost attempt</span><span>dashed outline, S: "
-        "speculative attempt</span><span>faded: discarded result or superseded attempt</span><span>grey line: executor lifetime "
+        "speculative attempt</span><span>faded: discarded result or superseded attempt</span>"
+        "<span>grey line: executor lifetime "
         "(dotted until it registered)</span><span>click a stage above to highlight its tasks</span></div>",
         _timeline(record, colors), "</section>",
         "<section><h2>Executor launches and the ramp</h2>", _ramp(record), "</section>",
@@ -321,7 +324,8 @@ def _table(table_id: str, head: list[str], rows: list[list[Any]], total: list[An
     if total:
         body += "<tr class='total'>" + "".join(f"<td>{c}</td>" for c in total) + "</tr>"
     ident = f" id='{table_id}'" if table_id else ""
-    return f"<div class='scroll'><table{ident} class='{cls}'><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>"
+    return (f"<div class='scroll'><table{ident} class='{cls}'><thead><tr>{th}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def _shuffle_table(record: dict) -> str:
@@ -337,8 +341,8 @@ def _shuffle_table(record: dict) -> str:
                      fmt_bytes(req.get("bytes_in", 0)), fmt_bytes(req.get("bytes_out", 0)),
                      *(req.get(k, 0) for k in REQUEST_KINDS)])
     d = record.get("driver_requests", {})
-    rows.append(["driver (discards, cleanup)", "", "", fmt_bytes(d.get("bytes_in", 0)), fmt_bytes(d.get("bytes_out", 0)),
-                 *(d.get(k, 0) for k in REQUEST_KINDS)])
+    rows.append(["driver (discards, cleanup)", "", "", fmt_bytes(d.get("bytes_in", 0)),
+                 fmt_bytes(d.get("bytes_out", 0)), *(d.get(k, 0) for k in REQUEST_KINDS)])
     return _table("shuffle-table", ["stage", "partitions written", "shuffle written (committed)", "store bytes read",
                                     "store bytes written", *(k.upper() for k in REQUEST_KINDS)], rows)
 

@@ -87,7 +87,7 @@ class DriverUnreachable(ConnectionError):
     def __str__(self) -> str:
         return (f"Lambda executors cannot reach the driver at {self.address} ({self.detail}); set driver_host to "
                 "an address the function can reach (the driver in the function's VPC, or a routable address), "
-                "and let the function's security group reach it on TCP; see docs/lambda.md")
+                "and let the function's security group reach it on TCP; see the README section 'Running on AWS Lambda'")
 
 
 class LambdaBackend:
