@@ -12,7 +12,9 @@ from .context import Context
 from .errors import FetchFailed, JobAborted, JobFailed
 from .lineage import RDD
 from .partitioners import portable_hash
+from .prefix_sort import key_prefix
 
 __version__ = "0.1.0"
 
-__all__ = ["Context", "RDD", "Config", "JobFailed", "JobAborted", "FetchFailed", "StatCounter", "portable_hash"]
+__all__ = ["Context", "RDD", "Config", "JobFailed", "JobAborted", "FetchFailed", "StatCounter", "portable_hash",
+           "key_prefix"]

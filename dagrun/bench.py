@@ -1,6 +1,6 @@
 """``dagrun bench``: run a benchmark job, check its answer, and compare with peers in one run.
 
-    dagrun bench scan|aggregate|sort|wordlen --size 1GB [--executors 2] [--store URL]
+    dagrun bench scan|aggregate|sort|sort-lambda|wordlen --size 1GB [--executors 2] [--store URL]
                  [--memory 1GB] [--compare] [--json OUT]
 
 Policy: data is generated once per (kind, size, seed) under ``--data`` (default

@@ -18,12 +18,14 @@ from .datagen import generate
 # The user functions, shared verbatim with the PySpark peer.
 AGG_PARSE = "lambda line: (line.split(',', 4)[0][:8], float(line.split(',', 4)[3]))"
 SORT_KEY = "lambda r: (r[:10], r)"
+RECORD_LENGTH, KEY_LENGTH = 100, 10  # gensort: 100-byte records (with their \r\n), 10-byte keys
 WORD_PAIR = "lambda w: (w, 1)"
 BY_LENGTH = "lambda wc: (len(wc[0]), wc)"
 IN_RANGE = "lambda kv: 1 <= kv[0] <= 20"
 TOP10 = "lambda wcs: sorted(wcs, key=lambda wc: (-wc[1], wc[0]))[:10]"
 
-DATA_KIND = {"scan": "text", "aggregate": "uservisits", "sort": "records", "wordlen": "text"}
+DATA_KIND = {"scan": "text", "aggregate": "uservisits", "sort": "records", "sort-lambda": "records",
+             "wordlen": "text"}
 
 
 @dataclass
@@ -61,6 +63,15 @@ def run_aggregate(ctx, path: str, out: str) -> Any:
 
 
 def run_sort(ctx, path: str, out: str) -> Any:
+    """The records sorted by their key prefix: the block-at-a-time fast path."""
+    from .prefix_sort import key_prefix
+
+    ctx.binary_records(path, RECORD_LENGTH).sort_by(key_prefix(KEY_LENGTH)).save_as_text_file(out)
+    return out
+
+
+def run_sort_lambda(ctx, path: str, out: str) -> Any:
+    """The same sort as lines and a user lambda: one Python step per record."""
     ctx.text_file(path).map(eval(SORT_KEY)).sort_by_key().values().save_as_text_file(out)
     return out
 
@@ -72,7 +83,8 @@ def run_wordlen(ctx, path: str, out: str) -> Any:
     return dict(counts.map(eval(BY_LENGTH)).filter(eval(IN_RANGE)).group_by_key().map_values(eval(TOP10)).collect())
 
 
-JOBS: dict[str, Callable] = {"scan": run_scan, "aggregate": run_aggregate, "sort": run_sort, "wordlen": run_wordlen}
+JOBS: dict[str, Callable] = {"scan": run_scan, "aggregate": run_aggregate, "sort": run_sort,
+                             "sort-lambda": run_sort_lambda, "wordlen": run_wordlen}
 
 
 # ---- validation ------------------------------------------------------------------------------
@@ -112,14 +124,32 @@ def validate(bench: str, value: Any, path: str) -> Outcome:
                 expected.setdefault(len(w), []).append((w, c))
         expected = {n: sorted(wcs, key=lambda wc: (-wc[1], wc[0]))[:10] for n, wcs in expected.items()}
         return Outcome(len(value), value == expected, f"top 10 for {len(value)} word lengths")
-    return valsort(value, files)
+    return valsort(value, files, RECORD_LENGTH if bench == "sort" else None)
 
 
-def valsort(out_dir: str, input_paths: list[str]) -> Outcome:
-    """valsort's checks: keys in order across part files, same record count and checksum."""
+def _saved_records(parts: list[str], record_length: int):
+    """Records that were saved as text whole, line ending included, each followed by ``\n``."""
+    unit = record_length + 1
+    for name in parts:
+        with open(name, "rb") as f:
+            while block := f.read(unit * 65536):
+                if len(block) % unit:
+                    raise ValueError(f"{name}: {len(block) % unit} stray bytes after the last record")
+                for i in range(0, len(block), unit):
+                    if block[i + record_length] != 0x0A:
+                        raise ValueError(f"{name}: a record at byte {i} is not followed by a newline")
+                    yield block[i : i + record_length].rstrip(b"\n").rstrip(b"\r")
+
+
+def valsort(out_dir: str, input_paths: list[str], record_length: int | None = None) -> Outcome:
+    """valsort's checks: keys in order across part files, same record count and checksum.
+
+    ``record_length`` reads output written from ``binary_records``: each record whole, then ``\n``.
+    """
     parts = sorted(os.path.join(out_dir, p) for p in os.listdir(out_dir) if p.startswith("part-"))
     count, checksum, previous, ordered = 0, 0, b"", True
-    for record in _lines(parts):
+    saved = _lines(parts) if record_length is None else _saved_records(parts, record_length)
+    for record in saved:
         key = record[:10]
         if key < previous:
             ordered = False

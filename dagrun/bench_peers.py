@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from .bench_jobs import AGG_PARSE, BY_LENGTH, IN_RANGE, SORT_KEY, TOP10, WORD_PAIR
+from .bench_jobs import AGG_PARSE, BY_LENGTH, IN_RANGE, KEY_LENGTH, RECORD_LENGTH, SORT_KEY, TOP10, WORD_PAIR
 
 
 @dataclass
@@ -85,12 +85,15 @@ if bench == "scan":
 elif bench == "aggregate":
     print(len(text.map({agg}).reduceByKey(operator.add).collect()))
 elif bench == "sort":
+    sc.binaryRecords(path, {length}).sortBy(lambda r: r[:{key}]).saveAsTextFile(out)
+elif bench == "sort-lambda":
     text.map({sort}).sortByKey().values().saveAsTextFile(out)
 else:
     counts = text.flatMap(str.split).map({pair}).reduceByKey(operator.add)
     print(len(counts.map({by_len}).filter({in_range}).groupByKey().mapValues({top}).collect()))
 sc.stop()
-""".format(agg=AGG_PARSE, sort=SORT_KEY, pair=WORD_PAIR, by_len=BY_LENGTH, in_range=IN_RANGE, top=TOP10)
+""".format(agg=AGG_PARSE, sort=SORT_KEY, pair=WORD_PAIR, by_len=BY_LENGTH, in_range=IN_RANGE, top=TOP10,
+           length=RECORD_LENGTH, key=KEY_LENGTH)
 
 _DUCKDB = """
 import sys, duckdb
@@ -125,7 +128,7 @@ def run_peers(bench: str, files: list[str], data_path: str, executors: int, scra
     if bench == "scan":
         results.append(_timed("wc -l", ["wc", "-l", *files]) if shutil.which("wc")
                        else PeerResult("wc -l", None, "absent: no wc on PATH"))
-    if bench == "sort":
+    if bench.startswith("sort"):
         name = f"LC_ALL=C sort --parallel={executors}"
         if shutil.which("sort"):
             env = {**os.environ, "LC_ALL": "C"}
@@ -133,8 +136,9 @@ def run_peers(bench: str, files: list[str], data_path: str, executors: int, scra
                                          "-o", os.path.join(scratch, "gnu-sorted"), *files], env))
         else:
             results.append(PeerResult(name, None, "absent: no sort on PATH"))
-    loop_args = [os.path.join(scratch, "py-sorted")] + files if bench == "sort" else files
-    results.append(_timed("python loop (1 process)", [py, "-c", _PY_LOOPS[bench], *loop_args]))
+    loop_args = [os.path.join(scratch, "py-sorted")] + files if bench.startswith("sort") else files
+    loop = _PY_LOOPS["sort" if bench.startswith("sort") else bench]
+    results.append(_timed("python loop (1 process)", [py, "-c", loop, *loop_args]))
     if importlib.util.find_spec("pyspark") is None:
         results.append(PeerResult(f"pyspark local[{executors}]", None, "absent: pip install 'dagrun[bench]'"))
     elif shutil.which("java") is None and not os.environ.get("JAVA_HOME"):

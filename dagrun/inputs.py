@@ -50,7 +50,10 @@ from typing import Any, BinaryIO
 
 from fsspec.core import url_to_fs
 
+from . import optional
+
 BLOCK_SIZE = 8 << 20
+_COUNT_SLICE = 1 << 20
 TAIL_BLOCK_SIZE = 64 << 10
 SPLIT_SLOP = 1.1  # Hadoop FileInputFormat: the last split may be this much larger than the rest
 COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".bz2": "bz2"}
@@ -236,6 +239,8 @@ def count_text_split_lines(split: TextSplit, storage_options: dict[str, Any] | N
     """
     if split.compression is None and split.start >= split.end:
         return 0
+    if split.compression is None and optional.numpy() is not None:
+        return _count_uncompressed_lines(split, storage_options)
     lines, last = 0, b""
     with _text_blocks(split, storage_options, past_end=False) as blocks:
         _, blocks = _first_line(blocks, split.start)
@@ -251,10 +256,48 @@ def count_text_split_lines(split: TextSplit, storage_options: dict[str, Any] | N
     return lines + 1 - (last[-1:] == b"\n")
 
 
+def _count_uncompressed_lines(split: TextSplit, storage_options: dict[str, Any] | None) -> int:
+    """``count_text_split_lines`` for an uncompressed split, counting with numpy into one
+    reused buffer: twice the speed of ``bytes.replace`` over freshly allocated blocks."""
+    np = optional.numpy()
+    pos = split.start - 1 if split.start > 0 else 0
+    buf = bytearray(min(BLOCK_SIZE, split.end - pos))
+    view, counts = memoryview(buf), np.frombuffer(buf, dtype=np.uint8)
+    newlines, last = 0, None
+    with _open(split.url, storage_options, size=split.file_size, cache_type="none") as f:
+        f.seek(pos)
+        while pos < split.end:
+            n = f.readinto(view[: min(len(buf), split.end - pos)])
+            if not n:
+                break
+            for i in range(0, n, _COUNT_SLICE):  # slices that stay in cache for the compare
+                newlines += int(np.count_nonzero(counts[i : min(n, i + _COUNT_SLICE)] == 10))
+            last, pos = buf[n - 1], pos + n
+    if last is None:
+        return 0
+    ends_in_newline = last == 10
+    if split.start > 0:
+        # The first "\n" ends the line the previous split owns; if it is the only one and the
+        # last byte read, no line starts in this split.
+        if newlines == 0 or (newlines == 1 and ends_in_newline):
+            return 0
+        newlines -= 1
+    return newlines + 1 - ends_in_newline
+
+
 def read_binary_split(
     split: BinarySplit, record_length: int, storage_options: dict[str, Any] | None = None
 ) -> Iterator[bytes]:
     """The records of this split, each ``record_length`` bytes."""
+    for data in read_binary_chunks(split, record_length, storage_options):
+        for i in range(0, len(data), record_length):
+            yield data[i : i + record_length]
+
+
+def read_binary_chunks(
+    split: BinarySplit, record_length: int, storage_options: dict[str, Any] | None = None
+) -> Iterator[bytes]:
+    """The bytes of this split in large chunks, each a whole number of records."""
     _check_record_length(record_length)
     if split.start % record_length or split.end % record_length:
         raise ValueError(f"{split} does not lie on record boundaries of record_length={record_length}")
@@ -273,8 +316,7 @@ def read_binary_split(
                     f"{split.url} ended at byte {pos + len(data)}, inside a split planned to end at "
                     f"{split.end}; the file changed after the job was planned"
                 )
-            for i in range(0, want, record_length):
-                yield data[i : i + record_length]
+            yield data
             pos += want
 
 

@@ -270,6 +270,16 @@ class BinaryRecordsRDD(RDD):
 
         return read_binary_split(split.data, self.record_length, self.storage_options)
 
+    def chunks(self, split: Split, tc) -> Iterator[bytes]:
+        """The split's records joined into large chunks, for block-at-a-time consumers."""
+        from .inputs import BLOCK_SIZE, read_binary_chunks
+
+        if self._cache_id is None or not tc.has_input(self._cache_id, split.index):
+            return read_binary_chunks(split.data, self.record_length, self.storage_options)
+        per_chunk = max(1, BLOCK_SIZE // self.record_length)
+        records = self.iterator(split, tc)
+        return (b"".join(batch) for batch in iter(lambda: list(itertools.islice(records, per_chunk)), []))
+
     def describe_input(self) -> str:
         return f"binary records of {self.record_length} bytes in {self.path!r}: {len(self.splits)} splits"
 

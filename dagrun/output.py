@@ -24,6 +24,7 @@ partition and ``_SUCCESS``; after a failed one it holds no ``_SUCCESS`` and no p
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
@@ -53,6 +54,32 @@ class AttemptFile:
             pass
 
 
+def _encode_lines(batch: list) -> bytes:
+    """``batch`` as UTF-8 lines, with the common all-``str`` and all-``bytes`` batches joined
+    in one call."""
+    try:
+        return ("\n".join(batch) + "\n").encode("utf-8")
+    except TypeError:
+        pass
+    if set(map(type, batch)) != {bytes}:
+        return ("\n".join(map(_as_text, batch)) + "\n").encode("utf-8")
+    data = b"\n".join(batch) + b"\n"
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        # "\n" ends any broken sequence, so this is what decoding each record alone gives
+        return data.decode("utf-8", "replace").encode("utf-8")
+
+
+def _as_text(x) -> str:
+    if isinstance(x, str):
+        return x
+    if isinstance(x, bytes):
+        return x.decode("utf-8", "replace")  # PySpark writes bytes as UTF-8 text (BytesToString)
+    return str(x)
+
+
 def save_as_text_file(rdd: "RDD", path: str, compression: str | None = None) -> None:
     if compression is not None and compression not in _CODECS:
         raise ValueError(f"unknown compression {compression!r}; use one of {', '.join(sorted(_CODECS))}")
@@ -67,14 +94,9 @@ def save_as_text_file(rdd: "RDD", path: str, compression: str | None = None) -> 
     def write(tc, it: Iterator) -> AttemptFile:
         name = f"{temp}/part-{tc.partition_index:05d}-a{tc.attempt}{suffix}"
         with fs.open(name, "wb", compression=codec) as f:
-            buffer = []
-            for x in it:
-                buffer.append(x if isinstance(x, str) else str(x))
-                if len(buffer) >= 4096:
-                    f.write(("\n".join(buffer) + "\n").encode("utf-8"))
-                    buffer.clear()
-            if buffer:
-                f.write(("\n".join(buffer) + "\n").encode("utf-8"))
+            it = iter(it)
+            while batch := list(itertools.islice(it, 4096)):
+                f.write(_encode_lines(batch))
         return AttemptFile(fs, name)
 
     moved: list[str] = []

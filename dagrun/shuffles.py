@@ -115,6 +115,16 @@ class Shuffles:
         return _shuffled(self, partitioner, sort_key=keyfunc, ascending=ascending, op_name="sort_by_key")
 
     def sort_by(self: "RDD", keyfunc: Callable, ascending: bool = True, num_partitions: int | None = None) -> "RDD":
+        """Sort by ``keyfunc(x)``; equal keys keep their order.
+
+        ``binary_records(...).sort_by(dagrun.key_prefix(k))`` sorts whole blocks of records
+        instead of one record at a time, with the same result.
+        """
+        from .lineage import BinaryRecordsRDD
+        from .prefix_sort import KeyPrefix, sort_by_prefix
+
+        if isinstance(keyfunc, KeyPrefix) and type(self) is BinaryRecordsRDD:
+            return sort_by_prefix(self, keyfunc.length, ascending, num_partitions)
         return self.key_by(keyfunc).sort_by_key(ascending, num_partitions).values()
 
     def repartition_and_sort_within_partitions(self: "RDD", num_partitions: int | None = None,

@@ -526,6 +526,20 @@ def test_save_as_text_file(ctx, tmp_path):
     assert "".join([r.decode("utf-8") if isinstance(r, bytes) else r for r in result]) == "bar\nfoo\n"
 
 
+def test_save_as_text_file_writes_bytes_as_utf8_text(ctx, tmp_path):
+    # PySpark yields bytes elements as they are and the JVM decodes them as UTF-8 (BytesToString):
+    # valid UTF-8 comes out unchanged, a broken sequence as U+FFFD; other types go through str().
+    path = os.path.join(tmp_path, "bytes")
+    ctx.parallelize([b"caf\xc3\xa9", b"bad\xff", "s", 7, bytearray(b"x"), None], 1).save_as_text_file(path)
+    with open(os.path.join(path, "part-00000"), "rb") as f:
+        lines = f.read().decode("utf-8").splitlines()
+    assert lines == ["caf\u00e9", "bad\ufffd", "s", "7", "bytearray(b'x')", "None"]
+    path2 = os.path.join(tmp_path, "all-bytes")
+    ctx.parallelize([b"b\xff", b"a\xe2\x82", b"ok"], 1).save_as_text_file(path2)
+    with open(os.path.join(path2, "part-00000"), "rb") as f:
+        assert f.read().decode("utf-8").splitlines() == ["b\ufffd", "a\ufffd", "ok"]
+
+
 # ---- pyspark.core.context ---------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dagrun import inputs
+from dagrun import inputs, optional
 from dagrun.inputs import (
     BinarySplit,
     TextSplit,
@@ -30,6 +30,15 @@ from dagrun.inputs import (
     read_binary_split,
     read_text_split,
 )
+
+
+@pytest.fixture(autouse=True, params=["numpy-count", "bytes-count"])
+def _count_implementation(request, monkeypatch):
+    """Every test runs with both ways of counting newlines: numpy's, and bytes.replace."""
+    if request.param == "numpy-count":
+        pytest.importorskip("numpy")
+    else:
+        monkeypatch.setattr(optional, "_numpy", None)
 
 
 def reference_lines(data: bytes) -> list[str]:

@@ -1,0 +1,121 @@
+"""``binary_records(...).sort_by(key_prefix(k))``: the block fast path gives exactly what the
+general path gives for ``sort_by(lambda r: r[:k])``, partition by partition, with numpy and
+without, in memory and when a partition spills."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import dagrun
+from dagrun import optional, prefix_sort
+from dagrun.prefix_sort import KeyPrefix, cut_runs, key_prefix, sort_block
+
+
+def write_records(directory, records: list[bytes], files: int = 2) -> str:
+    os.makedirs(directory, exist_ok=True)
+    per_file = -(-len(records) // files) if records else 0
+    for i in range(files):
+        with open(os.path.join(directory, f"part-{i}.dat"), "wb") as f:
+            f.write(b"".join(records[i * per_file : (i + 1) * per_file]))
+    return str(directory)
+
+
+def random_records(seed: int, count: int, length: int, alphabet: bytes = b"ab\x00\xff") -> list[bytes]:
+    rng = random.Random(seed)
+    # A small alphabet makes many equal keys, so stability is tested; the tail numbers records.
+    return [bytes(rng.choice(alphabet) for _ in range(length - 4)) + b"%04d" % (i % 10000) for i in range(count)]
+
+
+def both_ways(ctx, path: str, length: int, key: int, ascending: bool, partitions: int, split_size: int):
+    rdd = ctx.binary_records(path, length, split_size=split_size)
+    fast = rdd.sort_by(key_prefix(key), ascending, partitions)
+    general = rdd.sort_by(lambda r: r[:key], ascending, partitions)
+    return fast, general
+
+
+@pytest.fixture(params=["numpy", "pure-python"])
+def implementation(request, monkeypatch):
+    if request.param == "numpy":
+        pytest.importorskip("numpy")
+    else:
+        monkeypatch.setattr(optional, "_numpy", None)
+    return request.param
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), count=st.integers(0, 400), length=st.integers(5, 24),
+       key=st.integers(1, 30), ascending=st.booleans(), partitions=st.integers(1, 6),
+       split_records=st.integers(1, 50))
+def test_fast_path_partitions_equal_the_general_path(tmp_path_factory, implementation, seed, count, length, key,
+                                                     ascending, partitions, split_records):
+    path = write_records(tmp_path_factory.mktemp("records"), random_records(seed, count, length))
+    with dagrun.Context(executor="inline", max_executors=2, conf={"progress": "off"}) as ctx:
+        fast, general = both_ways(ctx, path, length, key, ascending, partitions, split_records * length)
+        assert isinstance(fast, prefix_sort.PrefixSortedRDD)
+        assert fast.glom().collect() == general.glom().collect()
+
+
+def test_a_partition_over_the_memory_budget_spills_and_stays_exact(tmp_path):
+    path = write_records(tmp_path / "in", random_records(7, 3000, 20))
+    # 3000 x 20 bytes in 2 partitions is far over a 4 KB budget: the external sort spills
+    with dagrun.Context(executor="inline", conf={"progress": "off", "shuffle_memory": 4096}) as ctx:
+        for ascending in (True, False):
+            fast, general = both_ways(ctx, path, 20, 6, ascending, 2, 4000)
+            assert fast.glom().collect() == general.glom().collect()
+
+
+def test_local_executors_sort_and_save(tmp_path, local_ctx):
+    records = random_records(3, 5000, 100, alphabet=b"0123456789ABCDEF")
+    path = write_records(tmp_path / "in", records, files=3)
+    out = str(tmp_path / "out")
+    rdd = local_ctx.binary_records(path, 100, split_size=100 * 700)
+    rdd.sort_by(key_prefix(10), num_partitions=4).save_as_text_file(out)
+    lines = []
+    for name in sorted(os.listdir(out)):
+        if name.startswith("part-"):
+            with open(os.path.join(out, name), "rb") as f:
+                lines.extend(f.read().splitlines())
+    assert lines == [r for r in sorted(records, key=lambda r: r[:10])]
+
+
+def test_a_persisted_input_is_read_from_its_cache(tmp_path, ctx):
+    records = random_records(5, 500, 12)
+    path = write_records(tmp_path / "in", records)
+    rdd = ctx.binary_records(path, 12, split_size=12 * 40).cache()
+    assert rdd.count() == 500
+    for name in os.listdir(path):  # the second read must come from the cache
+        os.remove(os.path.join(path, name))
+    assert rdd.sort_by(key_prefix(3)).collect() == sorted(records, key=lambda r: r[:3])
+
+
+def test_explain_names_the_fast_path(tmp_path, ctx):
+    path = write_records(tmp_path / "in", random_records(1, 100, 10))
+    text = ctx.binary_records(path, 10).sort_by(key_prefix(4), num_partitions=2).explain()
+    assert "byte-prefix" in text
+
+
+def test_key_prefix_is_an_ordinary_key_function_elsewhere(ctx):
+    words = ["pear", "apple", "peach", "apricot", "plum"]
+    assert ctx.parallelize(words, 2).sort_by(key_prefix(2)).collect() == sorted(words, key=lambda w: w[:2])
+    assert key_prefix(3)(b"abcdef") == b"abc" and KeyPrefix(2)("xyz") == "xy"
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3"])
+def test_key_prefix_rejects_a_bad_length(bad):
+    with pytest.raises(ValueError, match="positive int"):
+        key_prefix(bad)
+
+
+def test_sort_block_and_cut_runs_directly(implementation):
+    block = b"".join([b"b1", b"a2", b"b0", b"c9", b"a1"])
+    assert sort_block(block, 2, 1) == b"a2a1b1b0c9"
+    assert sort_block(block, 2, 1, reverse=True) == b"c9b1b0a2a1"
+    assert sort_block(block, 2, 2) == b"a1a2b0b1c9"
+    # bounds (b"a", b"b"): partition 0 holds keys <= a, 1 holds (a, b], 2 the rest
+    assert list(cut_runs(block, 2, 1, (b"a", b"b"), True)) == [(0, b"a2a1"), (1, b"b1b0"), (2, b"c9")]
+    assert list(cut_runs(block, 2, 1, (b"a", b"b"), False)) == [(2, b"a2a1"), (1, b"b1b0"), (0, b"c9")]
