@@ -6,15 +6,46 @@
 [('a', 1), ('b', 2)]
 """
 
-from .actions import StatCounter
-from .config import Config
-from .context import Context
-from .errors import FetchFailed, JobAborted, JobFailed
-from .lineage import RDD
-from .partitioners import portable_hash
-from .prefix_sort import key_prefix
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Context", "RDD", "Config", "JobFailed", "JobAborted", "FetchFailed", "StatCounter", "portable_hash",
-           "key_prefix"]
+# Names are imported on first use: an executor unpickling a stage imports ``dagrun`` too,
+# and must not pay for the driver's side (networkx, the scheduler) at every start.
+_EXPORTS = {
+    "Context": ".context",
+    "RDD": ".lineage",
+    "Config": ".config",
+    "JobFailed": ".errors",
+    "JobAborted": ".errors",
+    "FetchFailed": ".errors",
+    "StatCounter": ".actions",
+    "portable_hash": ".partitioners",
+    "key_prefix": ".prefix_sort",
+}
+
+__all__ = list(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .actions import StatCounter
+    from .config import Config
+    from .context import Context
+    from .errors import FetchFailed, JobAborted, JobFailed
+    from .lineage import RDD
+    from .partitioners import portable_hash
+    from .prefix_sort import key_prefix
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dagrun' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -128,7 +128,7 @@ def validate(bench: str, value: Any, path: str) -> Outcome:
 
 
 def _saved_records(parts: list[str], record_length: int):
-    """Records that were saved as text whole, line ending included, each followed by ``\n``."""
+    """Records that were saved as text whole, line ending included, each followed by ``\\n``."""
     unit = record_length + 1
     for name in parts:
         with open(name, "rb") as f:
@@ -144,7 +144,7 @@ def _saved_records(parts: list[str], record_length: int):
 def valsort(out_dir: str, input_paths: list[str], record_length: int | None = None) -> Outcome:
     """valsort's checks: keys in order across part files, same record count and checksum.
 
-    ``record_length`` reads output written from ``binary_records``: each record whole, then ``\n``.
+    ``record_length`` reads output written from ``binary_records``: each record whole, then ``\\n``.
     """
     parts = sorted(os.path.join(out_dir, p) for p in os.listdir(out_dir) if p.startswith("part-"))
     count, checksum, previous, ordered = 0, 0, b"", True

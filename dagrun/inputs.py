@@ -257,22 +257,9 @@ def count_text_split_lines(split: TextSplit, storage_options: dict[str, Any] | N
 
 
 def _count_uncompressed_lines(split: TextSplit, storage_options: dict[str, Any] | None) -> int:
-    """``count_text_split_lines`` for an uncompressed split, counting with numpy into one
-    reused buffer: twice the speed of ``bytes.replace`` over freshly allocated blocks."""
-    np = optional.numpy()
+    """``count_text_split_lines`` for an uncompressed split, counting ``\\n`` bytes with numpy."""
     pos = split.start - 1 if split.start > 0 else 0
-    buf = bytearray(min(BLOCK_SIZE, split.end - pos))
-    view, counts = memoryview(buf), np.frombuffer(buf, dtype=np.uint8)
-    newlines, last = 0, None
-    with _open(split.url, storage_options, size=split.file_size, cache_type="none") as f:
-        f.seek(pos)
-        while pos < split.end:
-            n = f.readinto(view[: min(len(buf), split.end - pos)])
-            if not n:
-                break
-            for i in range(0, n, _COUNT_SLICE):  # slices that stay in cache for the compare
-                newlines += int(np.count_nonzero(counts[i : min(n, i + _COUNT_SLICE)] == 10))
-            last, pos = buf[n - 1], pos + n
+    newlines, last = _count_read(split, storage_options, pos)
     if last is None:
         return 0
     ends_in_newline = last == 10
@@ -283,6 +270,29 @@ def _count_uncompressed_lines(split: TextSplit, storage_options: dict[str, Any] 
             return 0
         newlines -= 1
     return newlines + 1 - ends_in_newline
+
+
+def _count_in(np, view, n: int) -> int:
+    # 1 MiB slices keep the comparison's temporary array in cache
+    return sum(int(np.count_nonzero(view[i : min(n, i + _COUNT_SLICE)] == 10)) for i in range(0, n, _COUNT_SLICE))
+
+
+def _count_read(split: TextSplit, storage_options: dict[str, Any] | None, pos: int) -> tuple[int, int | None]:
+    """Newlines in bytes [pos, split.end) and the last byte there: ``readinto`` one reused
+    buffer (fresh ``bytes`` blocks cost page faults), in BLOCK_SIZE requests."""
+    np = optional.numpy()
+    buf = bytearray(min(BLOCK_SIZE, split.end - pos))
+    view, counts = memoryview(buf), np.frombuffer(buf, dtype=np.uint8)
+    newlines, last = 0, None
+    with _open(split.url, storage_options, size=split.file_size, cache_type="none") as f:
+        f.seek(pos)
+        while pos < split.end:
+            n = f.readinto(view[: min(len(buf), split.end - pos)])
+            if not n:
+                break
+            newlines += _count_in(np, counts, n)
+            last, pos = buf[n - 1], pos + n
+    return newlines, last
 
 
 def read_binary_split(
