@@ -44,6 +44,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, BinaryIO
@@ -341,7 +342,29 @@ def _open(url: str, storage_options: dict[str, Any] | None, *, size: int | None,
         # s3fs (2025+) reads the file's ``details`` on every ranged fetch, which costs a HEAD
         # when they are unknown; the planner already knows all the fetch needs.
         f.details = {"name": path, "size": size, "type": "file"}
+    _count_fetches(f)
     return f
+
+
+# Set by ``dagrun.task.run_task`` for the task it runs: called with the bytes of each ranged
+# GET an input file makes, so the task's input reads are billed with its other requests.
+input_get_hook: ContextVar[Callable[[int], None] | None] = ContextVar("input_get_hook", default=None)
+
+
+def _count_fetches(f: BinaryIO) -> None:
+    """Count every remote fetch of ``f`` (an fsspec buffered file: one GET per fetch).
+    Local and in-memory files make no requests and are left alone."""
+    hook, cache = input_get_hook.get(), getattr(f, "cache", None)
+    fetch = getattr(cache, "fetcher", None)
+    if hook is None or fetch is None:
+        return
+
+    def counted(start: int, end: int) -> bytes:
+        data = fetch(start, end)
+        hook(len(data))
+        return data
+
+    cache.fetcher = counted
 
 
 @contextmanager

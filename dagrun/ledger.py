@@ -24,8 +24,9 @@ Policy (invariant 8, everything billable is counted):
   (``JobInfo.driver_requests``: discarded outputs, injected faults, cleanup), shown as a
   row of their own.  An attempt lost with its executor reports no counts.
 - Dollars come from ``prices(config)``: the us-east-1 list prices below, overridden by
-  ``conf={"prices": {...}}``.  Input splits and ``save_as_text_file`` output go through
-  fsspec directly, not the block store, and are not in the request counts.
+  ``conf={"prices": {...}}``.  A task's input reads on an object store (one GET per
+  ranged read) are in its counts; ``save_as_text_file`` output and the driver's planning
+  of input splits go through fsspec directly and are not.
 
 Promise: ``JobCost.__str__`` is one line (printed at the end of each job when the
 ``ledger`` setting is on, or on "auto" when stderr is a terminal); ``table()`` is the

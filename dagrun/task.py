@@ -23,6 +23,7 @@ from shuffle.writer import write_map_output
 
 from .config import Config
 from .faults import apply_task_faults, store_fault_hook
+from .inputs import input_get_hook
 
 _STAGE_CACHE_SIZE = 32
 _stores: dict[tuple, BlockStore] = {}
@@ -112,6 +113,7 @@ def run_task(task, env) -> Any:
                                                 plan.stage_name, task.partition, task.attempt, store.protocol)
     tc = TaskContext(plan, task.partition, task.attempt, task.inputs, env.scratch_dir, store)
     metrics: dict[str, Any] = {}
+    counting_inputs = input_get_hook.set(lambda nbytes: store.count_request("get", bytes_in=nbytes))
     try:
         if plan.kind == "count_lines":
             value = plan.rdd.count_lines(split)
@@ -135,6 +137,7 @@ def run_task(task, env) -> Any:
             value = plan.func(tc, plan.rdd.iterator(split, tc))
         return value
     finally:
+        input_get_hook.reset(counting_inputs)
         used = store.counts
         metrics["records_read"] = metrics.get("records_read", 0) + tc.records_read
         metrics["bytes_read"] = used.bytes_in

@@ -182,6 +182,11 @@ class BlockStore:
         with self._lock:
             return RequestCounts(**asdict(self._counts))
 
+    def count_request(self, kind: str, n: int = 1, bytes_in: int = 0, bytes_out: int = 0) -> None:
+        """Count a request made outside this store on its behalf, such as a task's input read,
+        so that it is billed with the task's other requests."""
+        self._count(kind, n, bytes_in, bytes_out)
+
     def _count(self, kind: str, n: int = 1, bytes_in: int = 0, bytes_out: int = 0) -> None:
         with self._lock:
             setattr(self._counts, kind, getattr(self._counts, kind) + n)
