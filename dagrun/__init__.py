@@ -25,6 +25,7 @@ _EXPORTS = {
     "StatCounter": ".actions",
     "portable_hash": ".partitioners",
     "key_prefix": ".prefix_sort",
+    "AccumulatorParam": ".shared_vars",
 }
 
 __all__ = list(_EXPORTS)
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from .lineage import RDD
     from .partitioners import portable_hash
     from .prefix_sort import key_prefix
+    from .shared_vars import AccumulatorParam
 
 
 def __getattr__(name: str) -> Any:

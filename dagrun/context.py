@@ -41,6 +41,7 @@ from .jobinfo import JobInfo
 from .lineage import RDD, BinaryRecordsRDD, ParallelCollectionRDD, TextFileRDD, UnionRDD
 from .planner import plan_job
 from .progress import ProgressBar
+from .shared_vars import Accumulator, AccumulatorParam, Broadcast, new_accumulator
 
 log = logging.getLogger("dagrun")
 
@@ -74,6 +75,8 @@ class Context:
         self._driver: Driver | None = None
         self._cached: set[int] = set()
         self.jobs: list[JobInfo] = []
+        self._accumulators: dict[int, Accumulator] = {}
+        self.start_time = int(time.time() * 1000)  # epoch milliseconds, as PySpark's startTime
         self._closed = False
         # a Context that is never stopped must still end its executors and remove its temp store
         atexit.register(self.stop)
@@ -105,6 +108,53 @@ class Context:
     @property
     def last_job(self) -> JobInfo | None:
         return self.jobs[-1] if self.jobs else None
+
+    @property
+    def application_id(self) -> str:
+        return self.app_id
+
+    @property
+    def version(self) -> str:
+        """dagrun's version."""
+        from . import __version__
+
+        return __version__
+
+    @property
+    def default_min_partitions(self) -> int:
+        """Partitions a file source makes at least, when not told: ``min(default_parallelism, 2)``."""
+        return min(self.default_parallelism, 2)
+
+    def set_log_level(self, level: str) -> None:
+        """The level of dagrun's own loggers, e.g. ``"WARN"`` or ``"DEBUG"``."""
+        name = {"WARN": "WARNING", "ALL": "NOTSET", "OFF": "CRITICAL", "TRACE": "DEBUG", "FATAL": "CRITICAL"}
+        logging.getLogger("dagrun").setLevel(name.get(level.upper(), level.upper()))
+
+    def broadcast(self, value: Any) -> Broadcast:
+        """A read-only value for tasks to use through ``.value``.
+
+        >>> b = ctx.broadcast([1, 2, 3])                                      # doctest: +SKIP
+        >>> ctx.parallelize([0, 0]).flat_map(lambda x: b.value).collect()    # doctest: +SKIP
+        [1, 2, 3, 1, 2, 3]
+        """
+        return Broadcast(value)
+
+    def accumulator(self, value: Any, accum_param: AccumulatorParam | None = None) -> Accumulator:
+        """A value tasks add to (``a.add(x)`` or ``a += x``) and the driver reads (``a.value``).
+
+        ``accum_param`` (an ``AccumulatorParam``) is needed for anything but int, float
+        and complex.  Updates count once per committed task attempt.
+        """
+        accumulator = new_accumulator(value, accum_param)
+        self._accumulators[accumulator.aid] = accumulator
+        return accumulator
+
+    def _apply_accumulator_updates(self, attempts: list) -> None:
+        for attempt in attempts:
+            if attempt.outcome == "committed":
+                for aid, update in getattr(attempt.metrics, "accumulators", {}).items():
+                    if aid in self._accumulators:
+                        self._accumulators[aid].merge(update)
 
     @property
     def default_parallelism(self) -> int:
@@ -203,6 +253,7 @@ class Context:
             if bar:
                 bar.close()
             self._forget_shuffles(job)
+            self._apply_accumulator_updates(driver.attempts[started:])
             info.finish(driver.attempts[started:], driver.machine.log[log_start:], self.store.counts - before,
                         driver.executor_log)
             self.jobs.append(info)

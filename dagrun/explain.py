@@ -19,9 +19,9 @@ def fused_chain(top: "RDD", cache_top: bool) -> list["RDD"]:
     chain, stack, seen = [], [top], set()
     while stack:
         rdd = stack.pop()
-        if rdd.id in seen:
+        if rdd.rdd_id in seen:
             continue
-        seen.add(rdd.id)
+        seen.add(rdd.rdd_id)
         chain.append(rdd)
         if (rdd._cache_id is not None and not (rdd is top and cache_top)) or rdd.shuffle_dependency is not None:
             continue

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from .actions import Actions
+from .more_ops import MoreOps
 from .shuffles import Shuffles
 from .transformations import Transformations
 
@@ -61,7 +62,7 @@ def _callsite() -> str:
     return "?"
 
 
-class RDD(Transformations, Shuffles, Actions):
+class RDD(Transformations, Shuffles, Actions, MoreOps):
     """A lazy, partitioned collection.  Nothing runs until an action is called.
 
     Example:
@@ -74,7 +75,7 @@ class RDD(Transformations, Shuffles, Actions):
 
     def __init__(self, ctx: "Context", parents: Iterable["RDD"] = ()):
         self.ctx = ctx
-        self.id = ctx._next_id("rdd")
+        self.rdd_id = ctx._next_id("rdd")
         self.parents: list[RDD] = list(parents)
         self.partitioner: Any = None
         self._name = f"{self.op_name} at {_callsite()}"
@@ -120,7 +121,11 @@ class RDD(Transformations, Shuffles, Actions):
         return state
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}[{self.id}] {self._name}"
+        return f"{type(self).__name__}[{self.rdd_id}] {self._name}"
+
+    def id(self) -> int:
+        """A unique id for this RDD within its Context."""
+        return self.rdd_id
 
     def get_num_partitions(self) -> int:
         """The number of partitions, as PySpark's ``getNumPartitions``."""
@@ -351,6 +356,30 @@ class CoalescedRDD(RDD):
 
     def compute(self, split: Split, tc) -> Iterator:
         return itertools.chain.from_iterable(self.parents[0].iterator(p, tc) for p in split.parents)
+
+
+class ZippedRDD(RDD):
+    op_name = "zip"
+
+    def _make_splits(self) -> list[Split]:
+        a, b = self.parents
+        if len(a.splits) != len(b.splits):
+            raise ValueError("Can only zip with RDD which has the same number of partitions")
+        return [Split(i, None, (sa, sb)) for i, (sa, sb) in enumerate(zip(a.splits, b.splits))]
+
+    def narrow_parents(self, split: Split) -> list:
+        return [(self.parents[0], split.parents[0]), (self.parents[1], split.parents[1])]
+
+    def compute(self, split: Split, tc) -> Iterator:
+        left = self.parents[0].iterator(split.parents[0], tc)
+        right = self.parents[1].iterator(split.parents[1], tc)
+        for pair in itertools.zip_longest(left, right, fillvalue=_MISSING):
+            if _MISSING in pair:
+                raise ValueError("Can only zip RDDs with same number of elements in each partition")
+            yield pair
+
+
+_MISSING = object()
 
 
 class CartesianRDD(RDD):

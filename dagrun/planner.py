@@ -87,9 +87,9 @@ class StageGraph:
         found, seen, stack = [], set(), [(top, True)]
         while stack:
             rdd, is_top = stack.pop()
-            if rdd.id in seen:
+            if rdd.rdd_id in seen:
                 continue
-            seen.add(rdd.id)
+            seen.add(rdd.rdd_id)
             if rdd._cache_id is not None and not (is_top and top_is_cache):
                 dep = ShuffleDependency(rdd._cache_id, CachePartitioner(rdd.get_num_partitions()), None, "context")
                 found.append((rdd, dep, "cache", rdd))
@@ -167,9 +167,9 @@ def _expected_seconds(rdd: RDD) -> float:
     stack, seen = [rdd], set()
     while stack:
         r = stack.pop()
-        if r.id in seen:
+        if r.rdd_id in seen:
             continue
-        seen.add(r.id)
+        seen.add(r.rdd_id)
         if isinstance(r, TextFileRDD):
             return max(1.0, r.split_size / 100e6)
         if r.shuffle_dependency is None:

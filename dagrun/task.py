@@ -24,6 +24,7 @@ from shuffle.writer import write_map_output
 from .config import Config
 from .faults import apply_task_faults, store_fault_hook
 from .inputs import input_get_hook
+from .shared_vars import task_updates
 
 _STAGE_CACHE_SIZE = 32
 _stores: dict[tuple, BlockStore] = {}
@@ -114,6 +115,8 @@ def run_task(task, env) -> Any:
     tc = TaskContext(plan, task.partition, task.attempt, task.inputs, env.scratch_dir, store)
     metrics: dict[str, Any] = {}
     counting_inputs = input_get_hook.set(lambda nbytes: store.count_request("get", bytes_in=nbytes))
+    updates: dict[int, Any] = {}
+    collecting_updates = task_updates.set(updates)
     try:
         if plan.kind == "count_lines":
             value = plan.rdd.count_lines(split)
@@ -138,6 +141,9 @@ def run_task(task, env) -> Any:
         return value
     finally:
         input_get_hook.reset(counting_inputs)
+        task_updates.reset(collecting_updates)
+        if updates:
+            metrics["accumulators"] = dict(updates)
         used = store.counts
         metrics["records_read"] = metrics.get("records_read", 0) + tc.records_read
         metrics["bytes_read"] = used.bytes_in

@@ -91,9 +91,7 @@ class Transformations:
             seed = random.randint(0, sys.maxsize)
 
         def sampler(index: int, it: Iterator) -> Iterator:
-            rng = random.Random(seed ^ index)
-            for _ in range(10):  # PySpark mixes because the seeds of partitions are close
-                rng.randint(0, 1)
+            rng = partition_rng(seed, index)
             if with_replacement:
                 for x in it:
                     for _ in range(_poisson(rng, fraction)):
@@ -147,6 +145,15 @@ class Transformations:
             return ((x, k * n + i) for k, x in enumerate(it))
 
         return self.map_partitions_with_index(ids)
+
+
+def partition_rng(seed: int, index: int) -> random.Random:
+    """PySpark's ``RDDSamplerBase.initRandomGenerator``: partition ``index`` draws from
+    ``random.Random(seed ^ index)``, stirred because the seeds of partitions are close."""
+    rng = random.Random(seed ^ index)
+    for _ in range(10):
+        rng.randint(0, 1)
+    return rng
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

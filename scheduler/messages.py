@@ -78,6 +78,7 @@ class TaskMetrics:
     # "throttled": how many were answered 503 SlowDown (the driver then slows its ramp)
     store_requests: dict[str, int] = field(default_factory=dict)
     peak_rss: int = 0
+    accumulators: dict[int, Any] = field(default_factory=dict)  # accumulator id -> this task's updates
 
 
 @dataclass(frozen=True)
