@@ -267,6 +267,16 @@ class Actions:
 
         save_as_text_file(self, path, compression)
 
+    def save_as_pickle_file(self: "RDD", path: str, batch_size: int = 10) -> None:
+        """Write the elements as pickled batches, one ``part-NNNNN`` file per partition, for
+        ``ctx.pickle_file`` to read back (committed like ``save_as_text_file``)."""
+        from .file_sources import write_pickle_batches
+        from .output import save_parts
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        save_parts(self, path, lambda f, it: write_pickle_batches(f, it, batch_size))
+
 
 def _count_iter(it: Iterator) -> int:
     n = 0

@@ -222,6 +222,31 @@ class Context:
         return BinaryRecordsRDD(self, path, record_length, size, minimum,
                                 storage_options or dict(self.config.storage_options) or None)
 
+    def whole_text_files(self, path: str, min_partitions: int | None = None, use_unicode: bool = True,
+                         storage_options: dict | None = None) -> RDD:
+        """``(file name, contents)`` for every file of ``path``, each read whole.
+
+        >>> sorted(ctx.whole_text_files("logs/").collect())          # doctest: +SKIP
+        [('file:/.../logs/1.txt', '123'), ('file:/.../logs/2.txt', 'xyz')]
+        """
+        return self._whole_files(path, "text", min_partitions, storage_options, use_unicode)
+
+    def binary_files(self, path: str, min_partitions: int | None = None, storage_options: dict | None = None) -> RDD:
+        """``(file name, bytes)`` for every file of ``path``, each read whole."""
+        return self._whole_files(path, "binary", min_partitions, storage_options)
+
+    def pickle_file(self, name: str, min_partitions: int | None = None, storage_options: dict | None = None) -> RDD:
+        """The elements ``rdd.save_as_pickle_file(name)`` wrote."""
+        return self._whole_files(name, "pickle", min_partitions, storage_options)
+
+    def _whole_files(self, path: str, kind: str, min_partitions: int | None, storage_options: dict | None,
+                     use_unicode: bool = True) -> RDD:
+        from .file_sources import WholeFilesRDD
+
+        minimum = min_partitions if min_partitions is not None else self.default_min_partitions
+        return WholeFilesRDD(self, _split_paths(path), kind, minimum,
+                             storage_options or dict(self.config.storage_options) or None, use_unicode)
+
     def union(self, rdds: list[RDD]) -> RDD:
         if not rdds:
             raise ValueError("union needs at least one RDD")

@@ -84,6 +84,18 @@ def save_as_text_file(rdd: "RDD", path: str, compression: str | None = None) -> 
     if compression is not None and compression not in _CODECS:
         raise ValueError(f"unknown compression {compression!r}; use one of {', '.join(sorted(_CODECS))}")
     codec, suffix = _CODECS[compression] if compression else (None, "")
+
+    def write_lines(f, it: Iterator) -> None:
+        it = iter(it)
+        while batch := list(itertools.islice(it, 4096)):
+            f.write(_encode_lines(batch))
+
+    save_parts(rdd, path, write_lines, codec, suffix)
+
+
+def save_parts(rdd: "RDD", path: str, write_part, codec: str | None = None, suffix: str = "") -> None:
+    """One ``part-NNNNN`` file per partition, written by ``write_part(file, iterator)``,
+    committed as described above, then ``_SUCCESS``."""
     fs, root = fsspec.core.url_to_fs(path, **dict(rdd.ctx.config.storage_options))
     root = root.rstrip("/")
     if fs.exists(root) and (not fs.isdir(root) or fs.ls(root)):
@@ -94,9 +106,7 @@ def save_as_text_file(rdd: "RDD", path: str, compression: str | None = None) -> 
     def write(tc, it: Iterator) -> AttemptFile:
         name = f"{temp}/part-{tc.partition_index:05d}-a{tc.attempt}{suffix}"
         with fs.open(name, "wb", compression=codec) as f:
-            it = iter(it)
-            while batch := list(itertools.islice(it, 4096)):
-                f.write(_encode_lines(batch))
+            write_part(f, it)
         return AttemptFile(fs, name)
 
     moved: list[str] = []

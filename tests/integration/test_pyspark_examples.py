@@ -13,12 +13,12 @@ docstrings" pins down partition layouts and orders that do, against PySpark at t
 parallelism.
 
 Not translated, because dagrun has no such API: checkpoint / localCheckpoint, getStorageLevel
-and StorageLevel, barrier, mapPartitionsWithSplit, toDebugString's JVM format, the Hadoop /
-sequence / pickle file readers and writers, wholeTextFiles, binaryFiles, addFile,
-addArchive, job groups and tags, getOrCreate and the other JVM properties, and runJob
-(dagrun's ``run_job`` is an internal with another signature).  The examples of zip,
-histogram, the tree aggregations, takeSample, randomSplit, sampleByKey, pipe, the
-approximate actions, toLocalIterator, id, broadcast and accumulator are in
+and StorageLevel, barrier, mapPartitionsWithSplit, toDebugString's JVM format, the Hadoop and
+sequence file readers and writers, addFile, addArchive, job groups and tags, getOrCreate and
+the other JVM properties, and runJob (dagrun's ``run_job`` is an internal with another
+signature).  The examples of zip, histogram, the tree aggregations, takeSample,
+randomSplit, sampleByKey, pipe, the approximate actions, toLocalIterator, id, broadcast,
+accumulator, wholeTextFiles, binaryFiles and saveAsPickleFile / pickleFile are in
 ``test_pyspark_examples_more.py``.
 """
 

@@ -205,3 +205,34 @@ def test_context_properties(ctx):
     assert ctx.default_min_partitions == min(ctx.default_parallelism, 2)
     assert isinstance(ctx.start_time, int)
     ctx.set_log_level("WARN")
+
+
+def test_whole_text_files_and_binary_files(local_ctx, tmp_path):
+    d = tmp_path / "whole"
+    d.mkdir()
+    (d / "1.txt").write_text("123")
+    (d / "2.txt").write_text("xyz")
+    (d / "_hidden.txt").write_text("skipped, as Hadoop skips it")
+    assert sorted(local_ctx.whole_text_files(str(d)).collect()) == [
+        (f"file:{d}/1.txt", "123"), (f"file:{d}/2.txt", "xyz")]
+    b = tmp_path / "bin"
+    b.mkdir()
+    (b / "1.bin").write_bytes(b"binary data I")
+    (b / "2.bin").write_bytes(b"binary data II")
+    assert sorted(local_ctx.binary_files(str(b)).collect()) == [
+        (f"file:{b}/1.bin", b"binary data I"), (f"file:{b}/2.bin", b"binary data II")]
+
+
+def test_save_as_pickle_file_and_pickle_file(local_ctx, tmp_path):
+    name = str(tmp_path / "pickled")
+    local_ctx.parallelize([1, 2, "spark", "rdd"]).save_as_pickle_file(name, 3)
+    assert sorted(local_ctx.pickle_file(name, 5).map(str).collect()) == ["1", "2", "rdd", "spark"]
+    rows = [(i, {"x": [i] * (i % 4)}) for i in range(1000)]
+    local_ctx.parallelize(rows, 7).save_as_pickle_file(name + "2")
+    assert local_ctx.pickle_file(name + "2").collect() == rows  # in order, part by part
+
+
+def test_pickle_file_of_something_else_says_so(ctx, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a pickle\n")
+    with pytest.raises(dagrun.JobFailed, match="not a file written by save_as_pickle_file"):
+        ctx.pickle_file(str(tmp_path / "notes.txt")).collect()
