@@ -207,7 +207,7 @@ class Context:
 
         path = _split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
-        minimum = min_partitions if min_partitions is not None else min(self.default_parallelism, 2)
+        minimum = min_partitions if min_partitions is not None else self.default_min_partitions
         return TextFileRDD(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None)
 
     def binary_records(self, path: str, record_length: int, min_partitions: int | None = None,
@@ -218,7 +218,7 @@ class Context:
 
         path = _split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
-        minimum = min_partitions if min_partitions is not None else min(self.default_parallelism, 2)
+        minimum = min_partitions if min_partitions is not None else self.default_min_partitions
         return BinaryRecordsRDD(self, path, record_length, size, minimum,
                                 storage_options or dict(self.config.storage_options) or None)
 

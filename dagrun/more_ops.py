@@ -21,7 +21,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .partitioners import portable_hash
-from .transformations import _lineage, _poisson, partition_rng
+from .transformations import _lineage, element_sampler, partition_rng
 
 if TYPE_CHECKING:
     from .lineage import RDD
@@ -150,16 +150,8 @@ class MoreOps:
         if seed is None:
             seed = random.randint(0, sys.maxsize)
 
-        def sampler(index: int, it: Iterator) -> Iterator:
-            rng = partition_rng(seed, index)
-            for key, value in it:
-                if with_replacement:
-                    for _ in range(_poisson(rng, fractions[key])):
-                        yield key, value
-                elif rng.random() < fractions[key]:
-                    yield key, value
-
-        return self.map_partitions_with_index(sampler, True)
+        return self.map_partitions_with_index(element_sampler(seed, with_replacement, lambda kv: fractions[kv[0]]),
+                                              True)
 
     def pipe(self: "RDD", command: str, env: dict | None = None, check_code: bool = False) -> "RDD":
         """Each partition's elements, one per line, through an external command; its output
@@ -192,16 +184,16 @@ class MoreOps:
             feeder = threading.Thread(target=contextvars.copy_context().run, args=(feed,), daemon=True)
             feeder.start()
 
-            def finish() -> Iterator[bytes]:
+            def finish() -> Iterator[bytes]:  # runs once the output is read to its end
                 proc.wait()
                 feeder.join()
                 if failed:
                     raise failed[0]
                 if check_code and proc.returncode:
                     raise RuntimeError(f"Pipe function `{command}' exited with error code {proc.returncode}")
-                return iter(())
+                yield from ()
 
-            lines = chain(iter(proc.stdout.readline, b""), _deferred(finish))
+            lines = chain(iter(proc.stdout.readline, b""), finish())
             return (line.rstrip(b"\n").decode("utf-8") for line in lines)
 
         return self.map_partitions(run)
@@ -226,10 +218,6 @@ class MoreOps:
         if relative_sd < 0.000017:
             raise ValueError("relativeSD should be greater than 0.000017")
         return self.map(lambda x: portable_hash(x) & 0xFFFFFFFF).distinct().count()
-
-
-def _deferred(make: Callable[[], Iterator]) -> Iterator:
-    yield from make()
 
 
 def _comparable(x: Any) -> bool:

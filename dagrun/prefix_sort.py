@@ -9,8 +9,9 @@ keys in input order, cut into the same range partitions.  It gets there without 
   reduce partition, by binary search for the range bounds;
 - a reduce task joins the runs it reads into one buffer and sorts that.
 
-With numpy installed, both sorts are stable lexsorts of the key bytes read as big-endian
-integers; without it, ``list.sort`` of the record slices does the same work more slowly.
+With numpy installed, both sorts are stable argsorts of the key bytes read as big-endian
+integers (a lexsort over every key byte when the first 8 tie); without it, ``list.sort`` of
+the record slices does the same work more slowly.
 A reduce partition too large for its memory budget goes through the general external
 sort instead, so it spills rather than fails.
 """
@@ -18,6 +19,7 @@ sort instead, so it spills rather than fails.
 from __future__ import annotations
 
 import bisect
+import collections
 import itertools
 import operator
 from dataclasses import dataclass
@@ -65,10 +67,14 @@ def sort_block(buf: bytes, record_length: int, key_length: int, reverse: bool = 
     if np is not None:
         records = np.frombuffer(buf, dtype=np.uint8).reshape(-1, record_length)
         return np.take(records, _sort_order(np, records, key_length, reverse), axis=0).tobytes()
+    return b"".join(_sorted_list(buf, record_length, key_length, reverse))
+
+
+def _sorted_list(buf: bytes, record_length: int, key_length: int, reverse: bool) -> list[bytes]:
     records = split_records(buf, record_length)
     # reverse=True keeps equal keys in input order, as the general sort does
     records.sort(key=KeyPrefix(key_length), reverse=reverse)
-    return b"".join(records)
+    return records
 
 
 def sorted_records(runs: list[bytes], record_length: int, key_length: int, reverse: bool = False
@@ -82,7 +88,7 @@ def sorted_records(runs: list[bytes], record_length: int, key_length: int, rever
     runs.clear()
     np = optional.numpy()
     if np is None:
-        return iter(split_records(sort_block(joined, record_length, key_length, reverse), record_length))
+        return iter(_sorted_list(joined, record_length, key_length, reverse))
     records = np.frombuffer(joined, dtype=np.uint8).reshape(-1, record_length)
     ordered = np.take(records, _sort_order(np, records, key_length, reverse), axis=0)
     del records, joined
@@ -207,8 +213,10 @@ class PrefixSortedRDD(ShuffledRDD):
         prefix, length = KeyPrefix(self.key_length), self.record_length
 
         def pairs():
-            while runs:
-                for record in split_records(runs.pop(0), length):
+            held = collections.deque(runs)  # each run is dropped once it is split
+            runs.clear()
+            while held:
+                for record in split_records(held.popleft(), length):
                     yield prefix(record), record
             for _, run in rest:
                 for record in split_records(run, length):

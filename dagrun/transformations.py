@@ -90,17 +90,7 @@ class Transformations:
         if seed is None:
             seed = random.randint(0, sys.maxsize)
 
-        def sampler(index: int, it: Iterator) -> Iterator:
-            rng = partition_rng(seed, index)
-            if with_replacement:
-                for x in it:
-                    for _ in range(_poisson(rng, fraction)):
-                        yield x
-            else:
-                for x in it:
-                    if rng.random() < fraction:
-                        yield x
-
+        sampler = element_sampler(seed, with_replacement, lambda _x: fraction)
         return _lineage().MapPartitionsRDD(self, sampler, True, "sample")
 
     def union(self: "RDD", other: "RDD") -> "RDD":
@@ -145,6 +135,22 @@ class Transformations:
             return ((x, k * n + i) for k, x in enumerate(it))
 
         return self.map_partitions_with_index(ids)
+
+
+def element_sampler(seed: int, with_replacement: bool, fraction_of: Callable[[Any], float]
+                    ) -> Callable[[int, Iterator], Iterator]:
+    """PySpark's ``RDDSampler`` (and ``RDDStratifiedSampler``, with a fraction per element):
+    Poisson copies with replacement, a Bernoulli draw without."""
+    def sample(index: int, it: Iterator) -> Iterator:
+        rng = partition_rng(seed, index)
+        for x in it:
+            if with_replacement:
+                for _ in range(_poisson(rng, fraction_of(x))):
+                    yield x
+            elif rng.random() < fraction_of(x):
+                yield x
+
+    return sample
 
 
 def partition_rng(seed: int, index: int) -> random.Random:
