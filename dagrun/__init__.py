@@ -11,40 +11,51 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
 
 # Names are imported on first use: an executor unpickling a stage imports ``dagrun`` too,
 # and must not pay for the driver's side (networkx, the scheduler) at every start.
 _EXPORTS = {
-    "Context": ".context",
-    "RDD": ".lineage",
-    "Config": ".config",
-    "JobFailed": ".errors",
-    "JobAborted": ".errors",
-    "FetchFailed": ".errors",
-    "StatCounter": ".actions",
-    "portable_hash": ".partitioners",
-    "key_prefix": ".prefix_sort",
-    "AccumulatorParam": ".shared_vars",
+    "Context": "dagrun.api.context",
+    "RDD": "dagrun.graph.lineage",
+    "Config": "dagrun.config",
+    "JobFailed": "dagrun.errors",
+    "JobAborted": "dagrun.errors",
+    "FetchFailed": "dagrun.errors",
+    "StatCounter": "dagrun.api.actions",
+    "portable_hash": "dagrun.graph.partitioners",
+    "key_prefix": "dagrun.runtime.prefix_sort",
+    "AccumulatorParam": "dagrun.api.shared_vars",
 }
 
 __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .actions import StatCounter
-    from .config import Config
-    from .context import Context
-    from .errors import FetchFailed, JobAborted, JobFailed
-    from .lineage import RDD
-    from .partitioners import portable_hash
-    from .prefix_sort import key_prefix
-    from .shared_vars import AccumulatorParam
+    from dagrun.api.actions import StatCounter
+    from dagrun.config import Config
+    from dagrun.api.context import Context
+    from dagrun.errors import FetchFailed, JobAborted, JobFailed
+    from dagrun.graph.lineage import RDD
+    from dagrun.graph.partitioners import portable_hash
+    from dagrun.runtime.prefix_sort import key_prefix
+    from dagrun.api.shared_vars import AccumulatorParam
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("dagrun")  # the one place the version is written: pyproject.toml
+    except metadata.PackageNotFoundError:  # a checkout on sys.path without an install
+        return "0+unknown"
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read on first use: executors import dagrun and never ask
+        globals()[name] = value = _version()
+        return value
     if name not in _EXPORTS:
         raise AttributeError(f"module 'dagrun' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value
     return value
 

@@ -1,7 +1,7 @@
 """What the examples share: their command line, generated input, the Context, the cost lines.
 
 Each example runs locally with no arguments: it generates ``--size`` of deterministic data
-(``dagrun.datagen``, seed ``--seed``, ``FILES`` part files) into a temporary directory and
+(``dagrun.cli.gen``, seed ``--seed``, ``FILES`` part files) into a temporary directory and
 deletes it afterwards.  Given ``--input`` (a path or URL, e.g. ``s3://bucket/uservisits/``)
 it reads that instead; with ``--executor lambda`` an input URL the functions can read is
 required, and ``--store`` should be an ``s3://`` URL.
@@ -18,7 +18,7 @@ import tempfile
 from typing import Iterator
 
 import dagrun
-from dagrun.datagen import generate, parse_size
+from dagrun.cli.gen import generate, parse_size
 
 FILES = 2  # part files of generated input
 

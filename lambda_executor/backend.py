@@ -23,7 +23,7 @@ Policy:
   executor's channel instead, and the executor loop returns as soon as it reads from it;
   an executor busy in a task runs until the task ends or the function times out.
 - The endpoint is boto3's own resolution: ``AWS_ENDPOINT_URL_LAMBDA`` or
-  ``AWS_ENDPOINT_URL`` (the tests point it at ``lambda_executor.local_endpoint``).
+  ``AWS_ENDPOINT_URL`` (the tests point it at ``lambda_executor.testing.local_endpoint``).
 
 Promise: ``("exited", id, ...)`` is reported exactly once per launched executor (unless the
 backend is closing), after any ``report`` for it.
@@ -46,7 +46,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from scheduler.backends import ExecutorSettings, Notify
-from scheduler.channel import is_loopback
+from scheduler.wire.channel import is_loopback
 
 log = logging.getLogger("dagrun.lambda")
 

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .packaging import MAX_DIRECT_UPLOAD, code_sha256
+from lambda_executor.packaging import MAX_DIRECT_UPLOAD, code_sha256
 
 HANDLER = "lambda_executor.handler.handler"
 DESCRIPTION = "dagrun executor (lambda_executor.handler)"

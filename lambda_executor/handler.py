@@ -20,14 +20,14 @@ import importlib
 import time
 from typing import Any
 
-from scheduler.channel import connect, is_loopback
+from scheduler.wire.channel import connect, is_loopback
 
-from .worker import run_executor
+from scheduler.executor import run_executor
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     started = time.time()
-    importlib.import_module("dagrun.task")  # the task runtime, imported before the first task arrives
+    importlib.import_module("dagrun.runtime.task")  # the task runtime, imported before the first task arrives
     executor_id = str(event["executor_id"])
     address = (str(event["driver_host"]), int(event["driver_port"]))
     tls = event.get("tls")

@@ -24,18 +24,18 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .backends import ExecutorBackend, ExecutorSettings
-from .channel import ChannelClosed
-from .dag import DagState, JobSpec, MapOutputTracker
-from .errors import JobAborted
-from .events import (
+from scheduler.backends import ExecutorBackend, ExecutorSettings
+from scheduler.wire.channel import ChannelClosed
+from scheduler.core.dag import DagState, JobSpec, MapOutputTracker
+from scheduler.errors import JobAborted
+from scheduler.core.events import (
     AbortJob, Assign, Commit, Discard, ExecutorLost, ExecutorRegistered, ExecutorRetired, HeartbeatReceived,
     Instruction, Kill, Launch, Refetch, Retire, TaskFailed, TaskSucceeded, Throttled, Tick,
 )
-from .messages import Heartbeat, Register, RemoteError, RunTask, TaskMetrics, TaskResult
-from .messages import Retire as RetireMessage
-from .server import ControlServer, attach
-from .tasks import Policy, TaskStateMachine
+from scheduler.wire.messages import Heartbeat, Register, RemoteError, RunTask, TaskMetrics, TaskResult
+from scheduler.wire.messages import Retire as RetireMessage
+from scheduler.server import ControlServer, attach
+from scheduler.core.tasks import Policy, TaskStateMachine
 
 log = logging.getLogger("dagrun.scheduler")
 
@@ -66,7 +66,8 @@ class Driver:
                  scratch_dir: str | None = None, memory_mb: int = 2048,
                  on_discard: Callable[[Any], None] | None = None,
                  on_commit: Callable[[Any, Any, Any], None] | None = None,
-                 launch_throttled: Callable[[], bool] | None = None, tls: bool | None = None):
+                 launch_throttled: Callable[[], bool] | None = None, tls: bool | None = None,
+                 preload: tuple[str, ...] = ()):
         self.backend = backend
         self.events: queue.Queue[tuple] = queue.Queue()
         self.secret = os.urandom(32)
@@ -87,7 +88,7 @@ class Driver:
         self._progress: Callable[[DagState], None] | None = None
         self._stopped = threading.Event()
         backend.start(ExecutorSettings(self.server.address, self.secret, executor_timeout, heartbeat_interval,
-                                       scratch_dir, memory_mb, {"tls": self.server.tls}), self.events.put)
+                                       scratch_dir, memory_mb, {"tls": self.server.tls}, preload), self.events.put)
         self._thread = threading.Thread(target=self._loop, name="dagrun-driver", daemon=True)
         self._thread.start()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .messages import RemoteError
+from scheduler.wire.messages import RemoteError
 
 
 class JobAborted(RuntimeError):

@@ -20,8 +20,8 @@ import socket
 import threading
 from typing import Callable
 
-from .channel import AuthenticationFailed, ChannelClosed, Connection, SocketConnection, is_loopback, server_handshake
-from .messages import Register
+from scheduler.wire.channel import AuthenticationFailed, ChannelClosed, Connection, SocketConnection, is_loopback, server_handshake
+from scheduler.wire.messages import Register
 
 log = logging.getLogger("dagrun.scheduler")
 
@@ -33,7 +33,7 @@ class ControlServer:
         self.tls = (not is_loopback(host)) if tls is None else tls
         self._tls_context, self._certificate = None, b""
         if self.tls:
-            from .tls import server_context
+            from scheduler.wire.tls import server_context
 
             self._tls_context, self._certificate = server_context()
         self._sock = socket.create_server((host, 0), backlog=1024)

@@ -11,7 +11,7 @@ import dagrun
 
 @pytest.fixture(scope="session", autouse=True)
 def _dagrun_home(tmp_path_factory):
-    """Finished jobs are recorded under $DAGRUN_HOME (dagrun.history): keep the suite's out of ~/.dagrun."""
+    """Finished jobs are recorded under $DAGRUN_HOME (dagrun.observe.history): keep the suite's out of ~/.dagrun."""
     before = os.environ.get("DAGRUN_HOME")
     os.environ["DAGRUN_HOME"] = str(tmp_path_factory.mktemp("dagrun-home"))
     yield

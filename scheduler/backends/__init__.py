@@ -38,6 +38,7 @@ class ExecutorSettings:
     scratch_dir: str | None
     memory_mb: int
     options: dict
+    preload: tuple[str, ...] = ()  # modules an executor imports before it registers (the task runtime)
 
 
 class Notify(Protocol):

@@ -10,17 +10,17 @@ from __future__ import annotations
 import importlib
 import threading
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
-from ..channel import QueueConnection
-from . import ExecutorSettings, Notify
+from scheduler.wire.channel import QueueConnection
+from scheduler.backends import ExecutorSettings, Notify
 
 
 class InlineBackend:
     name = "inline"
 
-    def __init__(self, max_executors: int = 1):
-        self.max_executors = max_executors
+    def __init__(self, config: Any):
+        self.max_executors = config.max_executors or 1
         self._threads: dict[str, threading.Thread] = {}
         self._conns: dict[str, QueueConnection] = {}
 
@@ -31,7 +31,7 @@ class InlineBackend:
         return self.max_executors
 
     def launch(self, executor_ids: Sequence[str]) -> None:
-        worker = importlib.import_module("lambda_executor.worker")
+        worker = importlib.import_module("scheduler.executor")  # imported on first launch: the driver may never need it
         for executor_id in executor_ids:
             driver_end, executor_end = QueueConnection.pair()
             self._conns[executor_id] = executor_end

@@ -1,4 +1,4 @@
-"""The local backend: executors are subprocesses running ``python -m lambda_executor.worker``.
+"""The local backend: executors are subprocesses running ``python -m scheduler.executor``.
 
 It emulates Lambda's limits: each process gets ``executor_timeout`` seconds of life and is
 killed when that runs out (plus a short grace), the way Lambda ends an invocation; each has
@@ -15,9 +15,9 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
-from . import ExecutorSettings, Notify
+from scheduler.backends import ExecutorSettings, Notify
 
 _KILL_GRACE = 0.2  # the process's deadline counts from its launch, as a Lambda invocation's does
 
@@ -25,8 +25,8 @@ _KILL_GRACE = 0.2  # the process's deadline counts from its launch, as a Lambda 
 class LocalBackend:
     name = "local"
 
-    def __init__(self, max_executors: int | None = None):
-        self.max_executors = max_executors or os.cpu_count() or 1
+    def __init__(self, config: Any):
+        self.max_executors = config.max_executors or os.cpu_count() or 1
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
         self._closing = False
@@ -46,12 +46,14 @@ class LocalBackend:
         s = self.settings
         scratch = os.path.join(self._scratch_root, executor_id)
         os.makedirs(scratch, exist_ok=True)
-        cmd = [sys.executable, "-m", "lambda_executor.worker", "--driver", f"{s.address[0]}:{s.address[1]}",
+        # -P: the working directory is not put first on the path, so a user's scheduler.py or
+        # shuffle.py next to the script never stands in for dagrun's packages
+        cmd = [sys.executable, "-P", "-m", "scheduler.executor", "--driver", f"{s.address[0]}:{s.address[1]}",
                "--executor-id", executor_id, "--deadline", repr(time.time() + s.executor_timeout),
-               "--heartbeat", str(s.heartbeat_interval), "--scratch", scratch]
-        env = {**os.environ, "DAGRUN_SECRET": s.secret.hex(), "PYTHONUNBUFFERED": "1"}
-        # the driver's sys.path (a checkout, a notebook's cwd) must reach the executor too
-        env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
+               "--heartbeat", str(s.heartbeat_interval), "--scratch", scratch,
+               *(arg for module in s.preload for arg in ("--preload", module))]
+        env = {**os.environ, "DAGRUN_SECRET": s.secret.hex(), "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": executor_path()}
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno()
                                 if _has_fileno(sys.stderr) else None)
         with self._lock:
@@ -105,3 +107,15 @@ def _has_fileno(stream) -> bool:
         return True
     except (AttributeError, OSError, ValueError):
         return False
+
+
+def executor_path() -> str:
+    """PYTHONPATH for an executor: where dagrun is installed first, then the driver's path.
+
+    The driver's path carries what the user's functions import by reference (a checkout, a
+    notebook's folder), but after dagrun's own packages, so a user's module named like one of
+    them never shadows it.
+    """
+    install_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    entries = [install_root, *(os.path.abspath(p) for p in sys.path if p)]
+    return os.pathsep.join(dict.fromkeys(entries))

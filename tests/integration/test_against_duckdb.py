@@ -7,7 +7,7 @@ import operator
 import pytest
 
 import dagrun
-from dagrun.datagen import generate
+from dagrun.cli.gen import generate
 
 duckdb = pytest.importorskip("duckdb")
 

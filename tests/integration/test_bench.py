@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from dagrun.bench_jobs import JOBS, valsort
+from dagrun.cli.bench_jobs import JOBS, valsort
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -1,7 +1,7 @@
 """The examples run with one command on generated data, and their answers are right.
 
 Each runs as ``python examples/X.py --size 200KB`` in a subprocess (local executors); the
-test regenerates the same deterministic data (``dagrun.datagen``: same kind, size, seed and
+test regenerates the same deterministic data (``dagrun.cli.gen``: same kind, size, seed and
 file count) and computes the answer in plain Python.
 """
 
@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from dagrun.datagen import generate, parse_size
+from dagrun.cli.gen import generate, parse_size
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE = "200KB"

@@ -26,7 +26,7 @@ import pytest
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="the watcher reads /proc (Linux)")
 
 import dagrun
-from dagrun.ledger import executor_usage
+from dagrun.observe.ledger import executor_usage
 
 
 def _holds_socket(pid: int) -> bool:
@@ -44,7 +44,7 @@ def _holds_socket(pid: int) -> bool:
 
 
 class ExecutorWatch:
-    """When each ``lambda_executor.worker`` child of this process was first seen, last seen
+    """When each ``scheduler.executor`` child of this process was first seen, last seen
     holding a socket (its control connection: the store is a local directory), and last seen."""
 
     def __init__(self, interval: float = 0.01):
@@ -62,7 +62,7 @@ class ExecutorWatch:
             for child in me.children():
                 if child.pid not in workers:
                     try:
-                        if "lambda_executor.worker" not in child.cmdline():
+                        if "scheduler.executor" not in child.cmdline():
                             continue
                     except psutil.Error:
                         continue

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from lambda_executor.local_endpoint import LocalEndpoint, serve_in_thread
+from lambda_executor.testing.local_endpoint import LocalEndpoint, serve_in_thread
 
 _FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
              "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}

@@ -13,7 +13,7 @@ import zipfile
 import boto3
 import pytest
 
-from dagrun.cli import main
+from dagrun.cli.main import main
 from lambda_executor import deploy as d
 from lambda_executor.packaging import PackagingError, build_zip, code_sha256, default_runtime
 

@@ -105,7 +105,7 @@ def test_unknown_function_is_resource_not_found(lambda_endpoint):
 
 
 def test_the_endpoint_runs_as_a_command_and_prints_its_url(aws_env, monkeypatch):
-    proc = subprocess.Popen([sys.executable, "-m", "lambda_executor.local_endpoint", "--port", "0", "--handler",
+    proc = subprocess.Popen([sys.executable, "-m", "lambda_executor.testing.local_endpoint", "--port", "0", "--handler",
                              "fixture_handlers.echo", "--timeout", "10", "--function", "f"],
                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     try:

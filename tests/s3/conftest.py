@@ -92,10 +92,10 @@ def _forget_clients() -> None:
     comes from the environment here, is not one of them."""
     import s3fs
 
-    import dagrun.task
+    import dagrun.runtime.task
 
     s3fs.S3FileSystem.clear_instance_cache()
-    dagrun.task._stores.clear()
+    dagrun.runtime.task._stores.clear()
 
 
 @pytest.fixture

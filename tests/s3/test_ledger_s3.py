@@ -14,7 +14,7 @@ import operator
 import time
 
 import dagrun
-from dagrun.ledger import REQUEST_KINDS
+from dagrun.observe.ledger import REQUEST_KINDS
 
 
 def test_ledger_requests_equal_what_s3_received(s3):

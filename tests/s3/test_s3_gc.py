@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 
-from dagrun.cli import main as dagrun_main
+from dagrun.cli.main import main as dagrun_main
 from shuffle.layout import block_key, parse_block_key
 from shuffle.store import BlockStore
 

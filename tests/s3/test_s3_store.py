@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from dagrun.faults import store_throttle_error
+from dagrun.runtime.faults import store_throttle_error
 from shuffle.errors import StoreUnavailable
 from shuffle.retry import RetryPolicy, classify
 from shuffle.store import BlockStore, RequestCounts

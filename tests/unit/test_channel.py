@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from scheduler.channel import AuthenticationFailed, ChannelClosed, SocketConnection, connect
-from scheduler.messages import Heartbeat, Register
+from scheduler.wire.channel import AuthenticationFailed, ChannelClosed, SocketConnection, connect
+from scheduler.wire.messages import Heartbeat, Register
 from scheduler.server import ControlServer
 
 

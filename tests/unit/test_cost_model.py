@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 
 from dagrun.config import Config
-from dagrun.estimate import Assumptions, StageShape, launch_times, project
-from dagrun.jobinfo import JobInfo
-from dagrun.ledger import DEFAULT_PRICES, job_cost
+from dagrun.observe.estimate import Assumptions, StageShape, launch_times, project
+from dagrun.observe.jobinfo import JobInfo
+from dagrun.observe.ledger import DEFAULT_PRICES, job_cost
 from scheduler.driver import AttemptRecord
-from scheduler.messages import TaskMetrics
+from scheduler.wire.messages import TaskMetrics
 from shuffle.store import RequestCounts
 
 

@@ -1,4 +1,4 @@
-"""dagrun.datagen: sizes, determinism and the format of each kind, on tiny outputs."""
+"""dagrun.cli.gen: sizes, determinism and the format of each kind, on tiny outputs."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from dagrun import datagen
-from dagrun.datagen import KINDS, add_gen_parser, generate, parse_size, run_gen, vocabulary
+from dagrun.cli import gen as datagen
+from dagrun.cli.gen import KINDS, add_gen_parser, generate, parse_size, run_gen, vocabulary
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -56,7 +56,7 @@ def test_identical_across_processes_with_different_hash_seeds(tmp_path):
     """str hashing is salted per process; nothing generated may depend on set/dict order."""
     script = (
         "import hashlib, sys\n"
-        "from dagrun.datagen import KINDS, generate\n"
+        "from dagrun.cli.gen import KINDS, generate\n"
         "for kind in KINDS:\n"
         "    for path in generate(kind, sys.argv[1] + '/' + kind, size=20_000, seed=3, files=2):\n"
         "        print(hashlib.sha256(open(path, 'rb').read()).hexdigest())\n")

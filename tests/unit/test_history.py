@@ -9,9 +9,9 @@ import os
 import pytest
 
 import dagrun
-from dagrun import history
-from dagrun.ledger import print_line
-from dagrun.report import render
+from dagrun.observe import history
+from dagrun.observe.ledger import print_line
+from dagrun.observe.report import render
 
 
 @pytest.fixture

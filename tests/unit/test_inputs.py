@@ -20,8 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dagrun import inputs, optional
-from dagrun.inputs import (
+from dagrun import optional
+from dagrun.runtime import inputs
+from dagrun.runtime.inputs import (
     BinarySplit,
     TextSplit,
     count_text_split_lines,

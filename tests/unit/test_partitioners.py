@@ -11,8 +11,8 @@ import textwrap
 
 import pytest
 
-from dagrun import partitioners
-from dagrun.partitioners import HashPartitioner, RangePartitioner, portable_hash, range_bounds
+from dagrun.graph import partitioners
+from dagrun.graph.partitioners import HashPartitioner, RangePartitioner, portable_hash, range_bounds
 
 # Built in a child process too, so every value here must be constructible from this source.
 VALUES_SOURCE = textwrap.dedent(

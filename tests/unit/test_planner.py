@@ -8,7 +8,7 @@ import cloudpickle
 import pytest
 
 import dagrun
-from dagrun.planner import StageGraph, plan_job, reads_of
+from dagrun.graph.planner import StageGraph, plan_job, reads_of
 
 
 @pytest.fixture

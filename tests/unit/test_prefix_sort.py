@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dagrun
-from dagrun import optional, prefix_sort
-from dagrun.prefix_sort import KeyPrefix, cut_runs, key_prefix, sort_block
+from dagrun import optional
+from dagrun.runtime import prefix_sort
+from dagrun.runtime.prefix_sort import KeyPrefix, cut_runs, key_prefix, sort_block
 
 
 def write_records(directory, records: list[bytes], files: int = 2) -> str:

@@ -1,6 +1,6 @@
 """The launch-rate controller on a fake clock."""
 
-from scheduler.ramp import Ramp
+from scheduler.core.ramp import Ramp
 
 
 def test_tokens_follow_the_integral_of_the_rate():

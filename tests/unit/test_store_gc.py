@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dagrun.cli import main as dagrun_main
-from dagrun.store_cli import collect_garbage
+from dagrun.cli.main import main as dagrun_main
+from dagrun.cli.store import collect_garbage
 from shuffle.layout import block_key, job_dirs, parse_block_key
 from shuffle.store import BlockStore
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import dagrun
-from dagrun.faults import parse_faults, store_fault_hook
+from dagrun.runtime.faults import parse_faults, store_fault_hook
 from shuffle.errors import StoreThrottled, StoreUnavailable
 from shuffle.retry import RetryPolicy, classify
 from shuffle.store import BlockStore

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.events import (
+from scheduler.core.events import (
     AbortJob, Assign, Commit, Discard, ExecutorLost, ExecutorRegistered, ExecutorRetired, HeartbeatReceived,
     Kill, Launch, Refetch, Retire, TaskFailed, TaskSpec, TaskSucceeded, Throttled, Tick,
 )
-from scheduler.messages import RemoteError
-from scheduler.tasks import Policy, TaskStateMachine
+from scheduler.wire.messages import RemoteError
+from scheduler.core.tasks import Policy, TaskStateMachine
 
 
 def machine(**policy):

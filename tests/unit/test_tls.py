@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from scheduler import tls
-from scheduler.channel import AuthenticationFailed, ChannelClosed, connect
-from scheduler.messages import Heartbeat, Register, Retire
+from scheduler.wire import tls
+from scheduler.wire.channel import AuthenticationFailed, ChannelClosed, connect
+from scheduler.wire.messages import Heartbeat, Register, Retire
 from scheduler.server import ControlServer
 
 SECRET = b"s" * 32

@@ -1,0 +1,381 @@
+"""``Context``: the entry point.  It owns the resolved config, the store, and the driver.
+
+State: the frozen ``Config``; the shuffle store (a fresh temp directory unless ``store`` is
+given); the driver with its executors, created at the first job and kept until ``stop``;
+id counters for RDDs, shuffles, stages and jobs; and ``jobs``, the record of every job run.
+
+Policy: one job at a time.  After a job, successful or not, its shuffle blocks are deleted
+(unless ``keep_shuffle``) and its shuffles are forgotten by the tracker; persisted RDDs live
+under the context's own prefix until ``unpersist`` or ``stop``.  A failed job leaves the
+Context usable.
+
+Example:
+    >>> import dagrun
+    >>> with dagrun.Context(executor="inline") as ctx:
+    ...     ctx.parallelize(range(10), 3).map(lambda x: (x % 2, x)).reduce_by_key(lambda a, b: a + b).collect()
+    [(0, 20), (1, 25)]
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from typing import Any, Callable, Iterable
+
+from scheduler.backends import get_backend_class
+from scheduler.driver import Driver
+from scheduler.core.tasks import Policy
+from shuffle.layout import job_dirs
+from shuffle.store import BlockStore
+
+from dagrun.config import Config
+from dagrun.runtime.faults import SharedBudget, parse_faults
+from dagrun.observe.history import job_finished
+from dagrun.observe.jobinfo import JobInfo
+from dagrun.graph.lineage import RDD, BinaryRecordsRDD, ParallelCollectionRDD, TextFileRDD, UnionRDD
+from dagrun.graph.planner import TASK_RUNNER, plan_job
+from dagrun.observe.progress import ProgressBar
+from dagrun.api.shared_vars import Accumulator, AccumulatorParam, Broadcast, new_accumulator
+
+log = logging.getLogger("dagrun")
+
+# Set by ``dagrun plan`` (plan_cli.PlanRecorder): Contexts then record each job's plan and run
+# it only on small inputs, in process.
+plan_hook: Any = None
+
+
+class Context:
+    """Run RDD jobs on ``executor`` ("local", "inline" or "lambda") with shuffle data in ``store``."""
+
+    def __init__(self, executor: str | None = None, store: str | None = None, max_executors: int | None = None,
+                 conf: dict[str, Any] | None = None, **settings: Any):
+        self.config = Config.resolve(conf, executor=executor, store=store, max_executors=max_executors, **settings)
+        if plan_hook is not None:
+            self.config = plan_hook.configure(self.config)
+        self.app_id = f"app-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
+        self._owned_store = None
+        url = self.config.store
+        if url is None:
+            self._owned_store = tempfile.mkdtemp(prefix="dagrun-store-", dir=self.config.scratch_dir)
+            url = self._owned_store
+        self.store_url = url
+        self.store = BlockStore(url, dict(self.config.storage_options))
+        if not self.store.crosses_processes and self.config.executor != "inline":
+            raise ValueError(f"store {url!r} lives in this process's memory and cannot be shared with "
+                             f"{self.config.executor!r} executors; use executor='inline', or a file:// or s3:// store")
+        self.faults = parse_faults(self.config.faults)
+        self._fault_dir = tempfile.mkdtemp(prefix="dagrun-faults-") if self.faults else None
+        self._counters: dict[str, itertools.count] = {}
+        self._driver: Driver | None = None
+        self._cached: set[int] = set()
+        self.jobs: list[JobInfo] = []
+        self._accumulators: dict[int, Accumulator] = {}
+        self.start_time = int(time.time() * 1000)  # epoch milliseconds, as PySpark's startTime
+        self._closed = False
+        # a Context that is never stopped must still end its executors and remove its temp store
+        atexit.register(self.stop)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> "Context":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the executors and delete what this context kept in the store."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.stop)
+        if self._driver is not None:
+            self._driver.close()
+            self._driver = None
+        if self._cached and not self.config.keep_shuffle:  # nothing persisted: no LISTs to pay for
+            self._delete_job_blocks(self._cache_job_id)
+        if self._owned_store:
+            shutil.rmtree(self._owned_store, ignore_errors=True)
+        if self._fault_dir:
+            shutil.rmtree(self._fault_dir, ignore_errors=True)
+
+    @property
+    def last_job(self) -> JobInfo | None:
+        return self.jobs[-1] if self.jobs else None
+
+    @property
+    def application_id(self) -> str:
+        return self.app_id
+
+    @property
+    def version(self) -> str:
+        """dagrun's version."""
+        from dagrun import __version__
+
+        return __version__
+
+    @property
+    def default_min_partitions(self) -> int:
+        """Partitions a file source makes at least, when not told: ``min(default_parallelism, 2)``."""
+        return min(self.default_parallelism, 2)
+
+    def set_log_level(self, level: str) -> None:
+        """The level of dagrun's own loggers, e.g. ``"WARN"`` or ``"DEBUG"``."""
+        name = {"WARN": "WARNING", "ALL": "NOTSET", "OFF": "CRITICAL", "TRACE": "DEBUG", "FATAL": "CRITICAL"}
+        logging.getLogger("dagrun").setLevel(name.get(level.upper(), level.upper()))
+
+    def broadcast(self, value: Any) -> Broadcast:
+        """A read-only value for tasks to use through ``.value``.
+
+        >>> b = ctx.broadcast([1, 2, 3])                                      # doctest: +SKIP
+        >>> ctx.parallelize([0, 0]).flat_map(lambda x: b.value).collect()    # doctest: +SKIP
+        [1, 2, 3, 1, 2, 3]
+        """
+        return Broadcast(value)
+
+    def accumulator(self, value: Any, accum_param: AccumulatorParam | None = None) -> Accumulator:
+        """A value tasks add to (``a.add(x)`` or ``a += x``) and the driver reads (``a.value``).
+
+        ``accum_param`` (an ``AccumulatorParam``) is needed for anything but int, float
+        and complex.  Updates count once per committed task attempt.
+        """
+        accumulator = new_accumulator(value, accum_param)
+        self._accumulators[accumulator.aid] = accumulator
+        return accumulator
+
+    def _apply_accumulator_updates(self, attempts: list) -> None:
+        for attempt in attempts:
+            if attempt.outcome == "committed":
+                for aid, update in getattr(attempt.metrics, "accumulators", {}).items():
+                    if aid in self._accumulators:
+                        self._accumulators[aid].merge(update)
+
+    @property
+    def default_parallelism(self) -> int:
+        return self.config.parallelism
+
+    @property
+    def _cache_job_id(self) -> str:
+        return f"{self.app_id}-cache"
+
+    def _next_id(self, kind: str) -> int:
+        return next(self._counters.setdefault(kind, itertools.count()))
+
+    # ---- sources ---------------------------------------------------------------------------
+
+    def parallelize(self, data: Iterable, num_partitions: int | None = None, *,
+                    num_slices: int | None = None) -> RDD:
+        """Distribute a local collection; slice i holds ``data[i*n//k:(i+1)*n//k]``.
+
+        ``num_slices`` is PySpark's name (``numSlices``) for ``num_partitions``.
+
+        >>> ctx.parallelize([0, 2, 3, 4, 6], 5).glom().collect()     # doctest: +SKIP
+        [[0], [2], [3], [4], [6]]
+        """
+        num_partitions = _one_of(num_partitions, num_slices)
+        items = data if isinstance(data, (list, range)) else list(data)
+        k = num_partitions if num_partitions is not None else self.default_parallelism
+        if k < 1:
+            raise ValueError(f"num_partitions must be at least 1, got {k}")
+        return ParallelCollectionRDD(self, items, k)
+
+    def range(self, start: int, end: int | None = None, step: int = 1, num_partitions: int | None = None, *,
+              num_slices: int | None = None) -> RDD:
+        """Like Python's ``range``, distributed: ``ctx.range(5)`` holds 0..4."""
+        if end is None:
+            start, end = 0, start
+        return self.parallelize(range(start, end, step), _one_of(num_partitions, num_slices))
+
+    def empty_rdd(self) -> RDD:
+        """An RDD with no partitions and no elements (PySpark's ``emptyRDD``)."""
+        return ParallelCollectionRDD(self, [], 0)
+
+    def text_file(self, path: str | list[str], min_partitions: int | None = None, split_size: int | str | None = None,
+                  storage_options: dict | None = None) -> RDD:
+        """Lines of a file, glob or directory (local, s3://, ...), split by byte ranges.
+
+        As in Hadoop (and so PySpark), a string may name several inputs separated by commas
+        (commas inside ``{...}`` glob alternatives do not separate); a list names them too.
+        """
+        from dagrun.config import parse_bytes
+
+        path = _split_paths(path)
+        size = parse_bytes(split_size) if split_size is not None else self.config.split_size
+        minimum = min_partitions if min_partitions is not None else self.default_min_partitions
+        return TextFileRDD(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None)
+
+    def binary_records(self, path: str, record_length: int, min_partitions: int | None = None,
+                       split_size: int | str | None = None, storage_options: dict | None = None) -> RDD:
+        """Fixed-length byte records; splits fall on record boundaries.  Comma-separated
+        inputs are read as in ``text_file``."""
+        from dagrun.config import parse_bytes
+
+        path = _split_paths(path)
+        size = parse_bytes(split_size) if split_size is not None else self.config.split_size
+        minimum = min_partitions if min_partitions is not None else self.default_min_partitions
+        return BinaryRecordsRDD(self, path, record_length, size, minimum,
+                                storage_options or dict(self.config.storage_options) or None)
+
+    def whole_text_files(self, path: str, min_partitions: int | None = None, use_unicode: bool = True,
+                         storage_options: dict | None = None) -> RDD:
+        """``(file name, contents)`` for every file of ``path``, each read whole.
+
+        >>> sorted(ctx.whole_text_files("logs/").collect())          # doctest: +SKIP
+        [('file:/.../logs/1.txt', '123'), ('file:/.../logs/2.txt', 'xyz')]
+        """
+        return self._whole_files(path, "text", min_partitions, storage_options, use_unicode)
+
+    def binary_files(self, path: str, min_partitions: int | None = None, storage_options: dict | None = None) -> RDD:
+        """``(file name, bytes)`` for every file of ``path``, each read whole."""
+        return self._whole_files(path, "binary", min_partitions, storage_options)
+
+    def pickle_file(self, name: str, min_partitions: int | None = None, storage_options: dict | None = None) -> RDD:
+        """The elements ``rdd.save_as_pickle_file(name)`` wrote."""
+        return self._whole_files(name, "pickle", min_partitions, storage_options)
+
+    def _whole_files(self, path: str, kind: str, min_partitions: int | None, storage_options: dict | None,
+                     use_unicode: bool = True) -> RDD:
+        from dagrun.graph.file_sources import WholeFilesRDD
+
+        minimum = min_partitions if min_partitions is not None else self.default_min_partitions
+        return WholeFilesRDD(self, _split_paths(path), kind, minimum,
+                             storage_options or dict(self.config.storage_options) or None, use_unicode)
+
+    def union(self, rdds: list[RDD]) -> RDD:
+        if not rdds:
+            raise ValueError("union needs at least one RDD")
+        return rdds[0] if len(rdds) == 1 else UnionRDD(self, rdds)
+
+    # ---- running jobs ----------------------------------------------------------------------
+
+    def run_job(self, rdd: RDD, func: Callable | None, partitions: list[int] | None = None,
+                count_lines: bool = False) -> list:
+        """Run ``func(task_context, iterator)`` on each requested partition; results in order."""
+        if self._closed:
+            raise RuntimeError("this Context is stopped; create a new one")
+        if partitions is None:
+            partitions = list(range(rdd.get_num_partitions()))
+        job_id = f"{self.app_id}-j{self._next_id('job')}"
+        job, graph = plan_job(self, rdd, func, partitions, job_id, "count_lines" if count_lines else "result")
+        if plan_hook is not None:
+            plan_hook.planned(self, job_id, graph)  # raises PlanStop when the job is too big to dry-run
+        driver = self._ensure_driver()
+        info = JobInfo(job_id, rdd.name(), graph, self.store_url, self.config)
+        bar = ProgressBar.for_config(self.config.progress)
+        started, log_start = len(driver.attempts), len(driver.machine.log)
+        before = self.store.counts  # the driver's own requests: discards, injected faults, cleanup
+        try:
+            results = driver.run_job(job, bar.update if bar else None)
+            info.succeeded = True
+            return [results[p] for p in partitions]
+        finally:
+            if bar:
+                bar.close()
+            self._forget_shuffles(job)
+            self._apply_accumulator_updates(driver.attempts[started:])
+            info.finish(driver.attempts[started:], driver.machine.log[log_start:], self.store.counts - before,
+                        driver.executor_log)
+            self.jobs.append(info)
+            job_finished(info)  # the ledger line and the JSON record; never raises
+
+    def _ensure_driver(self) -> Driver:
+        if self._driver is None:
+            c = self.config
+            backend_cls = get_backend_class(c.executor)
+            backend = backend_cls(c)
+            policy = Policy(max_executors=backend.capacity(), max_attempts=c.max_attempts,
+                            retire_margin=c.retire_margin, idle_timeout=c.idle_timeout,
+                            heartbeat_timeout=c.heartbeat_timeout, ramp_initial=c.ramp_initial,
+                            ramp_slope=c.ramp_slope, speculation=c.speculation,
+                            speculation_quantile=c.speculation_quantile,
+                            speculation_multiplier=c.speculation_multiplier)
+            self._driver = Driver(backend, policy, host=c.driver_host, executor_timeout=c.executor_timeout,
+                                  heartbeat_interval=c.heartbeat_interval, scratch_dir=c.scratch_dir,
+                                  memory_mb=c.lambda_memory_mb, on_discard=self._discard_output,
+                                  on_commit=self._inject_block_faults if self.faults else None,
+                                  launch_throttled=self._launch_budget(), preload=(TASK_RUNNER.partition(":")[0],))
+        return self._driver
+
+    def _launch_budget(self) -> Callable[[], bool] | None:
+        rules = [f for f in self.faults if f.kind == "throttle_launch"]
+        if not rules:
+            return None
+        return SharedBudget(self._fault_dir, "launch", sum(f.count for f in rules)).take
+
+    def _inject_block_faults(self, stage, key, value) -> None:
+        from dagrun.runtime.faults import damage_block
+
+        for fault in self.faults:
+            if fault.kind in ("delete_block", "corrupt_block") and stage.shuffle_id is not None \
+                    and fault.matches(stage.index, stage.name, key[1], value.attempt):
+                damage_block(self.store, value, fault.kind)
+
+    def _discard_output(self, value: Any) -> None:
+        """Delete what a discarded attempt wrote: a map output block, or a save's attempt file.
+
+        Best effort, on the driver's loop: what a failure here leaves behind goes with the
+        job's prefix (or ``_temporary``), or at worst to ``dagrun store gc``.
+        """
+        try:
+            discard = getattr(value, "discard_output", None)  # dagrun.api.output.AttemptFile
+            if callable(discard):
+                discard()
+                return
+            key = getattr(value, "key", None)
+            if isinstance(key, str) and hasattr(value, "segments"):
+                self.store.delete(key)
+        except OSError as exc:
+            log.warning("could not delete the output of a discarded attempt: %s", exc)
+
+    def _forget_shuffles(self, job) -> None:
+        wrote_blocks = False
+        for stage in job.stages.values():
+            if stage.shuffle_id is not None and stage.shuffle_id not in self._cached:
+                self._driver.tracker.drop_shuffle(stage.shuffle_id)
+                wrote_blocks = True
+        # a job without a shuffle wrote nothing under its prefix: no LISTs to pay for
+        if wrote_blocks and not self.config.keep_shuffle:
+            self._delete_job_blocks(job.job_id)
+
+    def _drop_cached(self, cache_id: int) -> None:
+        self._cached.discard(cache_id)
+        if self._driver is not None:
+            for status in self._driver.tracker.drop_shuffle(cache_id):
+                self._discard_output(status)
+
+    def _delete_job_blocks(self, job_id: str) -> None:
+        for prefix in job_dirs(job_id, self.config.shuffle_prefixes):
+            try:
+                self.store.delete_prefix(prefix)
+            except FileNotFoundError:
+                pass
+
+
+def _one_of(num_partitions: int | None, num_slices: int | None) -> int | None:
+    if num_slices is not None and num_partitions is not None and num_slices != num_partitions:
+        raise TypeError("give num_partitions or num_slices (its PySpark name), not both")
+    return num_partitions if num_partitions is not None else num_slices
+
+
+def _split_paths(path: Any) -> Any:
+    """Hadoop's ``FileInputFormat.getPathStrings``: split on commas outside ``{...}``."""
+    if not isinstance(path, str) or "," not in path:
+        return path
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(path):
+        if c == "{":
+            depth += 1
+        elif c == "}" and depth:
+            depth -= 1
+        elif c == "," and not depth:
+            parts.append(path[start:i])
+            start = i + 1
+    parts.append(path[start:])
+    parts = [p for p in parts if p]
+    return parts[0] if len(parts) == 1 else parts

@@ -1,0 +1,259 @@
+"""Wide transformations: each cuts a stage at a shuffle dependency.
+
+Combiners run on the map side wherever the operation allows it (``combine_by_key`` and the
+operations built on it).  Joins and cogroup tag values by side, group, and dispatch, as
+PySpark does, so the shape of their output is PySpark's: ``(k, (v, w))`` with ``None`` on
+the missing side of an outer join, and ``(k, (list, list))`` for ``cogroup``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import itertools
+import math
+import random
+from functools import reduce
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from shuffle.writer import Aggregator
+
+from dagrun.graph.partitioners import HashPartitioner, RangePartitioner, identity as _identity, portable_hash
+
+if TYPE_CHECKING:
+    from dagrun.graph.lineage import RDD
+
+
+
+def _shuffled(*args, **kwargs) -> "RDD":
+    from dagrun.graph.lineage import ShuffledRDD
+
+    return ShuffledRDD(*args, **kwargs)
+
+
+class Shuffles:
+    def _reduce_partitions(self: "RDD", num_partitions: int | None) -> int:
+        if num_partitions:
+            return num_partitions
+        if self.ctx.config.default_parallelism:
+            return self.ctx.config.default_parallelism
+        return max(1, self.get_num_partitions())
+
+    def partition_by(self: "RDD", num_partitions: int | None = None,
+                     partition_func: Callable[[Any], int] = portable_hash) -> "RDD":
+        """Redistribute (k, v) pairs so that partition ``partition_func(k) % n`` holds key k."""
+        partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
+        return _shuffled(self, partitioner, op_name="partition_by")
+
+    def combine_by_key(self: "RDD", create_combiner: Callable, merge_value: Callable, merge_combiners: Callable,
+                       num_partitions: int | None = None, partition_func: Callable = portable_hash) -> "RDD":
+        """The general per-key aggregation; the others are built on it.
+
+        >>> x = ctx.parallelize([("a", 1), ("b", 1), ("a", 2)])        # doctest: +SKIP
+        >>> sorted(x.combine_by_key(str, lambda c, v: c + str(v), lambda a, b: a + b).collect())
+        [('a', '12'), ('b', '1')]
+        """
+        aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
+        partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
+        return _shuffled(self, partitioner, map_side_aggregator=aggregator, reduce_aggregator=aggregator,
+                         combined=True, op_name="combine_by_key")
+
+    def reduce_by_key(self: "RDD", func: Callable[[Any, Any], Any], num_partitions: int | None = None,
+                      partition_func: Callable = portable_hash) -> "RDD":
+        """Merge the values of each key with an associative ``func``, combining on the map side."""
+        rdd = self.combine_by_key(_identity, func, func, num_partitions, partition_func)
+        rdd.op_name = "reduce_by_key"
+        return rdd
+
+    def aggregate_by_key(self: "RDD", zero_value: Any, seq_func: Callable, comb_func: Callable,
+                         num_partitions: int | None = None, partition_func: Callable = portable_hash) -> "RDD":
+        def create(v):
+            return seq_func(copy.deepcopy(zero_value), v)
+
+        return self.combine_by_key(create, seq_func, comb_func, num_partitions, partition_func)
+
+    def fold_by_key(self: "RDD", zero_value: Any, func: Callable, num_partitions: int | None = None,
+                    partition_func: Callable = portable_hash) -> "RDD":
+        def create(v):
+            return func(copy.deepcopy(zero_value), v)
+
+        return self.combine_by_key(create, func, func, num_partitions, partition_func)
+
+    def group_by_key(self: "RDD", num_partitions: int | None = None, partition_func: Callable = portable_hash) -> "RDD":
+        """Group the values of each key into a list, in the order they were read."""
+        aggregator = Aggregator(_new_list, _append, _extend)
+        partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
+        return _shuffled(self, partitioner, reduce_aggregator=aggregator, combined=False, op_name="group_by_key")
+
+    def group_by(self: "RDD", f: Callable, num_partitions: int | None = None,
+                 partition_func: Callable = portable_hash) -> "RDD":
+        return self.map(lambda x: (f(x), x)).group_by_key(num_partitions, partition_func)
+
+    def distinct(self: "RDD", num_partitions: int | None = None) -> "RDD":
+        return self.map(lambda x: (x, None)).reduce_by_key(lambda x, _: x, num_partitions).map(lambda kv: kv[0])
+
+    def repartition(self: "RDD", num_partitions: int) -> "RDD":
+        """Exactly ``num_partitions`` partitions, spread round-robin through a shuffle."""
+        def spread(index: int, it: Iterator) -> Iterator:
+            position = random.Random(index).randrange(num_partitions)
+            for x in it:
+                position += 1
+                yield (position % num_partitions, x)
+
+        keyed = self.map_partitions_with_index(spread)
+        return _shuffled(keyed, HashPartitioner(num_partitions, _identity), op_name="repartition").values()
+
+    def sort_by_key(self: "RDD", ascending: bool = True, num_partitions: int | None = None,
+                    keyfunc: Callable[[Any], Any] = _identity) -> "RDD":
+        """Sort (k, v) pairs by key; partitions hold contiguous key ranges from a sample.
+
+        Like PySpark, this runs one small job to sample the keys.  Equal keys keep their order.
+        """
+        n = self._reduce_partitions(num_partitions)
+        bounds = _sample_bounds(self, n, keyfunc) if n > 1 else ()
+        partitioner = RangePartitioner(tuple(bounds), ascending, keyfunc)
+        return _shuffled(self, partitioner, sort_key=keyfunc, ascending=ascending, op_name="sort_by_key")
+
+    def sort_by(self: "RDD", keyfunc: Callable, ascending: bool = True, num_partitions: int | None = None) -> "RDD":
+        """Sort by ``keyfunc(x)``; equal keys keep their order.
+
+        ``binary_records(...).sort_by(dagrun.key_prefix(k))`` sorts whole blocks of records
+        instead of one record at a time, with the same result.
+        """
+        from dagrun.graph.lineage import BinaryRecordsRDD
+        from dagrun.runtime.prefix_sort import KeyPrefix, sort_by_prefix
+
+        if isinstance(keyfunc, KeyPrefix) and type(self) is BinaryRecordsRDD:
+            return sort_by_prefix(self, keyfunc.length, ascending, num_partitions)
+        return self.key_by(keyfunc).sort_by_key(ascending, num_partitions).values()
+
+    def repartition_and_sort_within_partitions(self: "RDD", num_partitions: int | None = None,
+                                               partition_func: Callable = portable_hash, ascending: bool = True,
+                                               keyfunc: Callable = _identity) -> "RDD":
+        partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
+        return _shuffled(self, partitioner, sort_key=keyfunc, ascending=ascending,
+                         op_name="repartition_and_sort_within_partitions")
+
+    # ---- joins ---------------------------------------------------------------------------
+
+    def cogroup(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+        """``(k, ([values in self], [values in other]))`` for every key of either side."""
+        return self.group_with(other, num_partitions=num_partitions)
+
+    def group_with(self: "RDD", other: "RDD", *others: "RDD", num_partitions: int | None = None) -> "RDD":
+        rdds = (self, other, *others)
+        count = len(rdds)
+        tagged = [r.map_values(_tagger(i)) for i, r in enumerate(rdds)]
+
+        def dispatch(seq):
+            bufs: tuple[list, ...] = tuple([] for _ in range(count))
+            for i, v in seq:
+                bufs[i].append(v)
+            return bufs
+
+        return reduce(lambda a, b: a.union(b), tagged).group_by_key(num_partitions).map_values(dispatch)
+
+    def _join(self: "RDD", other: "RDD", num_partitions: int | None, fill_left: bool, fill_right: bool) -> "RDD":
+        def dispatch(seq):
+            left, right = [], []
+            for i, v in seq:
+                (left if i == 0 else right).append(v)
+            if fill_right and not right:
+                right.append(None)
+            if fill_left and not left:
+                left.append(None)
+            return [(v, w) for v in left for w in right]
+
+        tagged = self.map_values(_tagger(0)).union(other.map_values(_tagger(1)))
+        return tagged.group_by_key(num_partitions).flat_map_values(dispatch)
+
+    def join(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+        """Inner join: ``(k, (v, w))`` for every pair of values with the same key."""
+        return self._join(other, num_partitions, False, False)
+
+    def left_outer_join(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+        return self._join(other, num_partitions, False, True)
+
+    def right_outer_join(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+        return self._join(other, num_partitions, True, False)
+
+    def full_outer_join(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+        return self._join(other, num_partitions, True, True)
+
+    def subtract_by_key(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+        """Pairs of self whose key is not in other."""
+        return (self.cogroup(other, num_partitions)
+                .filter(lambda kv: kv[1][0] and not kv[1][1])
+                .flat_map_values(lambda vs: vs[0]))
+
+    def subtract(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+        """Elements of self that are not in other (duplicates in self are kept)."""
+        return (self.map(lambda x: (x, True))
+                .subtract_by_key(other.map(lambda x: (x, True)), num_partitions).keys())
+
+    def intersection(self: "RDD", other: "RDD") -> "RDD":
+        """Distinct elements present in both."""
+        return (self.map(lambda v: (v, None)).cogroup(other.map(lambda v: (v, None)))
+                .filter(lambda kv: all(kv[1])).keys())
+
+
+_SAMPLE_SCAN = 50_000  # records per partition read to sample range bounds
+
+
+def _tagger(i: int) -> Callable[[Any], tuple]:
+    return lambda v: (i, v)
+
+
+def _new_list(v: Any) -> list:
+    return [v]
+
+
+def _append(acc: list, v: Any) -> list:
+    acc.append(v)
+    return acc
+
+
+def _extend(a: list, b: list) -> list:
+    a.extend(b)
+    return a
+
+
+def _sample_bounds(rdd: "RDD", n: int, keyfunc: Callable) -> list:
+    """Range bounds from one sampling job: weighted reservoir samples of every partition."""
+    partitions = max(1, rdd.get_num_partitions())
+    per_partition = max(1, math.ceil(3.0 * min(20 * n, 1_000_000) / partitions))
+
+    def reservoir(index: int, it: Iterator) -> list:
+        # Bounds only balance the partitions; they never change the answer.  So sample the
+        # first records of each partition instead of reading all of it twice.
+        it = itertools.islice(it, max(_SAMPLE_SCAN, 20 * per_partition))
+        rng = random.Random(index)
+        sample: list = []
+        count = 0
+        for count, kv in enumerate(it, 1):
+            if len(sample) < per_partition:
+                sample.append(keyfunc(kv[0]))
+            else:
+                j = rng.randrange(count)
+                if j < per_partition:
+                    sample[j] = keyfunc(kv[0])
+        return [(count, sample)]
+
+    weighted = []
+    for count, sample in rdd.map_partitions_with_index(reservoir).collect():
+        if sample:
+            weight = count / len(sample)  # records scanned (at most the prefix) per sampled key
+            weighted.extend((key, weight) for key in sample)
+    if not weighted:
+        return []
+    weighted.sort(key=lambda kw: kw[0])
+    total = sum(w for _, w in weighted)
+    cumulative, acc = [], 0.0
+    for _, w in weighted:
+        acc += w
+        cumulative.append(acc)
+    bounds = []
+    for i in range(1, n):
+        j = min(bisect.bisect_left(cumulative, total * i / n), len(weighted) - 1)
+        bounds.append(weighted[j][0])
+    return bounds

@@ -1,0 +1,7 @@
+"""``python -m dagrun.cli``: the ``dagrun`` command."""
+
+import sys
+
+from dagrun.cli.main import main
+
+sys.exit(main())

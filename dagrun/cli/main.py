@@ -1,0 +1,39 @@
+"""The ``dagrun`` command line: ``run``, ``demo``, ``gen`` and the other subcommands.
+
+Each subcommand lives in its own module and registers itself here; this module only
+parses arguments and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dagrun.cli import bench, demo, gen, lambda_, plan, report, run, store
+
+    parser = argparse.ArgumentParser(prog="dagrun", description="Spark-style data jobs on local processes or AWS Lambda")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run.add_parser(sub)
+    demo.add_parser(sub)
+    gen.add_gen_parser(sub)
+    lambda_.add_parser(sub)
+    bench.add_parser(sub)
+    report.add_parser(sub)
+    plan.add_parser(sub)
+    store.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("dagrun: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

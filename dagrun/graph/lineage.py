@@ -1,0 +1,456 @@
+"""RDD lineage: the ``RDD`` class and the concrete RDDs that make up a job's graph.
+
+State: each RDD knows its Context (driver side only), its dependencies, its partitions
+(computed once, on the driver) and, when persisted, the id under which its partitions are
+kept in the store.
+
+Policy:
+- Narrow RDDs pickle their parents, so a stage's blob is the fused chain of narrow
+  operations back to its sources.  A ``ShuffledRDD`` drops its parent when pickled: the
+  stage boundary is exactly where the pickled lineage stops.
+- Partition objects carry what a task needs of its partition (a parallelize slice, a byte
+  range, the parent partitions of a union or coalesce), so a task blob is one partition.
+- ``iterator(split, tc)`` reads a persisted RDD's partition from the store when the task was
+  given it as an input, and computes it otherwise.
+
+The methods users call live in ``transformations``, ``shuffles`` and ``actions``; this
+module holds what the planner and the task runtime rely on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from dagrun.api.actions import Actions
+from dagrun.api.more_ops import MoreOps
+from dagrun.api.wide import Shuffles
+from dagrun.api.narrow import Transformations
+
+if TYPE_CHECKING:
+    from dagrun.api.context import Context
+    from dagrun.runtime.task import TaskContext
+
+
+@dataclass(frozen=True)
+class Split:
+    """A partition of an RDD: its index plus whatever reading it needs."""
+
+    index: int
+    data: Any = None
+    parents: tuple = ()
+
+
+@dataclass(frozen=True)
+class ShuffleDependency:
+    """The map side of a shuffle: how to partition, and the map-side combiner if any."""
+
+    shuffle_id: int
+    partitioner: Any  # callable key -> reduce partition, with num_partitions
+    aggregator: Any = None  # shuffle.Aggregator used on the map side, or None
+    job_scope: str = "job"  # "job": deleted after the job; "context": kept (persist)
+
+
+def _callsite() -> str:
+    for frame in reversed(traceback.extract_stack(limit=12)[:-2]):
+        if "/dagrun/" not in frame.filename.replace("\\", "/"):
+            return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
+    return "?"
+
+
+class RDD(Transformations, Shuffles, Actions, MoreOps):
+    """A lazy, partitioned collection.  Nothing runs until an action is called.
+
+    Example:
+        >>> with dagrun.Context(executor="inline") as ctx:           # doctest: +SKIP
+        ...     ctx.parallelize([1, 2, 3]).map(lambda x: x * 2).collect()
+        [2, 4, 6]
+    """
+
+    op_name = "rdd"
+
+    def __init__(self, ctx: "Context", parents: Iterable["RDD"] = ()):
+        self.ctx = ctx
+        self.rdd_id = ctx._next_id("rdd")
+        self.parents: list[RDD] = list(parents)
+        self.partitioner: Any = None
+        self._name = f"{self.op_name} at {_callsite()}"
+        self._splits: list[Split] | None = None
+        self._cache_id: int | None = None
+
+    # ---- what subclasses provide -----------------------------------------------------------
+
+    def _make_splits(self) -> list[Split]:
+        raise NotImplementedError
+
+    def compute(self, split: Split, tc: "TaskContext") -> Iterator:
+        raise NotImplementedError
+
+    def narrow_parents(self, split: Split) -> list[tuple["RDD", Split]]:
+        """The parent partitions this partition is computed from within its stage."""
+        return [(self.parents[0], split)] if self.parents else []
+
+    @property
+    def shuffle_dependency(self) -> ShuffleDependency | None:
+        return None
+
+    def describe_input(self) -> str | None:
+        return None
+
+    # ---- lineage machinery -----------------------------------------------------------------
+
+    @property
+    def splits(self) -> list[Split]:
+        if self._splits is None:
+            self._splits = self._make_splits()
+        return self._splits
+
+    def iterator(self, split: Split, tc: "TaskContext") -> Iterator:
+        if self._cache_id is not None and tc.has_input(self._cache_id, split.index):
+            return (value for _, value in tc.read_shuffle(self._cache_id, split.index))
+        return self.compute(split, tc)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["ctx"] = None
+        state["_splits"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}[{self.rdd_id}] {self._name}"
+
+    def id(self) -> int:
+        """A unique id for this RDD within its Context."""
+        return self.rdd_id
+
+    def get_num_partitions(self) -> int:
+        """The number of partitions, as PySpark's ``getNumPartitions``."""
+        return len(self.splits)
+
+    def persist(self, storage_level: Any = None) -> "RDD":
+        """Keep this RDD's partitions in the store after the first job computes them."""
+        if self._cache_id is None:
+            self._cache_id = self.ctx._next_id("shuffle")
+            self.ctx._cached.add(self._cache_id)
+        return self
+
+    def cache(self) -> "RDD":
+        return self.persist()
+
+    def unpersist(self, blocking: bool = False) -> "RDD":
+        if self._cache_id is not None:
+            self.ctx._drop_cached(self._cache_id)
+            self._cache_id = None
+        return self
+
+    @property
+    def is_cached(self) -> bool:
+        return self._cache_id is not None
+
+    def name(self) -> str:
+        """The RDD's name: ``set_name``'s, else the operation and where it was called."""
+        return self._name
+
+    def set_name(self, name: str) -> "RDD":
+        self._name = name
+        return self
+
+    def explain(self, cost: bool = False, input_size: str | int | None = None) -> str:
+        """Print and return the stage plan: stages, partitions, shuffle boundaries."""
+        from dagrun.observe.explain import explain
+
+        text = explain(self, cost=cost, input_size=input_size)
+        print(text)
+        return text
+
+    def to_debug_string(self) -> str:
+        lines: list[str] = []
+
+        def walk(rdd: RDD, depth: int) -> None:
+            lines.append(f"{'  ' * depth}({rdd.get_num_partitions()}) {rdd!r}")
+            for parent in rdd.parents:
+                walk(parent, depth + 1 if rdd.shuffle_dependency else depth)
+
+        walk(self, 0)
+        return "\n".join(lines)
+
+    @property
+    def context(self) -> "Context":
+        """The Context this RDD belongs to (PySpark's ``rdd.context``)."""
+        return self.ctx
+
+
+# ---- sources ---------------------------------------------------------------------------------
+
+
+class ParallelCollectionRDD(RDD):
+    """A local collection, sliced exactly as PySpark slices it.
+
+    A ``range`` is cut by element: slice i starts at ``int(i * n / k)``.  Any other
+    collection is first grouped into batches of ``max(1, min(n // k, 1024))`` elements
+    (PySpark's BatchedSerializer) and the batches are cut as the JVM cuts a Seq:
+    slice i takes batches ``[i*m//k, (i+1)*m//k)`` of the m batches.
+    """
+
+    op_name = "parallelize"
+
+    def __init__(self, ctx, data: list | range, num_slices: int):
+        super().__init__(ctx)
+        self._data, self._num_slices = data, num_slices
+
+    def _make_splits(self) -> list[Split]:
+        data, n, k = self._data, len(self._data), self._num_slices
+        if k == 0:
+            return []
+        if isinstance(data, range):
+            bounds = [int(i * n / k) for i in range(k + 1)]
+            return [Split(i, data[bounds[i]:bounds[i + 1]]) for i in range(k)]
+        batch = max(1, min(n // k, 1024))
+        m = -(-n // batch)
+        return [Split(i, data[(i * m // k) * batch:((i + 1) * m // k) * batch]) for i in range(k)]
+
+    def compute(self, split: Split, tc) -> Iterator:
+        return iter(split.data)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_data"] = None  # each task carries only its own slice
+        return state
+
+
+class TextFileRDD(RDD):
+    op_name = "text_file"
+
+    def __init__(self, ctx, path, split_size: int, min_partitions: int, storage_options: dict | None):
+        super().__init__(ctx)
+        self.path, self.split_size, self.min_partitions = path, split_size, min_partitions
+        self.storage_options = storage_options
+
+    def _make_splits(self) -> list[Split]:
+        from dagrun.runtime.inputs import plan_text_splits
+
+        splits = plan_text_splits(self.path, split_size=self.split_size, min_partitions=self.min_partitions,
+                                  storage_options=self.storage_options)
+        return [Split(i, s) for i, s in enumerate(splits)]
+
+    def compute(self, split: Split, tc) -> Iterator:
+        from dagrun.runtime.inputs import read_text_split
+
+        return read_text_split(split.data, self.storage_options)
+
+    def count_lines(self, split: Split) -> int:
+        from dagrun.runtime.inputs import count_text_split_lines
+
+        return count_text_split_lines(split.data, self.storage_options)
+
+    def describe_input(self) -> str:
+        compressed = sorted({s.data.compression for s in self.splits if s.data.compression})
+        text = f"text {self.path!r}: {len(self.splits)} byte-range splits of up to {self.split_size} bytes"
+        if compressed:
+            text += f"; {'/'.join(compressed)} files are read whole (not splittable)"
+        return text
+
+
+class BinaryRecordsRDD(RDD):
+    op_name = "binary_records"
+
+    def __init__(self, ctx, path, record_length: int, split_size: int, min_partitions: int, storage_options):
+        super().__init__(ctx)
+        self.path, self.record_length = path, record_length
+        self.split_size, self.min_partitions, self.storage_options = split_size, min_partitions, storage_options
+
+    def _make_splits(self) -> list[Split]:
+        from dagrun.runtime.inputs import plan_binary_splits
+
+        splits = plan_binary_splits(self.path, record_length=self.record_length, split_size=self.split_size,
+                                    min_partitions=self.min_partitions, storage_options=self.storage_options)
+        return [Split(i, s) for i, s in enumerate(splits)]
+
+    def compute(self, split: Split, tc) -> Iterator:
+        from dagrun.runtime.inputs import read_binary_split
+
+        return read_binary_split(split.data, self.record_length, self.storage_options)
+
+    def chunks(self, split: Split, tc) -> Iterator[bytes]:
+        """The split's records joined into large chunks, for block-at-a-time consumers."""
+        from dagrun.runtime.inputs import BLOCK_SIZE, read_binary_chunks
+
+        if self._cache_id is None or not tc.has_input(self._cache_id, split.index):
+            return read_binary_chunks(split.data, self.record_length, self.storage_options)
+        per_chunk = max(1, BLOCK_SIZE // self.record_length)
+        records = self.iterator(split, tc)
+        return (b"".join(batch) for batch in iter(lambda: list(itertools.islice(records, per_chunk)), []))
+
+    def describe_input(self) -> str:
+        return f"binary records of {self.record_length} bytes in {self.path!r}: {len(self.splits)} splits"
+
+
+# ---- narrow ----------------------------------------------------------------------------------
+
+
+class MapPartitionsRDD(RDD):
+    """``f(partition_index, iterator)``; chains of these fuse into one function per stage."""
+
+    op_name = "map_partitions"
+
+    def __init__(self, parent: RDD, func: Callable[[int, Iterator], Iterable], preserves_partitioning=False,
+                 op_name: str | None = None):
+        if isinstance(parent, MapPartitionsRDD) and parent._cache_id is None:
+            inner, outer = parent.func, func
+            func = lambda index, it: outer(index, inner(index, it))  # noqa: E731 - fused pipeline
+            preserves_partitioning = preserves_partitioning and parent.preserves_partitioning
+            source = parent.parents[0]
+        else:
+            source = parent
+        self.op_name = op_name or self.op_name
+        super().__init__(parent.ctx, [source])
+        self.func = func
+        self.preserves_partitioning = preserves_partitioning
+        if preserves_partitioning:
+            self.partitioner = parent.partitioner
+
+    def _make_splits(self) -> list[Split]:
+        return self.parents[0].splits
+
+    def compute(self, split: Split, tc) -> Iterator:
+        return iter(self.func(split.index, self.parents[0].iterator(split, tc)))
+
+
+class UnionRDD(RDD):
+    op_name = "union"
+
+    def _make_splits(self) -> list[Split]:
+        out = []
+        for which, parent in enumerate(self.parents):
+            for split in parent.splits:
+                out.append(Split(len(out), which, (split,)))
+        return out
+
+    def narrow_parents(self, split: Split) -> list:
+        return [(self.parents[split.data], split.parents[0])]
+
+    def compute(self, split: Split, tc) -> Iterator:
+        return self.parents[split.data].iterator(split.parents[0], tc)
+
+
+class CoalescedRDD(RDD):
+    """Spark's no-locality coalesce: partition i takes parents [i*n//k, (i+1)*n//k)."""
+
+    op_name = "coalesce"
+
+    def __init__(self, parent: RDD, num_partitions: int):
+        super().__init__(parent.ctx, [parent])
+        self.num_partitions = num_partitions
+
+    def _make_splits(self) -> list[Split]:
+        parent = self.parents[0].splits
+        n, k = len(parent), min(self.num_partitions, max(1, len(parent)))
+        return [Split(i, None, tuple(parent[i * n // k:(i + 1) * n // k])) for i in range(k)] if n else []
+
+    def narrow_parents(self, split: Split) -> list:
+        return [(self.parents[0], p) for p in split.parents]
+
+    def compute(self, split: Split, tc) -> Iterator:
+        return itertools.chain.from_iterable(self.parents[0].iterator(p, tc) for p in split.parents)
+
+
+class ZippedRDD(RDD):
+    op_name = "zip"
+
+    def _make_splits(self) -> list[Split]:
+        a, b = self.parents
+        if len(a.splits) != len(b.splits):
+            raise ValueError("Can only zip with RDD which has the same number of partitions")
+        return [Split(i, None, (sa, sb)) for i, (sa, sb) in enumerate(zip(a.splits, b.splits))]
+
+    def narrow_parents(self, split: Split) -> list:
+        return [(self.parents[0], split.parents[0]), (self.parents[1], split.parents[1])]
+
+    def compute(self, split: Split, tc) -> Iterator:
+        left = self.parents[0].iterator(split.parents[0], tc)
+        right = self.parents[1].iterator(split.parents[1], tc)
+        for pair in itertools.zip_longest(left, right, fillvalue=_MISSING):
+            if _MISSING in pair:
+                raise ValueError("Can only zip RDDs with same number of elements in each partition")
+            yield pair
+
+
+_MISSING = object()
+
+
+class CartesianRDD(RDD):
+    op_name = "cartesian"
+
+    def _make_splits(self) -> list[Split]:
+        a, b = self.parents
+        return [Split(i * len(b.splits) + j, None, (sa, sb))
+                for i, sa in enumerate(a.splits) for j, sb in enumerate(b.splits)]
+
+    def narrow_parents(self, split: Split) -> list:
+        return [(self.parents[0], split.parents[0]), (self.parents[1], split.parents[1])]
+
+    def compute(self, split: Split, tc) -> Iterator:
+        right = list(self.parents[1].iterator(split.parents[1], tc))
+        for x in self.parents[0].iterator(split.parents[0], tc):
+            for y in right:
+                yield (x, y)
+
+
+# ---- shuffle ---------------------------------------------------------------------------------
+
+
+class ShuffledRDD(RDD):
+    """The reduce side of a shuffle.  Its parent is the previous stage; it is not pickled."""
+
+    op_name = "shuffle"
+
+    def __init__(self, parent: RDD, partitioner, *, map_side_aggregator=None, reduce_aggregator=None,
+                 combined: bool = False, sort_key: Callable | None = None, ascending: bool = True,
+                 op_name: str | None = None):
+        self.op_name = op_name or self.op_name
+        super().__init__(parent.ctx, [parent])
+        self.partitioner = partitioner
+        self.dependency = ShuffleDependency(parent.ctx._next_id("shuffle"), partitioner, map_side_aggregator)
+        self.reduce_aggregator = reduce_aggregator
+        self.combined = combined
+        self.sort_key, self.ascending = sort_key, ascending
+
+    @property
+    def shuffle_dependency(self) -> ShuffleDependency:
+        return self.dependency
+
+    def _make_splits(self) -> list[Split]:
+        return [Split(i) for i in range(self.partitioner.num_partitions)]
+
+    def narrow_parents(self, split: Split) -> list:
+        return []
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["parents"] = []  # the stage boundary: the parent is another stage
+        return state
+
+    def compute(self, split: Split, tc) -> Iterator:
+        records = tc.read_shuffle(self.dependency.shuffle_id, split.index)
+        if self.reduce_aggregator is not None:
+            records = tc.merge_combiners(records, self.reduce_aggregator, combined=self.combined)
+        if self.sort_key is not None:
+            from dagrun.graph.partitioners import identity
+
+            key = self.sort_key
+            by_key = operator.itemgetter(0) if key is identity else (lambda kv: key(kv[0]))
+            records = tc.sort(records, key=by_key, reverse=not self.ascending)
+        return records
+
+
+def _recursion_guard() -> None:
+    # deep lineages (iterative jobs) pickle recursively
+    if sys.getrecursionlimit() < 10000:
+        sys.setrecursionlimit(10000)
+
+
+_recursion_guard()

@@ -1,0 +1,180 @@
+"""The planner: RDD lineage becomes a stage DAG, and the stage DAG becomes a ``JobSpec``.
+
+Policy:
+- Narrow operations fuse: a stage is the chain of narrow RDDs between its sources (input
+  splits, parallelize slices) or shuffle reads, and its top RDD.  Every shuffle dependency
+  cuts a stage; so does a persisted RDD, whose partitions are written once to the store
+  (a "cache" map stage, skipped by later jobs once complete).
+- One task per partition of the stage's top RDD.  For each task the planner lists exactly
+  the (shuffle, reduce partition) pairs it reads, found by walking its partition's lineage.
+- The stage graph is a networkx DiGraph (edges from a stage to the stages that read it);
+  stages are handed to the scheduler in topological order.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import cloudpickle
+import networkx as nx
+
+from scheduler.core.dag import JobSpec, StageSpec
+
+from dagrun.graph.lineage import RDD, ShuffleDependency, Split
+from dagrun.runtime.task import StagePlan
+
+# what executors run each task with; the scheduler knows it only as this dotted path
+TASK_RUNNER = "dagrun.runtime.task:run_task"
+
+
+@dataclass(frozen=True)
+class CachePartitioner:
+    """A persisted RDD's 'shuffle': map partition i is read back as partition i."""
+
+    num_partitions: int
+
+    def __call__(self, key: Any) -> int:  # pragma: no cover - the task routes by map index
+        raise TypeError("a cache partitioner routes by map index")
+
+
+@dataclass
+class Stage:
+    stage_id: int
+    rdd: RDD
+    kind: str  # "shuffle" | "cache" | "result"
+    dependency: ShuffleDependency | None = None
+    parents: list[int] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        if self.kind == "result":
+            return f"result of {self.rdd.name()}"
+        if self.kind == "cache":
+            return f"persist {self.rdd.name()}"
+        return f"map for shuffle {self.dependency.shuffle_id} ({self.rdd.name()})"
+
+
+class StageGraph:
+    """The stage DAG of one job, built by walking lineage from the final RDD."""
+
+    def __init__(self, final: RDD, ctx_next_id: Callable[[str], int], result_kind: str = "result"):
+        self.graph = nx.DiGraph()
+        self._next_id = ctx_next_id
+        self._by_shuffle: dict[int, Stage] = {}
+        self.result = self._new_stage(final, result_kind, None)
+        self._link(self.result)
+
+    def stages(self) -> list[Stage]:
+        return [self.graph.nodes[s]["stage"] for s in nx.topological_sort(self.graph)]
+
+    def _new_stage(self, rdd: RDD, kind: str, dep: ShuffleDependency | None) -> Stage:
+        stage = Stage(self._next_id("stage"), rdd, kind, dep)
+        self.graph.add_node(stage.stage_id, stage=stage)
+        return stage
+
+    def _link(self, stage: Stage) -> None:
+        for boundary_rdd, dep, kind, source in self._boundaries(stage.rdd, stage.kind == "cache"):
+            parent = self._by_shuffle.get(dep.shuffle_id)
+            if parent is None:
+                parent = self._new_stage(source, kind, dep)
+                self._by_shuffle[dep.shuffle_id] = parent
+                self._link(parent)
+            if parent.stage_id not in stage.parents:
+                stage.parents.append(parent.stage_id)
+            self.graph.add_edge(parent.stage_id, stage.stage_id)
+
+    def _boundaries(self, top: RDD, top_is_cache: bool) -> list[tuple]:
+        """Shuffle and persist boundaries reachable from ``top`` through narrow dependencies."""
+        found, seen, stack = [], set(), [(top, True)]
+        while stack:
+            rdd, is_top = stack.pop()
+            if rdd.rdd_id in seen:
+                continue
+            seen.add(rdd.rdd_id)
+            if rdd._cache_id is not None and not (is_top and top_is_cache):
+                dep = ShuffleDependency(rdd._cache_id, CachePartitioner(rdd.get_num_partitions()), None, "context")
+                found.append((rdd, dep, "cache", rdd))
+                continue
+            dep = rdd.shuffle_dependency
+            if dep is not None:
+                found.append((rdd, dep, "shuffle", rdd.parents[0]))
+                continue
+            stack.extend((p, False) for p in rdd.parents)
+        return found
+
+
+def reads_of(rdd: RDD, split: Split, is_top: bool = True, cache_top: bool = False) -> list[tuple[int, int]]:
+    """The (shuffle, reduce partition) pairs that computing ``split`` of ``rdd`` reads."""
+    if rdd._cache_id is not None and not (is_top and cache_top):
+        return [(rdd._cache_id, split.index)]
+    dep = rdd.shuffle_dependency
+    if dep is not None:
+        return [(dep.shuffle_id, split.index)]
+    out: list[tuple[int, int]] = []
+    for parent, parent_split in rdd.narrow_parents(split):
+        for pair in reads_of(parent, parent_split, False):
+            if pair not in out:
+                out.append(pair)
+    return out
+
+
+def plan_job(ctx, rdd: RDD, func: Callable | None, partitions: list[int], job_id: str,
+             kind: str = "result") -> tuple[JobSpec, StageGraph]:
+    """Cut ``rdd``'s lineage into stages and serialize them for the scheduler."""
+    graph = StageGraph(rdd, ctx._next_id)
+    specs: dict[int, StageSpec] = {}
+    blobs: dict[int, bytes] = {}
+    task_blobs: dict[tuple[int, int], bytes] = {}
+    faults = ctx.faults
+    for index, stage in enumerate(graph.stages()):
+        is_result = stage is graph.result
+        splits = stage.rdd.splits
+        todo = partitions if is_result else list(range(len(splits)))
+        reads = {p: tuple(reads_of(stage.rdd, splits[p], True, stage.kind == "cache")) for p in todo}
+        write_job = ""
+        if stage.dependency is not None:
+            write_job = ctx._cache_job_id if stage.dependency.job_scope == "context" else job_id
+        plan = StagePlan(stage.rdd, kind if is_result else "shuffle", ctx.config, ctx.store_url,
+                         stage.dependency, write_job, func if is_result else None, index, stage.name, faults,
+                         ctx._fault_dir)
+        try:
+            blobs[stage.stage_id] = cloudpickle.dumps(plan, protocol=5)
+        except Exception as exc:
+            raise TypeError(f"cannot serialize {stage.name}: {exc}. Functions passed to RDD operations must be "
+                            "picklable by cloudpickle (no open files, locks, sockets or Context objects "
+                            "captured in closures).") from exc
+        for p in todo:
+            task_blobs[(stage.stage_id, p)] = _dumps_split(splits[p])
+        specs[stage.stage_id] = StageSpec(
+            stage_id=stage.stage_id, name=stage.name, partitions=tuple(todo),
+            shuffle_id=None if is_result else stage.dependency.shuffle_id,
+            num_maps=0 if is_result else len(splits), reads=reads, parents=tuple(stage.parents),
+            expected_seconds=_expected_seconds(stage.rdd), index=index)
+    job = JobSpec(job_id, specs, graph.result.stage_id, blobs, task_blobs, runner=TASK_RUNNER)
+    return job, graph
+
+
+def _dumps_split(split: Split) -> bytes:
+    try:
+        return pickle.dumps(split, protocol=5)
+    except Exception:  # noqa: BLE001 - data holding lambdas or local classes needs cloudpickle
+        return cloudpickle.dumps(split, protocol=5)
+
+
+def _expected_seconds(rdd: RDD) -> float:
+    """A first guess of a task's duration before any has finished: ~100 MB/s of input."""
+    from dagrun.graph.lineage import TextFileRDD
+
+    stack, seen = [rdd], set()
+    while stack:
+        r = stack.pop()
+        if r.rdd_id in seen:
+            continue
+        seen.add(r.rdd_id)
+        if isinstance(r, TextFileRDD):
+            return max(1.0, r.split_size / 100e6)
+        if r.shuffle_dependency is None:
+            stack.extend(r.parents)
+    return 1.0

@@ -1,0 +1,226 @@
+"""Sorting fixed-length binary records by a byte prefix, a block at a time.
+
+``ctx.binary_records(path, n).sort_by(dagrun.key_prefix(k))`` returns what
+``sort_by(lambda r: r[:k])`` returns: the records ordered by their first ``k`` bytes, equal
+keys in input order, cut into the same range partitions.  It gets there without a
+``(key, record)`` tuple or a pickle call per record:
+
+- a map task sorts each chunk of its split and cuts it into one run of raw bytes per
+  reduce partition, by binary search for the range bounds;
+- a reduce task joins the runs it reads into one buffer and sorts that.
+
+With numpy installed, both sorts are stable argsorts of the key bytes read as big-endian
+integers (a lexsort over every key byte when the first 8 tie); without it, ``list.sort`` of
+the record slices does the same work more slowly.
+A reduce partition too large for its memory budget goes through the general external
+sort instead, so it spills rather than fails.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import itertools
+import operator
+from dataclasses import dataclass
+from typing import Iterator
+
+from dagrun import optional
+from dagrun.graph.lineage import RDD, ShuffledRDD
+from dagrun.graph.partitioners import HashPartitioner, identity
+
+_YIELD_BATCH = 1 << 16  # records cut from the sorted buffer per list, to bound memory
+
+
+@dataclass(frozen=True)
+class KeyPrefix:
+    """The key function ``record[:length]``, in a form the planner can recognise."""
+
+    length: int
+
+    def __call__(self, record):
+        return record[: self.length]
+
+
+def key_prefix(length: int) -> KeyPrefix:
+    """A key function for the first ``length`` bytes (or characters) of a record.
+
+    It works wherever a key function does; sorting ``binary_records`` by it takes the
+    block-at-a-time fast path.
+
+    >>> ctx.binary_records("data/*.dat", 100).sort_by(key_prefix(10))   # doctest: +SKIP
+    """
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+        raise ValueError(f"key_prefix length must be a positive int, not {length!r}")
+    return KeyPrefix(length)
+
+
+def sort_block(buf: bytes, record_length: int, key_length: int, reverse: bool = False) -> bytes:
+    """The records of ``buf`` ordered by their first ``key_length`` bytes; a stable sort.
+
+    >>> sort_block(b"b1a2b0", 2, 1)
+    b'a2b1b0'
+    """
+    if not buf:
+        return b""
+    np = optional.numpy()
+    if np is not None:
+        records = np.frombuffer(buf, dtype=np.uint8).reshape(-1, record_length)
+        return np.take(records, _sort_order(np, records, key_length, reverse), axis=0).tobytes()
+    return b"".join(_sorted_list(buf, record_length, key_length, reverse))
+
+
+def _sorted_list(buf: bytes, record_length: int, key_length: int, reverse: bool) -> list[bytes]:
+    records = split_records(buf, record_length)
+    # reverse=True keeps equal keys in input order, as the general sort does
+    records.sort(key=KeyPrefix(key_length), reverse=reverse)
+    return records
+
+
+def sorted_records(runs: list[bytes], record_length: int, key_length: int, reverse: bool = False
+                   ) -> Iterator[bytes]:
+    """The records of ``runs``, joined in order, then sorted as ``sort_block`` sorts.
+
+    ``runs`` is emptied, so that at the peak only the joined records and their sorted copy
+    are held: about twice the records' size.
+    """
+    joined = b"".join(runs)
+    runs.clear()
+    np = optional.numpy()
+    if np is None:
+        return iter(_sorted_list(joined, record_length, key_length, reverse))
+    records = np.frombuffer(joined, dtype=np.uint8).reshape(-1, record_length)
+    ordered = np.take(records, _sort_order(np, records, key_length, reverse), axis=0)
+    del records, joined
+    step = _YIELD_BATCH
+    batches = (split_records(ordered[i : i + step].tobytes(), record_length) for i in range(0, len(ordered), step))
+    return itertools.chain.from_iterable(batches)  # no Python frame per record
+
+
+def _sort_order(np, records, key_length: int, reverse: bool):
+    """The stable order of ``records`` (an n x record_length uint8 array) by key prefix."""
+    columns = _key_columns(np, records, key_length, reverse)
+    order = np.argsort(columns[0], kind="stable")
+    if len(columns) > 1:
+        first = columns[0][order]
+        if np.any(first[1:] == first[:-1]):  # ties in the first 8 bytes: sort on every byte
+            order = np.lexsort(columns[::-1])  # lexsort sorts by its last key first
+    return order
+
+
+def _key_columns(np, records, key_length: int, reverse: bool) -> list:
+    """The key bytes as big-endian uint64 columns, zero-padded (every key is the same
+    length, so padding never ties two different keys); inverted for descending order."""
+    columns = []
+    for start in range(0, key_length, 8):
+        width = min(8, key_length - start)
+        padded = np.zeros((len(records), 8), dtype=np.uint8)
+        padded[:, :width] = records[:, start : start + width]
+        column = padded.view(">u8").ravel().astype(np.uint64)
+        columns.append(~column if reverse else column)
+    return columns
+
+
+def split_records(buf: bytes, record_length: int) -> list[bytes]:
+    return [buf[i : i + record_length] for i in range(0, len(buf), record_length)]
+
+
+class _Keys:
+    """The keys of a sorted buffer as a sequence, for ``bisect`` without copying them out."""
+
+    def __init__(self, buf: bytes, record_length: int, key_length: int):
+        self.buf, self.record_length, self.key_length = buf, record_length, key_length
+
+    def __len__(self) -> int:
+        return len(self.buf) // self.record_length
+
+    def __getitem__(self, i: int) -> bytes:
+        start = i * self.record_length
+        return self.buf[start : start + self.key_length]
+
+
+def cut_runs(chunk: bytes, record_length: int, key_length: int, bounds: tuple, ascending: bool
+             ) -> Iterator[tuple[int, bytes]]:
+    """``(reduce partition, run)`` for the records of ``chunk``, as ``RangePartitioner`` would
+    place them: partition ``p`` holds keys in ``(bounds[p-1], bounds[p]]``, numbered from the
+    other end when descending.  Each run is sorted ascending; empty runs are left out."""
+    ordered = sort_block(chunk, record_length, key_length)
+    keys = _Keys(ordered, record_length, key_length)
+    last = len(bounds)
+    start = 0
+    for p in range(last + 1):
+        end = bisect.bisect_right(keys, bounds[p], lo=start) if p < last else len(keys)
+        if end > start:
+            yield (p if ascending else last - p), ordered[start * record_length : end * record_length]
+        start = end
+
+
+def sort_by_prefix(rdd: RDD, key_length: int, ascending: bool, num_partitions: int | None) -> RDD:
+    """The fast path behind ``binary_records(...).sort_by(key_prefix(k))``."""
+    from dagrun.api.wide import _sample_bounds
+
+    key_length = min(key_length, rdd.record_length)
+    n = rdd._reduce_partitions(num_partitions)
+    prefix = KeyPrefix(key_length)
+    bounds = tuple(_sample_bounds(rdd.map(lambda r: (prefix(r), None)), n, identity)) if n > 1 else ()
+    runs = PrefixRunsRDD(rdd, key_length, bounds, ascending)
+    # as in sort_by_key, an empty sample (no records) leaves one partition, not n
+    return PrefixSortedRDD(runs, len(bounds) + 1, rdd.record_length, key_length, ascending)
+
+
+class PrefixRunsRDD(RDD):
+    """The map side: ``(reduce partition, sorted run)`` pairs from each split of the records."""
+
+    op_name = "sort_by (byte-prefix runs)"
+
+    def __init__(self, parent: RDD, key_length: int, bounds: tuple, ascending: bool):
+        super().__init__(parent.ctx, [parent])
+        self.key_length, self.bounds, self.ascending = key_length, bounds, ascending
+
+    def _make_splits(self):
+        return self.parents[0].splits
+
+    def compute(self, split, tc) -> Iterator:
+        parent = self.parents[0]
+        for chunk in parent.chunks(split, tc):
+            yield from cut_runs(chunk, parent.record_length, self.key_length, self.bounds, self.ascending)
+
+
+class PrefixSortedRDD(ShuffledRDD):
+    """The reduce side: the records of one range partition, in order."""
+
+    def __init__(self, runs: PrefixRunsRDD, num_partitions: int, record_length: int, key_length: int,
+                 ascending: bool):
+        super().__init__(runs, HashPartitioner(num_partitions, identity), ascending=ascending,
+                         op_name="sort_by (byte-prefix)")
+        self.record_length, self.key_length = record_length, key_length
+
+    def compute(self, split, tc) -> Iterator:
+        # The sort holds the joined runs and their sorted copy, plus 16 bytes a record of
+        # keys and order: a little over twice the partition.
+        limit = tc.config.shuffle_memory // 2
+        reads = tc.read_shuffle(self.dependency.shuffle_id, split.index)
+        runs: list[bytes] = []
+        total = 0
+        for _, run in reads:
+            runs.append(run)
+            total += len(run)
+            if total > limit:
+                return self._external(tc, runs, reads)
+        return sorted_records(runs, self.record_length, self.key_length, reverse=not self.ascending)
+
+    def _external(self, tc, runs: list[bytes], rest: Iterator) -> Iterator:
+        prefix, length = KeyPrefix(self.key_length), self.record_length
+
+        def pairs():
+            held = collections.deque(runs)  # each run is dropped once it is split
+            runs.clear()
+            while held:
+                for record in split_records(held.popleft(), length):
+                    yield prefix(record), record
+            for _, run in rest:
+                for record in split_records(run, length):
+                    yield prefix(record), record
+
+        ordered = tc.sort(pairs(), key=operator.itemgetter(0), reverse=not self.ascending)
+        return (record for _, record in ordered)

@@ -1,0 +1,198 @@
+"""The DAG scheduler: stages in dependency order, the map-output tracker, lost-output recompute.
+
+Sans-I/O like ``scheduler.core.tasks``: it is told what committed and what failed to fetch, and
+answers with the task specs that may run now.
+
+State:
+- ``MapOutputTracker`` (outlives jobs, so persisted stages are reused): for each shuffle,
+  the committed ``MapStatus`` of each map partition.
+- ``DagState`` (one per job): the stages, their readiness, the tasks parked on a fetch
+  failure, and the result stage's committed values.
+
+Policy (DESIGN invariant 4):
+- A stage's tasks are submitted once every shuffle it reads is complete.  A map stage whose
+  outputs are all tracked already (a persisted RDD, or an earlier job's) is skipped.
+- A fetch failure unregisters only the named map outputs, resubmits only those map tasks,
+  and parks the failed task until they commit again.  A stage is never resubmitted whole.
+- A task is given exactly the ``BlockRef``s it needs: for each (shuffle, reduce partition)
+  it reads, one per map partition, in map order.  It never needs a LIST.
+
+The scheduler knows nothing of RDDs: a task is a (stage, partition) plus opaque blobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shuffle.writer import BlockRef, MapStatus
+
+from scheduler.core.events import TaskSpec
+from scheduler.wire.messages import TaskKey
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    stage_id: int
+    name: str
+    partitions: tuple[int, ...]  # the partitions to compute in this job
+    shuffle_id: int | None = None  # set when the stage writes a shuffle (a map stage)
+    num_maps: int = 0  # a map stage's total partition count
+    reads: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # partition -> (shuffle, reduce)s
+    parents: tuple[int, ...] = ()  # the map stages whose shuffles this stage reads
+    expected_seconds: float = 1.0
+    index: int = 0  # position in the job's dependency order
+
+
+@dataclass
+class JobSpec:
+    job_id: str
+    stages: dict[int, StageSpec]
+    result_stage: int
+    stage_blobs: dict[int, bytes]
+    task_blobs: dict[TaskKey, bytes]
+    runner: str  # dotted path of the function executors run each task with, given by the planner
+
+
+class MapOutputTracker:
+    """Committed map outputs by shuffle; the first committed attempt of each map wins."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[int, dict[int, MapStatus]] = {}
+        self.num_maps: dict[int, int] = {}
+        # Spark's epoch: a fetch failure from a task launched before an output was
+        # (re)registered says nothing about that newer output
+        self.epoch = 0
+        self.stamps: dict[tuple[int, int], int] = {}
+
+    def register_shuffle(self, shuffle_id: int, num_maps: int) -> None:
+        self.num_maps.setdefault(shuffle_id, num_maps)
+        self.outputs.setdefault(shuffle_id, {})
+
+    def register(self, shuffle_id: int, map_id: int, status: MapStatus) -> bool:
+        maps = self.outputs.setdefault(shuffle_id, {})
+        if map_id in maps:
+            return False
+        maps[map_id] = status
+        self.epoch += 1
+        self.stamps[(shuffle_id, map_id)] = self.epoch
+        return True
+
+    def unregister(self, shuffle_id: int, map_ids: tuple[int, ...], seen_epoch: int | None = None) -> list[MapStatus]:
+        """Forget outputs reported lost, unless they were registered after ``seen_epoch``."""
+        maps = self.outputs.get(shuffle_id, {})
+        lost = [m for m in map_ids if m in maps
+                and (seen_epoch is None or self.stamps.get((shuffle_id, m), 0) <= seen_epoch)]
+        return [maps.pop(m) for m in lost]
+
+    def missing(self, shuffle_id: int) -> list[int]:
+        maps = self.outputs.get(shuffle_id, {})
+        return [m for m in range(self.num_maps.get(shuffle_id, 0)) if m not in maps]
+
+    def complete(self, shuffle_id: int) -> bool:
+        return shuffle_id in self.num_maps and not self.missing(shuffle_id)
+
+    def blocks(self, shuffle_id: int, reduce_id: int) -> list[BlockRef] | None:
+        """The blocks reduce partition ``reduce_id`` reads, or None while any map is missing."""
+        if not self.complete(shuffle_id):
+            return None
+        maps = self.outputs[shuffle_id]
+        return [maps[m].block(reduce_id) for m in range(self.num_maps[shuffle_id])]
+
+    def drop_shuffle(self, shuffle_id: int) -> list[MapStatus]:
+        self.num_maps.pop(shuffle_id, None)
+        return list(self.outputs.pop(shuffle_id, {}).values())
+
+
+class DagState:
+    """One job's progress through its stage DAG."""
+
+    def __init__(self, job: JobSpec, tracker: MapOutputTracker):
+        self.job = job
+        self.tracker = tracker
+        self.results: dict[int, Any] = {}
+        self.submitted: set[int] = set()
+        self.parked: dict[TaskKey, set[int]] = {}
+        self._by_shuffle = {s.shuffle_id: s for s in job.stages.values() if s.shuffle_id is not None}
+        for stage in self._by_shuffle.values():
+            tracker.register_shuffle(stage.shuffle_id, stage.num_maps)
+
+    @property
+    def done(self) -> bool:
+        return len(self.results) == len(self.job.stages[self.job.result_stage].partitions)
+
+    def start(self) -> list[TaskSpec]:
+        return self._submit_ready()
+
+    def inputs(self, key: TaskKey) -> dict[tuple[int, int], list[BlockRef]] | None:
+        """The blocks a task reads, or None if one of its map outputs is missing right now."""
+        stage = self.job.stages[key[0]]
+        out = {}
+        for shuffle_id, reduce_id in stage.reads.get(key[1], ()):
+            blocks = self.tracker.blocks(shuffle_id, reduce_id)
+            if blocks is None:
+                return None
+            out[(shuffle_id, reduce_id)] = blocks
+        return out
+
+    def missing_inputs(self, key: TaskKey) -> tuple[int, tuple[int, ...]]:
+        stage = self.job.stages[key[0]]
+        for shuffle_id, _ in stage.reads.get(key[1], ()):
+            missing = self.tracker.missing(shuffle_id)
+            if missing:
+                return shuffle_id, tuple(missing)
+        raise ValueError(f"task {key} has all its inputs")
+
+    def on_commit(self, key: TaskKey, value: Any) -> list[TaskSpec]:
+        stage = self.job.stages[key[0]]
+        if stage.shuffle_id is not None:
+            self.tracker.register(stage.shuffle_id, key[1], value)
+        else:
+            self.results[key[1]] = value
+        return self._submit_ready() + self._unpark()
+
+    def on_refetch(self, key: TaskKey, shuffle_id: int, map_ids: tuple[int, ...],
+                   seen_epoch: int | None = None) -> tuple[list[TaskSpec], list[MapStatus]]:
+        """Unregister the lost outputs and rerun only their map tasks; park ``key``."""
+        lost = self.tracker.unregister(shuffle_id, map_ids, seen_epoch)
+        self.parked[key] = {shuffle_id}
+        producer = self._by_shuffle.get(shuffle_id)
+        if producer is None:
+            raise RuntimeError(f"shuffle {shuffle_id} has no producing stage in job {self.job.job_id}")
+        missing = set(self.tracker.missing(shuffle_id))
+        specs = [self._spec(producer, m) for m in map_ids if m in missing]
+        return specs + self._unpark(), lost
+
+    def readers_of(self, shuffle_id: int) -> list[TaskKey]:
+        """Every task of this job that reads ``shuffle_id``."""
+        return [(s.stage_id, p) for s in self.job.stages.values() for p, pairs in s.reads.items()
+                if any(sid == shuffle_id for sid, _ in pairs)]
+
+    def park(self, keys: list[TaskKey], shuffle_id: int) -> None:
+        for key in keys:
+            self.parked.setdefault(key, set()).add(shuffle_id)
+
+    def _spec(self, stage: StageSpec, partition: int) -> TaskSpec:
+        return TaskSpec((stage.stage_id, partition), stage.expected_seconds, stage.name)
+
+    def _ready(self, stage: StageSpec) -> bool:
+        return all(self.tracker.complete(self.job.stages[p].shuffle_id) for p in stage.parents)
+
+    def _submit_ready(self) -> list[TaskSpec]:
+        specs: list[TaskSpec] = []
+        for stage in self.job.stages.values():
+            if stage.stage_id in self.submitted or not self._ready(stage):
+                continue
+            self.submitted.add(stage.stage_id)
+            if stage.shuffle_id is not None:
+                todo = self.tracker.missing(stage.shuffle_id)
+            else:
+                todo = list(stage.partitions)
+            specs += [self._spec(stage, p) for p in todo]
+        return specs
+
+    def _unpark(self) -> list[TaskSpec]:
+        ready = [k for k, shuffles in self.parked.items() if all(self.tracker.complete(s) for s in shuffles)]
+        for key in ready:
+            del self.parked[key]
+        return [self._spec(self.job.stages[k[0]], k[1]) for k in ready]

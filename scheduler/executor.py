@@ -1,0 +1,183 @@
+"""The executor loop: one runtime for every backend.
+
+State: the connection to the driver, a cache of deserialized stages (by ``stage_key``), and
+the executor's deadline.
+
+Policy: register with the remaining lifetime, then pull tasks until told to retire or the
+driver goes away.  Each task runs through the runner named in the task (a dotted path, given by the
+planner).  A heartbeat thread reports liveness every
+``heartbeat_interval`` seconds while tasks run.  Failures are classified before they cross
+the channel: a ``FetchFailed`` becomes kind ``fetch`` naming the lost map outputs; anything
+else is a task ``error`` with its traceback.
+
+Promise: the same loop runs in a local subprocess (``python -m scheduler.executor``, also ``python -m lambda_executor.worker``), in
+a Lambda invocation (``lambda_executor.handler``) and in a thread of the driver (inline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pickle
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+from scheduler.wire.channel import ChannelClosed, Connection, connect
+from scheduler.wire.messages import Heartbeat, Register, RemoteError, Retire, RunTask, TaskMetrics, TaskResult
+from shuffle.errors import FetchFailed
+
+
+class ExecutorEnv:
+    """What a runner may use: the executor's id, scratch directory and stage cache."""
+
+    def __init__(self, executor_id: str, scratch_dir: str, remaining: Callable[[], float | None],
+                 can_exit: bool = False):
+        self.executor_id = executor_id
+        self.can_exit = can_exit  # a process of its own, so a simulated crash may really exit
+        self.scratch_dir = scratch_dir
+        self.remaining = remaining
+        self.stage_cache: dict[str, Any] = {}
+        self.metrics: dict[str, Any] = {}
+
+
+def run_executor(conn: Connection, executor_id: str, *, remaining: Callable[[], float | None],
+                 heartbeat_interval: float = 2.0, scratch_dir: str | None = None, can_exit: bool = False) -> str:
+    """Serve tasks over ``conn`` until retired; return why the loop ended."""
+    own_scratch = scratch_dir is None
+    scratch = scratch_dir or tempfile.mkdtemp(prefix=f"dagrun-{executor_id}-")
+    env = ExecutorEnv(executor_id, scratch, remaining, can_exit)
+    stop = threading.Event()
+    try:
+        conn.send(Register(executor_id, remaining(), os.getpid(), socket.gethostname()))
+        beat = threading.Thread(target=_heartbeat, args=(conn, executor_id, heartbeat_interval, stop),
+                                name=f"dagrun-heartbeat-{executor_id}", daemon=True)
+        beat.start()
+        while True:
+            message = conn.recv()
+            if isinstance(message, Retire):
+                return f"retired: {message.reason}"
+            if isinstance(message, RunTask):
+                conn.send(execute(message, env))
+    except ChannelClosed:
+        return "driver closed the channel"
+    except BaseException as exc:
+        if type(exc).__name__ == "SimulatedCrash":  # injected: drop the channel like a dead process
+            return "crashed (injected)"
+        raise
+    finally:
+        stop.set()
+        conn.close()
+        if own_scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def execute(task: RunTask, env: ExecutorEnv) -> TaskResult:
+    """Run one task and wrap its value or its classified failure in a ``TaskResult``."""
+    started = time.time()
+    env.metrics = {}
+    value, error = None, None
+    try:
+        runner = _resolve(task.runner)
+        value = runner(task, env)
+    except FetchFailed as exc:
+        error = RemoteError(type(exc).__name__, str(exc), traceback.format_exc(), "fetch",
+                            exc.shuffle_id, tuple(exc.map_ids), _picklable(exc))
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - every task failure is reported, never swallowed
+        error = RemoteError(type(exc).__name__, str(exc), traceback.format_exc(), "error",
+                            exception=_picklable(exc))
+    metrics = TaskMetrics(started=started, finished=time.time(), peak_rss=_peak_rss(), **env.metrics)
+    result = TaskResult(env.executor_id, task.job_id, task.stage_id, task.partition, task.attempt,
+                        value, error, metrics)
+    return _ensure_picklable(result)
+
+
+def _peak_rss() -> int:
+    """This process's peak resident set size in bytes (ru_maxrss is KiB on Linux)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    except (ImportError, OSError):
+        return 0
+
+
+def _ensure_picklable(result: TaskResult) -> TaskResult:
+    try:
+        pickle.dumps(result, protocol=5)
+        return result
+    except Exception as exc:  # noqa: BLE001 - an unpicklable result becomes a task error
+        if result.error is not None:
+            return TaskResult(result.executor_id, result.job_id, result.stage_id, result.partition,
+                              result.attempt, None,
+                              RemoteError(result.error.type_name, result.error.message, result.error.traceback,
+                                          result.error.kind, result.error.shuffle_id, result.error.map_ids),
+                              result.metrics)
+        error = RemoteError(type(exc).__name__, f"the task's result cannot be pickled: {exc}",
+                            traceback.format_exc())
+        return TaskResult(result.executor_id, result.job_id, result.stage_id, result.partition,
+                          result.attempt, None, error, result.metrics)
+
+
+def _picklable(exc: BaseException) -> BaseException | None:
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc.with_traceback(None)
+    except Exception:  # noqa: BLE001 - the type name, message and traceback still travel
+        return None
+
+
+_RUNNERS: dict[str, Callable] = {}
+
+
+def _resolve(path: str) -> Callable:
+    if path not in _RUNNERS:
+        module, _, name = path.partition(":")
+        _RUNNERS[path] = getattr(importlib.import_module(module), name)
+    return _RUNNERS[path]
+
+
+def _heartbeat(conn: Connection, executor_id: str, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            conn.send(Heartbeat(executor_id))
+        except (ChannelClosed, OSError):
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of a local executor process: ``python -m scheduler.executor``."""
+    parser = argparse.ArgumentParser(prog="python -m scheduler.executor")
+    parser.add_argument("--driver", required=True, help="host:port of the driver's control channel")
+    parser.add_argument("--executor-id", required=True)
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="wall-clock time (epoch seconds) when this executor is killed, as Lambda would")
+    parser.add_argument("--heartbeat", type=float, default=2.0)
+    parser.add_argument("--scratch", default=None)
+    parser.add_argument("--preload", action="append", default=[],
+                        help="modules to import before registering, e.g. the task runtime")
+    args = parser.parse_args(argv)
+    # import the task runtime before registering, so the first task is not slowed by imports
+    # (a slow first task would look like a straggler to speculation)
+    for module in args.preload:
+        importlib.import_module(module)
+    secret = bytes.fromhex(os.environ.pop("DAGRUN_SECRET", ""))
+    if not secret:
+        print("dagrun executor: DAGRUN_SECRET is not set; executors are started by the driver", file=sys.stderr)
+        return 2
+    host, _, port = args.driver.rpartition(":")
+    deadline = args.deadline
+    conn = connect((host, int(port)), secret)
+    run_executor(conn, args.executor_id, remaining=lambda: None if deadline is None else deadline - time.time(),
+                 heartbeat_interval=args.heartbeat, scratch_dir=args.scratch, can_exit=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
