@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler.wire.messages import RemoteError
+from scheduler.core.events import RemoteError
 
 
 class JobAborted(RuntimeError):

@@ -27,8 +27,7 @@ from typing import Any
 
 from shuffle.writer import BlockRef, MapStatus
 
-from scheduler.core.events import TaskSpec
-from scheduler.wire.messages import TaskKey
+from scheduler.core.events import TaskKey, TaskSpec
 
 
 @dataclass(frozen=True)

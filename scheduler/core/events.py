@@ -9,7 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from scheduler.wire.messages import FailureKind, RemoteError, TaskKey
+TaskKey = tuple[int, int]  # (stage_id, partition)
+FailureKind = Literal["error", "fetch", "lost"]
+
+
+@dataclass(frozen=True)
+class RemoteError:
+    """A task's exception as it crossed the channel: its type, message and traceback text."""
+
+    type_name: str
+    message: str
+    traceback: str
+    kind: FailureKind = "error"
+    shuffle_id: int | None = None
+    map_ids: tuple[int, ...] = ()
+    exception: BaseException | None = None  # the original, when it pickles
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,8 @@ from typing import Callable, Literal
 from scheduler.core.events import (
     AbortJob, Assign, Commit, Discard, Event, ExecutorLost, ExecutorRegistered, ExecutorRetired,
     HeartbeatReceived, Instruction, Kill, Launch, LogEntry, Refetch, Retire, TaskFailed, TaskSpec,
-    TaskSucceeded, Throttled, Tick,
+    TaskKey, TaskSucceeded, Throttled, Tick,
 )
-from scheduler.wire.messages import TaskKey
 from scheduler.core.ramp import Ramp
 
 

@@ -9,10 +9,9 @@ own part, and ``runner`` is the dotted path of the function that runs them
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-TaskKey = tuple[int, int]  # (stage_id, partition)
-FailureKind = Literal["error", "fetch", "lost"]
+from scheduler.core.events import FailureKind, RemoteError, TaskKey  # noqa: F401 - part of the wire format
 
 
 @dataclass(frozen=True)
@@ -51,19 +50,6 @@ class RunTask:
 @dataclass(frozen=True)
 class Retire:
     reason: str = "retire"
-
-
-@dataclass(frozen=True)
-class RemoteError:
-    """A task's exception as it crossed the channel: its type, message and traceback text."""
-
-    type_name: str
-    message: str
-    traceback: str
-    kind: FailureKind = "error"
-    shuffle_id: int | None = None
-    map_ids: tuple[int, ...] = ()
-    exception: BaseException | None = None  # the original, when it pickles
 
 
 @dataclass(frozen=True)

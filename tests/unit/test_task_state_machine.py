@@ -8,7 +8,7 @@ from scheduler.core.events import (
     AbortJob, Assign, Commit, Discard, ExecutorLost, ExecutorRegistered, ExecutorRetired, HeartbeatReceived,
     Kill, Launch, Refetch, Retire, TaskFailed, TaskSpec, TaskSucceeded, Throttled, Tick,
 )
-from scheduler.wire.messages import RemoteError
+from scheduler.core.events import RemoteError
 from scheduler.core.tasks import Policy, TaskStateMachine
 
 
