@@ -270,7 +270,7 @@ class JobCore:
             elif isinstance(ins, AbortJob):
                 out += self._abort(ins, now)
             elif isinstance(ins, Kill):
-                self._held.pop(ins.executor_id, None)
+                self._killed(ins, now)
                 out.append(ins)
             else:  # Launch, Retire: the I/O shell's business
                 out.append(ins)
@@ -306,6 +306,18 @@ class JobCore:
         self._open_by_executor.setdefault(ins.executor_id, set()).add((ins.key, ins.attempt))
         return [SendTask(ins.executor_id, job.job_id, ins.key[0], ins.key[1], ins.attempt, stage_key, blob,
                          job.task_blobs[ins.key], inputs, job.runner, ins.speculative)]
+
+    def _killed(self, ins: Kill, now: float) -> None:
+        self._held.pop(ins.executor_id, None)
+        for attempt_key in self._open_by_executor.pop(ins.executor_id, set()):
+            record = self._open.pop(attempt_key, None)
+            if record is None or record.outcome != "running":
+                continue
+            record.finished = self._wall(now)
+            if attempt_key == ins.timed_out:
+                record.outcome, record.error = "failed", f"TaskTimeout: {ins.reason}"
+            else:
+                record.outcome = "lost"
 
     def _close_attempt(self, executor_id: str, attempt_key) -> AttemptRecord | None:
         self._open_by_executor.get(executor_id, set()).discard(attempt_key)

@@ -360,7 +360,7 @@ class TaskStateMachine:
             limit = self.policy.task_timeout
             error = RemoteError("TaskTimeout", f"attempt {attempt} of task {key} timed out after {limit:g} s "
                                 "(task_timeout); its executor was killed", "", "error")
-            out.append(Kill(executor_id, f"its task ran longer than task_timeout ({limit:g} s)"))
+            out.append(Kill(executor_id, f"its task ran longer than task_timeout ({limit:g} s)", (key, attempt)))
             out += self._on_failed(TaskFailed(executor_id, key, attempt, now, "error", error))
             out += self._on_lost(ExecutorLost(executor_id, now, "killed: task_timeout"))
         for executor in list(self.executors.values()):
