@@ -162,6 +162,10 @@ class Driver:
         if kind == "msg":
             self._on_message(item[1], item[2], now)
         elif kind == "job":
+            if self.core.dag is not None:
+                item[2].set_exception(RuntimeError(f"job {self.core.dag.job.job_id} is still running on this "
+                                                   "driver; run jobs one after another (one job at a time)"))
+                return
             job, self._future, self._progress = item[1], item[2], item[3]
             self._dag = None
             out = self.core.handle(SubmitJob(job, now))

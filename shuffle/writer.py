@@ -184,13 +184,22 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
         raise ValueError(f"num_partitions must be >= 1, got {num_partitions}")
     key = block_key(job_id, shuffle_id, map_id, attempt, prefixes)
     codec = codec or default_codec_for(store.protocol)
-    encoders = [RecordEncoder(codec) for _ in range(num_partitions)]
-    chunks: list[list[bytes]] = [[] for _ in range(num_partitions)]
     n = num_partitions
+    # an encoder only for partitions that get records: with many reduce partitions and
+    # little data per map (an M x M shuffle of small data) most segments stay empty
+    encoders: dict[int, RecordEncoder] = {}
+    chunks: dict[int, list[bytes]] = {}
+
+    def encoder(p: int) -> RecordEncoder:
+        enc = encoders.get(p)
+        if enc is None:
+            enc = encoders[p] = RecordEncoder(codec)
+            chunks[p] = []
+        return enc
 
     def encode_all() -> None:
-        for enc, out in zip(encoders, chunks):
-            out.extend(enc.take_chunks())
+        for p, enc in encoders.items():
+            chunks[p].extend(enc.take_chunks())
 
     if aggregator is None:
         # Partition a chunk at a time: one call for the chunk's partition numbers (the
@@ -203,16 +212,17 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
                 bad = next(i for i, p in enumerate(parts) if not 0 <= p < n)
                 raise _bad_partition(parts[bad], keys[bad], n)
             if n == 1:
-                encoders[0].extend(chunk)
+                encoder(0).extend(chunk)
             else:
-                buckets: list[list] = [[] for _ in range(n)]
-                appends = [b.append for b in buckets]
+                buckets: dict[int, list] = {}
                 for p, record in zip(parts, chunk):
-                    appends[p](record)
-                for enc, bucket in zip(encoders, buckets):
-                    if bucket:
-                        enc.extend(bucket)
-            pending = sum(e.pending_bytes() for e in encoders) * _LIVE_OBJECT_FACTOR
+                    bucket = buckets.get(p)
+                    if bucket is None:
+                        bucket = buckets[p] = []
+                    bucket.append(record)
+                for p, bucket in buckets.items():
+                    encoder(p).extend(bucket)
+            pending = sum(e.pending_bytes() for e in encoders.values()) * _LIVE_OBJECT_FACTOR
             if pending > memory_budget:
                 encode_all()
     else:
@@ -223,7 +233,7 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
                 p = partition_of(k)
                 if not 0 <= p < n:
                     raise _bad_partition(p, k, n)
-                encoders[p].add((k, c))
+                encoder(p).add((k, c))
             encode_all()
 
         for chunk in chunked(records, 2048):
@@ -232,10 +242,15 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
         spill()
 
     encode_all()
-    segments, offset = [], 0
-    for enc, out in zip(encoders, chunks):
-        length = sum(map(len, out))
-        segments.append(Segment(offset, length, enc.count, enc.checksum))
+    offsets, lengths, counts, checksums = (_numbers(c, bytes(8 * n if c == "Q" else 4 * n)) for c in "QQQI")
+    offset, parts_in_order = 0, []
+    for p in sorted(encoders):
+        length = sum(map(len, chunks[p]))
+        offsets[p], lengths[p], counts[p], checksums[p] = offset, length, encoders[p].count, encoders[p].checksum
         offset += length
-    store.put(key, b"".join(itertools.chain.from_iterable(chunks)))
-    return MapStatus.of_segments(shuffle_id, map_id, attempt, key, segments)
+        parts_in_order.append(chunks[p])
+    for p in range(n):  # an empty segment sits where the next non-empty one starts
+        if not lengths[p] and p:
+            offsets[p] = offsets[p - 1] + lengths[p - 1]
+    store.put(key, b"".join(itertools.chain.from_iterable(parts_in_order)))
+    return MapStatus(shuffle_id, map_id, attempt, key, offsets, lengths, counts, checksums)
