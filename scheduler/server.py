@@ -10,7 +10,8 @@ Policy:
 - Every accepted connection must pass the job-secret challenge and introduce itself with
   ``Register`` within ``handshake_timeout`` seconds of its accept (TLS included), or it is
   dropped.  At most ``max_pending`` connections may be unauthenticated at once; beyond
-  that a new connection is closed at once (an executor's ``connect`` retries with back-off).
+  that a new connection is answered "busy" (an empty frame; over TLS, no handshake) and
+  closed at once, and the executor's ``connect`` retries with back-off.
 - ``accept`` errors never end accepting: a connection aborted before it was accepted is
   skipped; running out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) is logged
   with what to raise, and accepting pauses with exponential back-off (at most 1 s) so the
@@ -38,7 +39,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from scheduler.wire.channel import DEFAULT_MAX_MESSAGE, ChannelClosed, Connection, is_loopback
+from scheduler.wire.channel import _HEADER, DEFAULT_MAX_MESSAGE, ChannelClosed, Connection, is_loopback
 from scheduler.wire.peer import Drop, Peer
 
 log = logging.getLogger("dagrun.scheduler")
@@ -49,6 +50,7 @@ _SKIP_ACCEPT = {errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EAGAIN, err
                 errno.EPERM, errno.ECONNRESET}
 _CLOSE_GRACE = 1.0  # how long a closing connection may take to drain what was sent before it
 _ACCEPT_BURST = 64  # accepts per readiness event, so handshakes in progress keep moving
+_ACCEPT_BACKOFF = 0.05  # the first pause after an accept error; it doubles up to 1 s
 
 
 class ControlServer:
@@ -83,7 +85,7 @@ class ControlServer:
         self._dirty: set[Peer] = set()
         self._woken = False
         self._closed = False
-        self._accept_backoff, self._accept_resume = 0.05, None
+        self._accept_backoff, self._accept_resume = _ACCEPT_BACKOFF, None
         self._refused_logged = 0.0
         self._thread = threading.Thread(target=self._run, name="dagrun-control-io", daemon=True)
         self._thread.start()
@@ -147,14 +149,20 @@ class ControlServer:
                     return
                 hint = (" raise the open-file limit (ulimit -n) or run fewer executors;"
                         if exc.errno in (errno.EMFILE, errno.ENFILE) else "")
-                log.warning("cannot accept a control connection: %s;%s retrying in %.2fs",
-                            exc, hint, self._accept_backoff)
+                first = self._accept_backoff == _ACCEPT_BACKOFF  # once per episode, not once a second
+                (log.warning if first else log.debug)("cannot accept a control connection: %s;%s retrying "
+                                                      "in %.2fs", exc, hint, self._accept_backoff)
                 self._selector.unregister(self._sock)
                 self._accept_resume = time.monotonic() + self._accept_backoff
                 self._accept_backoff = min(1.0, self._accept_backoff * 2)
                 return
-            self._accept_backoff = 0.05
+            self._accept_backoff = _ACCEPT_BACKOFF
             if self._unauthenticated >= self.max_pending:
+                if self._tls_context is None:
+                    try:
+                        sock.send(_HEADER.pack(0))  # "busy": an empty challenge, so the executor retries
+                    except OSError:
+                        pass
                 sock.close()
                 now = time.monotonic()
                 if now - self._refused_logged > 5:

@@ -178,10 +178,10 @@ def connect(address: tuple[str, int], secret: bytes, *, tls: bool | None = None,
 
     TLS is used when the driver is not on loopback (``tls=None``), or as ``tls`` says.  The
     driver's identity is proven by the mutual HMAC over its certificate's fingerprint rather
-    than by a certificate chain, since it presents a self-signed one.  A driver that closes
-    the connection before its challenge is at its cap of connections still authenticating:
-    that is retried with jittered back-off until ``timeout``; a refused connection is not
-    (the driver has finished).
+    than by a certificate chain, since it presents a self-signed one.  A driver at its cap of
+    connections still authenticating answers with an empty frame (over TLS: closes before
+    the TLS handshake); that is retried with jittered back-off until ``timeout``.  A refused
+    connection is not retried (the driver has finished).
     """
     give_up = time.monotonic() + timeout
     delay = 0.05
@@ -197,26 +197,32 @@ def connect(address: tuple[str, int], secret: bytes, *, tls: bool | None = None,
 
 
 class _Busy(ConnectionError):
-    """Closed before the challenge: the driver's cap on unauthenticated connections."""
+    """The driver's cap on unauthenticated connections turned this one away."""
 
 
 def _connect_once(address: tuple[str, int], secret: bytes, tls: bool | None, timeout: float) -> SocketConnection:
     host, port = address
-    sock: Any = socket.create_connection((host, port), timeout=timeout)
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return client_handshake(sock, secret, tls=tls if tls is not None else not is_loopback(host), timeout=timeout)
+
+
+def client_handshake(sock: socket.socket, secret: bytes, *, tls: bool, timeout: float = 30.0) -> SocketConnection:
+    """Authenticate a connected socket to the driver (closing it on failure)."""
+    conn_sock: Any = sock
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn_sock.settimeout(timeout)
         binding = b""
-        if tls if tls is not None else not is_loopback(host):
+        if tls:
             try:
-                sock = TLSSocket(sock, client_context(), server_side=False, timeout=timeout)
+                conn_sock = TLSSocket(sock, client_context(), server_side=False, timeout=timeout)
             except ConnectionError as exc:
                 raise _Busy(str(exc)) from exc
-            binding = fingerprint(sock.peer_certificate())
-        conn = SocketConnection(sock, max_message=HANDSHAKE_MESSAGE)
-        try:
-            server_nonce = conn.recv_bytes(timeout)
-        except ChannelClosed as exc:
-            raise _Busy(str(exc)) from exc
+            binding = fingerprint(conn_sock.peer_certificate())
+        conn = SocketConnection(conn_sock, max_message=HANDSHAKE_MESSAGE)
+        server_nonce = conn.recv_bytes(timeout)
+        if not server_nonce:
+            raise _Busy("the driver is at its cap of connections still authenticating")
         if len(server_nonce) != NONCE_BYTES:
             raise AuthenticationFailed(f"the driver sent a {len(server_nonce)}-byte challenge, not {NONCE_BYTES} "
                                        "bytes; is the address right?")
@@ -228,8 +234,8 @@ def _connect_once(address: tuple[str, int], secret: bytes, tls: bool | None, tim
     except BaseException:
         sock.close()
         raise
-    sock.settimeout(None)
-    return SocketConnection(sock)
+    conn_sock.settimeout(None)
+    return SocketConnection(conn_sock)
 
 
 def is_loopback(host: str, *, resolve: bool = False) -> bool:
