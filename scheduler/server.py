@@ -87,6 +87,7 @@ class ControlServer:
         self._closed = False
         self._accept_backoff, self._accept_resume = _ACCEPT_BACKOFF, None
         self._refused_logged = 0.0
+        self._checked = 0.0
         self._thread = threading.Thread(target=self._run, name="dagrun-control-io", daemon=True)
         self._thread.start()
 
@@ -247,6 +248,9 @@ class ControlServer:
             if now - peer.accepted <= self.handshake_timeout:
                 break
             self._drop(peer, f"the handshake did not complete within {self.handshake_timeout:g}s")
+        if now - self._checked < 0.1:  # the scans below are O(connections writing): not per event
+            return
+        self._checked = now
         for peer in [p for p in self._writing if p.stalled(now, self.send_timeout)]:
             self._drop(peer, f"executor {peer.executor_id} took nothing of {peer.backlog} waiting bytes "
                              f"for {self.send_timeout:g}s")
