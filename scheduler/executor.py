@@ -231,7 +231,12 @@ def main(argv: list[str] | None = None) -> int:
             print("dagrun executor: DAGRUN_SECRET is not set; executors are started by the driver", file=sys.stderr)
             return 2
         host, _, port = args.driver.rpartition(":")
-        conn = connect((host, int(port)), secret)
+        try:
+            conn = connect((host, int(port)), secret)
+        except OSError as exc:  # the driver has finished, or is unreachable: one line, not a traceback
+            print(f"dagrun executor {args.executor_id}: cannot reach the driver at {args.driver}: {exc}",
+                  file=sys.stderr)
+            return 1
         run_executor(conn, args.executor_id, remaining=lambda: None if deadline is None else deadline - time.time(),
                      heartbeat_interval=args.heartbeat, scratch_dir=args.scratch, can_exit=True)
     except (Stop, KeyboardInterrupt):

@@ -73,8 +73,9 @@ def test_a_peer_that_sends_a_header_and_stalls_is_dropped_at_the_handshake_deadl
         server.close()
 
 
-def test_connections_beyond_the_unauthenticated_cap_are_refused_and_an_executor_still_registers():
-    events, server = _server(max_pending=4, handshake_timeout=1.5)
+@pytest.mark.parametrize("tls", [False, True])
+def test_connections_beyond_the_unauthenticated_cap_are_refused_and_an_executor_still_registers(tls):
+    events, server = _server(tls=tls, max_pending=4, handshake_timeout=1.5)
     try:
         stalled = [socket.create_connection(server.address) for _ in range(4)]
         time.sleep(0.2)  # accepted and counted
