@@ -279,7 +279,9 @@ class ControlServer:
         attached = peer.step == "open" and peer.executor_id is not None
         if not quiet:
             who = f"executor {peer.executor_id}" if peer.executor_id else f"a control connection from {peer.address}"
-            (log.info if attached and reason == "closed by the peer" else log.warning)("dropped %s: %s", who, reason)
+            # an executor that went away is the driver's to report (as lost); the rest is news here
+            gone = attached and reason.startswith(("closed by the peer", "send failed", "receive failed"))
+            (log.info if gone or self._closed else log.warning)("dropped %s: %s", who, reason)
         if attached:
             self._post(("closed", peer.executor_id))
 

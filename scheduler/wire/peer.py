@@ -2,20 +2,22 @@
 
 State: a non-blocking socket, an ``ssl.SSLObject`` over two memory BIOs when the channel is
 encrypted, the handshake step (``tls`` -> ``challenge`` -> ``register`` -> ``open``), the
-bytes received and not yet framed, and two output queues: frames handed over by ``send``
-(any thread, under a lock) and raw bytes waiting for the socket (I/O thread only).
+bytes received and not yet framed, and the bytes waiting for the socket.
 
 Policy:
 - Nothing here blocks or sleeps: ``receive`` reads what one readiness event offers,
-  ``flush`` writes what the socket takes.  The I/O thread owns the socket and the TLS
-  object, so OpenSSL is never entered by two threads.
+  ``send`` and ``flush`` write what the socket takes at once and keep the rest.
+- ``send`` (the driver's loop) writes through when nothing is waiting, which is the common
+  case and costs no hand-off to another thread; only what the socket does not take is left
+  for the I/O thread, which is then woken to write it as the socket drains.  One lock
+  orders every write and every use of the TLS object, so OpenSSL is never entered by two
+  threads at once.
+- The waiting bytes are bounded by ``queue_limit``: a send beyond it drops the peer at once
+  (``ChannelClosed``), and the server drops a peer whose output makes no progress for its
+  ``send_timeout``; so a stuck executor costs its own queue, never the driver's time.
 - Frame limits follow the step: ``HANDSHAKE_MESSAGE`` before authentication,
   ``REGISTER_MESSAGE`` for the ``Register`` that must come first, ``max_message`` after.
   The receive buffer grows with the bytes that arrive, never to the size a header claims.
-- ``send`` pickles on the caller's thread and only enqueues, so a peer that stops reading
-  costs its own queue, never the caller's time.  The queue is bounded by ``queue_limit``
-  bytes; a send beyond it drops the peer at once (``ChannelClosed``), and the server drops a
-  peer whose queue makes no progress for its ``send_timeout``.
 
 Promise: ``Peer`` offers the driver what ``SocketConnection`` did (``send``, ``close``,
 ``closed``); what the peer sends comes back from ``receive`` as unpickled messages, and
@@ -67,10 +69,9 @@ class Peer:
             self._bio_in, self._bio_out = ssl.MemoryBIO(), ssl.MemoryBIO()
             self._tls = tls.wrap_bio(self._bio_in, self._bio_out, server_side=True)
         self._inbuf = bytearray()
-        self._raw: deque[memoryview] = deque()
-        self._lock = threading.Lock()
-        self._frames: deque[bytes] = deque()
-        self.backlog = 0  # bytes accepted by send() and not yet taken by the socket
+        self._raw: deque[memoryview] = deque()  # bytes for the socket, in order
+        self._lock = threading.RLock()  # the output queue, the socket's writes and the TLS object
+        self.backlog = 0  # bytes accepted for sending and not yet taken by the socket
         self._nonce = os.urandom(NONCE_BYTES)
         if self._tls is None:
             self._emit(self._nonce)
@@ -81,6 +82,7 @@ class Peer:
         data = pickle.dumps(message, protocol=5)
         if len(data) > self._max:
             raise ValueError(f"message of {len(data)} bytes exceeds the channel limit of {self._max} bytes")
+        raise_it: ChannelClosed | None = None
         with self._lock:
             if self.dead or self.close_requested is not None or self.drop_reason is not None:
                 raise ChannelClosed(f"control channel to {self.executor_id} is closed")
@@ -88,12 +90,17 @@ class Peer:
                 self.drop_reason = (f"executor {self.executor_id} has {self.backlog} bytes it has not read, "
                                     f"over the {self._queue_limit}-byte send queue")
                 raise_it = ChannelClosed(self.drop_reason)
+                waiting = True
             else:
-                self._frames.append(_HEADER.pack(len(data)))
-                self._frames.append(data)
-                self.backlog += _HEADER.size + len(data)
-                raise_it = None
-        self._wake(self)
+                self._push(_HEADER.pack(len(data)), data)
+                try:
+                    waiting = self._write_some()
+                except Drop as exc:
+                    self.drop_reason = str(exc)
+                    raise_it = ChannelClosed(f"control channel to {self.executor_id}: {exc}")
+                    waiting = True
+        if waiting:
+            self._wake(self)
         if raise_it is not None:
             raise raise_it
 
@@ -126,8 +133,9 @@ class Peer:
         if self._tls is None:
             self._inbuf += raw
         else:
-            self._bio_in.write(raw)
-            self._tls_receive()
+            with self._lock:
+                self._bio_in.write(raw)
+                self._tls_receive()
         return self._frames_in()
 
     def _tls_receive(self) -> None:
@@ -197,34 +205,36 @@ class Peer:
     def _emit(self, data: bytes) -> None:
         """Queue a handshake frame from the I/O thread (the driver cannot send yet)."""
         with self._lock:
-            self.backlog += _HEADER.size + len(data)
-        self._push(_HEADER.pack(len(data)) + data)
+            self._push(_HEADER.pack(len(data)), data)
 
-    def _push(self, plain: bytes) -> None:
-        if not self._raw and self.backlog:
+    def _push(self, *parts: bytes) -> None:
+        """Queue ``parts`` for the socket, encrypted when TLS is on (the caller holds the lock)."""
+        if not self._raw:
             self.last_progress = time.monotonic()  # the stall clock starts when output is waiting
         if self._tls is None:
-            self._raw.append(memoryview(plain))
+            for part in parts:
+                self._raw.append(memoryview(part))
+                self.backlog += len(part)
             return
-        view = memoryview(plain)
-        while view:
-            written = self._tls.write(view[:_TLS_WRITE])
-            view = view[written:]
-        self._take_tls_output(len(plain))
+        for part in parts:
+            view = memoryview(part)
+            while view:
+                view = view[self._tls.write(view[:_TLS_WRITE]):]
+        self._take_tls_output()
 
-    def _take_tls_output(self, plain: int = 0) -> None:
-        data = self._bio_out.read()
+    def _take_tls_output(self) -> None:
         with self._lock:
-            self.backlog += len(data) - plain
-        if data:
-            self._raw.append(memoryview(data))
+            data = self._bio_out.read()
+            if data:
+                self._raw.append(memoryview(data))
+                self.backlog += len(data)
 
     def flush(self) -> bool:
         """Write what the socket takes; return whether output is still waiting (raise ``Drop``)."""
         with self._lock:
-            frames, self._frames = self._frames, deque()
-        for frame in frames:
-            self._push(frame)
+            return self._write_some()
+
+    def _write_some(self) -> bool:
         while self._raw:
             head = self._raw[0]
             try:
@@ -233,8 +243,7 @@ class Peer:
                 return True
             except OSError as exc:
                 raise Drop(f"send failed: {exc}") from exc
-            with self._lock:
-                self.backlog -= n
+            self.backlog -= n
             self.last_progress = time.monotonic()
             if n == len(head):
                 self._raw.popleft()
