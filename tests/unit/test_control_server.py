@@ -240,3 +240,36 @@ def test_descriptor_limit_is_raised_when_it_can_be_and_named_when_it_cannot():
     short = subprocess.run([sys.executable, "-c", script, "512"], capture_output=True, text=True, timeout=30)
     assert short.stdout.startswith("refused: 1000 executors need about"), short.stdout + short.stderr
     assert "ulimit -n" in short.stdout and "max_executors to at most" in short.stdout
+
+
+def test_a_context_asking_for_more_executors_than_the_limit_allows_says_what_to_raise():
+    script = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 512))\n"
+        "import dagrun\n"
+        "with dagrun.Context(executor='local', max_executors=1000, conf={'progress': 'off'}) as ctx:\n"
+        "    ctx.parallelize(range(4), 2).sum()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "DescriptorLimit: 1000 executors need about" in done.stderr and "ulimit -n" in done.stderr, done.stderr
+
+
+def test_a_connection_aborted_before_accept_is_skipped():
+    events, server = _server()
+    real = server._accept_one
+    calls = []
+
+    def aborted_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionAbortedError(errno.ECONNABORTED, "Software caused connection abort")
+        return real()
+
+    server._accept_one = aborted_once
+    try:
+        conn, _ = _register(server, events, "e1")
+        assert len(calls) >= 2
+        conn.close()
+    finally:
+        server.close()
