@@ -161,7 +161,7 @@ class Peer:
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError) as exc:
             raise Drop("closed by the peer") from exc
         except ssl.SSLError as exc:
-            raise Drop(f"TLS handshake did not complete: {exc}") from exc
+            raise Drop(f"TLS {'handshake did not complete' if self.step == 'tls' else 'failed'}: {exc}") from exc
         finally:
             self._take_tls_output()
 
@@ -176,7 +176,8 @@ class Peer:
             end = _HEADER.size + length
             if len(self._inbuf) < end:
                 break
-            frame = bytes(self._inbuf[_HEADER.size:end])
+            with memoryview(self._inbuf) as view:
+                frame = view[_HEADER.size:end].tobytes()  # one copy, even of a large result
             del self._inbuf[:end]
             message = self._on_frame(frame)
             if message is not None:

@@ -273,3 +273,18 @@ def test_a_connection_aborted_before_accept_is_skipped():
         conn.close()
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_large_messages_arrive_whole_both_ways(tls):
+    events, server = _server(tls=tls)
+    try:
+        conn, driver_side = _register(server, events, "e1")
+        big = Retire(os.urandom(12 << 20).hex())  # 24 MB of text: many reads, many TLS records
+        conn.send(big)
+        assert events.get(timeout=30) == ("msg", "e1", big)
+        driver_side.send(big)
+        assert conn.recv(timeout=30) == big
+        conn.close()
+    finally:
+        server.close()
