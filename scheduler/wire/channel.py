@@ -5,7 +5,7 @@ not on loopback) or an in-process queue pair for the inline backend.  The driver
 socket is ``scheduler.server`` (one I/O thread for every connection); this module holds what
 both ends share: the framing, the limits and the MAC.
 
-Policy and promises (DESIGN invariant 7):
+Policy and promises (docs/architecture.md, Invariants, 7. Authenticated control channel):
 - Before any payload is exchanged, both sides prove knowledge of the per-job secret by a
   mutual HMAC-SHA256 challenge over nonces of exactly ``NONCE_BYTES``.  The MAC input is a
   sequence of length-prefixed fields (context, role, nonce, binding), so no two different
