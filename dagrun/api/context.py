@@ -158,7 +158,7 @@ class Context:
 
     @property
     def default_parallelism(self) -> int:
-        return self.config.parallelism
+        return self.config.effective_parallelism
 
     @property
     def _cache_job_id(self) -> str:
