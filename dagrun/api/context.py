@@ -25,13 +25,16 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from typing import Any, Callable, Iterable
 
 from scheduler.backends import get_backend_class
 from scheduler.driver import Driver
 from scheduler.core.tasks import Policy
-from shuffle.layout import job_dirs
+from shuffle.gc import LEASE_AFTER, Lease
+from shuffle.layout import app_id, cache_job_id, job_dirs
+from shuffle.layout import job_id as make_job_id
 from shuffle.store import BlockStore
 
 from dagrun.config import Config
@@ -58,7 +61,7 @@ class Context:
         self.config = Config.resolve(conf, executor=executor, store=store, max_executors=max_executors, **settings)
         if plan_hook is not None:
             self.config = plan_hook.configure(self.config)
-        self.app_id = f"app-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
+        self.app_id = app_id(time.time(), secrets.token_hex(3))
         self._owned_store = None
         url = self.config.store
         if url is None:
@@ -66,6 +69,8 @@ class Context:
             url = self._owned_store
         self.store_url = url
         self.store = BlockStore(url, dict(self.config.storage_options))
+        # a shared store may be garbage-collected while this Context lives: a lease keeps its blocks
+        self._lease = Lease(self.store, self.app_id) if self._owned_store is None else None
         if not self.store.crosses_processes and self.config.executor != "inline":
             raise ValueError(f"store {url!r} lives in this process's memory and cannot be shared with "
                              f"{self.config.executor!r} executors; use executor='inline', or a file:// or s3:// store")
@@ -100,6 +105,8 @@ class Context:
             self._driver = None
         if self._cached and not self.config.keep_shuffle:  # nothing persisted: no LISTs to pay for
             self._delete_job_blocks(self._cache_job_id)
+        if self._lease is not None:
+            self._lease.release()
         if self._owned_store:
             shutil.rmtree(self._owned_store, ignore_errors=True)
         if self._fault_dir:
@@ -162,7 +169,7 @@ class Context:
 
     @property
     def _cache_job_id(self) -> str:
-        return f"{self.app_id}-cache"
+        return cache_job_id(self.app_id)
 
     def _next_id(self, kind: str) -> int:
         return next(self._counters.setdefault(kind, itertools.count()))
@@ -261,7 +268,7 @@ class Context:
             raise RuntimeError("this Context is stopped; create a new one")
         if partitions is None:
             partitions = list(range(rdd.get_num_partitions()))
-        job_id = f"{self.app_id}-j{self._next_id('job')}"
+        job_id = make_job_id(self.app_id, self._next_id("job"))
         job, graph = plan_job(self, rdd, func, partitions, job_id, "count_lines" if count_lines else "result")
         if plan_hook is not None:
             plan_hook.planned(self, job_id, graph)  # raises PlanStop when the job is too big to dry-run
@@ -270,11 +277,14 @@ class Context:
         bar = ProgressBar.for_config(self.config.progress)
         started, log_start = len(driver.attempts), len(driver.machine.log)
         before = self.store.counts  # the driver's own requests: discards, injected faults, cleanup
+        lease_timer = self._lease_for(job)
         try:
             results = driver.run_job(job, bar.update if bar else None)
             info.succeeded = True
             return [results[p] for p in partitions]
         finally:
+            if lease_timer is not None:
+                lease_timer.cancel()
             if bar:
                 bar.close()
             self._forget_shuffles(job)
@@ -283,6 +293,18 @@ class Context:
                         driver.executor_log)
             self.jobs.append(info)
             job_finished(info)  # the ledger line and the JSON record; never raises
+
+    def _lease_for(self, job) -> threading.Timer | None:
+        """Hold the lease now if the Context keeps persisted blocks, else once the job runs long."""
+        if self._lease is None or self._lease.held:
+            return None
+        if self._cached:
+            self._lease.hold()
+            return None
+        timer = threading.Timer(LEASE_AFTER, self._lease.hold)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _ensure_driver(self) -> Driver:
         if self._driver is None:
