@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable
 from scheduler.backends import get_backend_class
 from scheduler.driver import Driver
 from scheduler.core.tasks import Policy
+from scheduler.results import TaskValue
 from shuffle.gc import LEASE_AFTER, Lease
 from shuffle.layout import app_id, cache_job_id, job_dirs
 from shuffle.layout import job_id as make_job_id
@@ -79,6 +80,7 @@ class Context:
         self._counters: dict[str, itertools.count] = {}
         self._driver: Driver | None = None
         self._cached: set[int] = set()
+        self._stored_results: set[str] = set()  # keys of large results committed and not yet loaded
         self.jobs: list[JobInfo] = []
         self._accumulators: dict[int, Accumulator] = {}
         self.start_time = int(time.time() * 1000)  # epoch milliseconds, as PySpark's startTime
@@ -280,9 +282,13 @@ class Context:
         lease_timer = self._lease_for(job)
         try:
             results = driver.run_job(job, bar.update if bar else None)
+            values = [self._load(results[p]) for p in partitions]
             info.succeeded = True
-            return [results[p] for p in partitions]
+            return values
         finally:
+            for key in list(self._stored_results):  # a failed job's results, fetched by nobody
+                self._stored_results.discard(key)
+                self._discard_output(TaskValue(0, key=key))
             if lease_timer is not None:
                 lease_timer.cancel()
             if bar:
@@ -320,7 +326,7 @@ class Context:
             self._driver = Driver(backend, policy, host=c.driver_host, executor_timeout=c.executor_timeout,
                                   heartbeat_interval=c.heartbeat_interval, scratch_dir=c.scratch_dir,
                                   memory_mb=c.lambda_memory_mb, on_discard=self._discard_output,
-                                  on_commit=self._inject_block_faults if self.faults else None,
+                                  on_commit=self._on_commit, max_result_size=c.max_result_size,
                                   launch_throttled=self._launch_budget(), preload=(TASK_RUNNER.partition(":")[0],))
         return self._driver
 
@@ -329,6 +335,20 @@ class Context:
         if not rules:
             return None
         return SharedBudget(self._fault_dir, "launch", sum(f.count for f in rules)).take
+
+    def _load(self, value: Any) -> Any:
+        """A result task's value as the action's function made it (``scheduler.results``)."""
+        if isinstance(value, TaskValue):
+            if value.key is not None:
+                self._stored_results.discard(value.key)
+            return value.load(self.store)
+        return value
+
+    def _on_commit(self, stage, key, value) -> None:
+        if isinstance(value, TaskValue) and value.key is not None:
+            self._stored_results.add(value.key)  # deleted when loaded, or when the job ends without it
+        if self.faults:
+            self._inject_block_faults(stage, key, value)
 
     def _inject_block_faults(self, stage, key, value) -> None:
         from dagrun.runtime.faults import damage_block
@@ -345,6 +365,11 @@ class Context:
         job's prefix (or ``_temporary``), or at worst to ``dagrun store gc``.
         """
         try:
+            if isinstance(value, TaskValue):
+                if value.key is not None:
+                    value.discard(self.store)
+                    return
+                value = value.load(self.store) if value.blob is not None else None
             discard = getattr(value, "discard_output", None)  # dagrun.api.output.AttemptFile
             if callable(discard):
                 discard()

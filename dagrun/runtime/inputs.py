@@ -11,7 +11,9 @@ Policy (Hadoop's ``FileInputFormat`` and ``LineRecordReader``):
   into pieces of that size, but the last piece may be up to 10% larger (Hadoop's SPLIT_SLOP) so
   that no tiny tail split is made.  An empty file still gets one empty split, as in Hadoop.
   A file named explicitly is read whatever its name; an existing directory with no visible
-  files gives no splits, while a missing path or a glob matching nothing is an error.
+  files gives no splits, while a missing path or a glob matching nothing is an error.  A
+  directory holding an unfinished save (``_temporary`` or ``_COMMIT`` without ``_SUCCESS``)
+  is an error (``IncompleteOutputError``); a glob of its part files still reads them.
   ``.gz`` and ``.bz2`` files cannot be split: each is one split, read as a decompressed stream.
 * Line ownership.  A split ``[start, end)`` owns exactly the lines that *start* in it; a line
   starts at offset 0 or right after a ``\\n``.  A split other than the first therefore discards
@@ -178,6 +180,7 @@ def _expand(path: str, storage_options: dict[str, Any]) -> list[_File]:
     for info in infos:
         if info["type"] == "directory":
             children = fs.ls(info["name"], detail=True)
+            _check_complete(path, {c["name"].rstrip("/").rsplit("/", 1)[-1] for c in children})
             found.extend(
                 sorted(
                     (c for c in children if c["type"] == "file" and not _hidden(c["name"])),
@@ -187,6 +190,28 @@ def _expand(path: str, storage_options: dict[str, Any]) -> list[_File]:
         elif info["type"] == "file":
             found.append(info)
     return [_File(fs.unstrip_protocol(info["name"]), int(info["size"])) for info in found]
+
+
+# The marks of dagrun's (and Hadoop's) output commit, see dagrun.api.output.
+SUCCESS_MARK, COMMIT_MARK, TEMPORARY_DIR = "_SUCCESS", "_COMMIT", "_temporary"
+
+
+class IncompleteOutputError(OSError):
+    """A folder holds the output of a save that did not finish: reading it would give part of it."""
+
+
+def _check_complete(path: str, names: set[str]) -> None:
+    if SUCCESS_MARK in names or not names & {COMMIT_MARK, TEMPORARY_DIR}:
+        return
+    if COMMIT_MARK in names:
+        why = f"its commit was cut short: there is a {COMMIT_MARK} mark and no {SUCCESS_MARK}"
+    else:
+        why = f"it is still running, or its job died: there is a {TEMPORARY_DIR} folder and no {SUCCESS_MARK}"
+    glob = path.rstrip("/") + "/part-*"
+    raise IncompleteOutputError(
+        f"{path!r} holds the output of a save that did not finish ({why}), so part files may be missing. "
+        "Delete the folder (rm -r, or aws s3 rm --recursive) and run the save again; to read the part "
+        f"files that are there anyway, name them: text_file({glob!r})")
 
 
 def _what_to_check(fs: Any) -> str:
