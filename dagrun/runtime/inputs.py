@@ -17,8 +17,9 @@ Policy (Hadoop's ``FileInputFormat`` and ``LineRecordReader``):
   ``.gz`` and ``.bz2`` files cannot be split: each is one split, read as a decompressed stream.
 * Line ownership.  A split ``[start, end)`` owns exactly the lines that *start* in it; a line
   starts at offset 0 or right after a ``\\n``.  A split other than the first therefore discards
-  through the first ``\\n`` at or after ``start - 1``, and every split reads past ``end`` to
-  finish its last line.  A line starting exactly at ``end`` belongs to the next split.
+  through the first ``\\n`` at or after ``start - 1`` (and owns nothing, having read no further
+  than ``end``, when there is none before ``end``), and a split reads past ``end`` only to
+  finish its last line, up to the next ``\\n``.  A line starting exactly at ``end`` belongs to the next split.
 * Lines end with ``\\n`` or ``\\r\\n``, and the ending is stripped.  A final line without an
   ending is still a line, and a trailing ``\\n`` makes no empty last line.  A lone ``\\r`` is
   not an ending (Hadoop's reader takes it as one; here ``wc -l`` and the count fast path,
@@ -247,7 +248,7 @@ def read_text_split(split: TextSplit, storage_options: dict[str, Any] | None = N
         return  # an empty file's split: no request at all
     with _text_blocks(split, storage_options, past_end=True) as blocks:
         end = split.end if split.compression is None else math.inf
-        runs = _owned_runs(*_first_line(blocks, split.start), end)
+        runs = _owned_runs(*_first_line(blocks, split.start, end), end)
         yield from _decode_runs(runs, strip_bom=split.start == 0)
 
 
@@ -269,7 +270,7 @@ def count_text_split_lines(split: TextSplit, storage_options: dict[str, Any] | N
         return _count_uncompressed_lines(split, storage_options)
     lines, last = 0, b""
     with _text_blocks(split, storage_options, past_end=False) as blocks:
-        _, blocks = _first_line(blocks, split.start)
+        _, blocks = _first_line(blocks, split.start, split.end)
         for block in blocks:
             if block:
                 lines += _newlines(block)
@@ -434,21 +435,24 @@ def _blocks(f: BinaryIO, start: int, end: int, *, past_end: bool) -> Iterator[by
         yield block
 
 
-def _first_line(blocks: Iterator[bytes], start: int) -> tuple[float, Iterator[bytes]]:
+def _first_line(blocks: Iterator[bytes], start: int, end: float) -> tuple[float, Iterator[bytes]]:
     """Where this split's first line starts, and the blocks from there on.
 
     The first split's first line starts at 0.  Any other split's blocks start at ``start - 1``,
     and everything through the first ``\\n`` belongs to a line the previous split owns; with no
-    ``\\n`` at all, no line starts in this split (offset ``inf``).
+    ``\\n`` before ``end``, no line starts in this split (offset ``inf``) and nothing past
+    ``end`` is read, so a file without newlines costs each split only its own bytes.
     """
     if start == 0:
         return 0, blocks
-    consumed = 0
+    consumed, budget = 0, end - (start - 1)  # blocks are cut at ``end``, so this is a whole number of them
     for block in blocks:
         nl = block.find(b"\n")
         if nl >= 0:
             return start + consumed + nl, chain((block[nl + 1 :],), blocks)
         consumed += len(block)
+        if consumed >= budget:
+            break
     return math.inf, iter(())
 
 
