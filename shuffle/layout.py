@@ -22,10 +22,10 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = ["LEASES", "TMP_MARK", "BlockKey", "app_id", "block_key", "cache_job_id", "job_dirs", "job_id",
-           "lease_key", "parse_block_key", "parse_lease_key", "parse_stored_key", "prefix_of", "prefix_width", "redact",
+           "lease_key", "parse_block_key", "parse_lease_key", "parse_stored_key", "prefix_of", "prefix_width", "redact", "redact_all",
            "result_key", "temporary_name"]
 
 TMP_MARK = ".tmp-"
@@ -84,6 +84,17 @@ _SECRET_IN_URL = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?:[^/@\s:]*:[^@\s]
 def redact(text: str) -> str:
     """``text`` with every ``user:password@`` of a URL in it removed (``s3://u:p@b/x`` -> ``s3://b/x``)."""
     return _SECRET_IN_URL.sub(r"\g<scheme>", text) if isinstance(text, str) else text
+
+
+def redact_all(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings) with :func:`redact` applied to every string in it."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_all(k): redact_all(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_all(v) for v in value]
+    return value
 
 
 class BlockKey(NamedTuple):

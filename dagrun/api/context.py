@@ -34,7 +34,7 @@ from scheduler.driver import Driver
 from scheduler.core.tasks import Policy
 from scheduler.results import TaskValue
 from shuffle.gc import LEASE_AFTER, Lease
-from shuffle.layout import app_id, cache_job_id, job_dirs
+from shuffle.layout import app_id, cache_job_id, job_dirs, redact
 from shuffle.layout import job_id as make_job_id
 from shuffle.store import BlockStore
 
@@ -73,7 +73,7 @@ class Context:
         # a shared store may be garbage-collected while this Context lives: a lease keeps its blocks
         self._lease = Lease(self.store, self.app_id) if self._owned_store is None else None
         if not self.store.crosses_processes and self.config.executor != "inline":
-            raise ValueError(f"store {url!r} lives in this process's memory and cannot be shared with "
+            raise ValueError(f"store {redact(url)!r} lives in this process's memory and cannot be shared with "
                              f"{self.config.executor!r} executors; use executor='inline', or a file:// or s3:// store")
         self.faults = parse_faults(self.config.faults)
         self._fault_dir = tempfile.mkdtemp(prefix="dagrun-faults-") if self.faults else None

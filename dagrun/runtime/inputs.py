@@ -54,6 +54,8 @@ from typing import Any, BinaryIO
 
 from fsspec.core import url_to_fs
 
+from shuffle.layout import redact
+
 from dagrun import optional
 
 BLOCK_SIZE = 8 << 20
@@ -169,14 +171,14 @@ def _expand(path: str, storage_options: dict[str, Any]) -> list[_File]:
         infos = [matches[name] for name in sorted(matches) if not _hidden(name)]
         if not infos:
             raise FileNotFoundError(
-                f"input glob {path!r} matched no files; check the pattern, that the directory it "
+                f"input glob {redact(path)!r} matched no files; check the pattern, that the directory it "
                 "names exists, and that matching names do not start with '_' or '.' (those are skipped)"
             )
     else:
         try:
             infos = [fs.info(root)]
         except FileNotFoundError:
-            raise FileNotFoundError(f"input path {path!r} does not exist; {_what_to_check(fs)}") from None
+            raise FileNotFoundError(f"input path {redact(path)!r} does not exist; {_what_to_check(fs)}") from None
     found: list[dict[str, Any]] = []
     for info in infos:
         if info["type"] == "directory":
