@@ -40,10 +40,10 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import fsspec
 
-from dagrun.runtime.inputs import COMMIT_MARK, SUCCESS_MARK, TEMPORARY_DIR
+from dagrun.runtime.output_marks import COMMIT_MARK, SUCCESS_MARK, TEMPORARY_DIR
 
 if TYPE_CHECKING:
-    from dagrun.graph.lineage import RDD
+    from dagrun.api.rdd import RDD
 
 _CODECS = {"gzip": ("gzip", ".gz"), "org.apache.hadoop.io.compress.GzipCodec": ("gzip", ".gz"),
            "bz2": ("bz2", ".bz2"), "bzip2": ("bz2", ".bz2"),

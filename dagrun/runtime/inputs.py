@@ -11,15 +11,13 @@ Policy (Hadoop's ``FileInputFormat`` and ``LineRecordReader``):
   into pieces of that size, but the last piece may be up to 10% larger (Hadoop's SPLIT_SLOP) so
   that no tiny tail split is made.  An empty file still gets one empty split, as in Hadoop.
   A file named explicitly is read whatever its name; an existing directory with no visible
-  files gives no splits, while a missing path or a glob matching nothing is an error.  A
-  directory holding an unfinished save (``_temporary`` or ``_COMMIT`` without ``_SUCCESS``)
-  is an error (``IncompleteOutputError``); a glob of its part files still reads them.
+  files gives no splits, while a missing path, a glob matching nothing or an unfinished save
+  (``output_marks``) is an error.
   ``.gz`` and ``.bz2`` files cannot be split: each is one split, read as a decompressed stream.
 * Line ownership.  A split ``[start, end)`` owns exactly the lines that *start* in it; a line
   starts at offset 0 or right after a ``\\n``.  A split other than the first therefore discards
-  through the first ``\\n`` at or after ``start - 1`` (and owns nothing, having read no further
-  than ``end``, when there is none before ``end``), and a split reads past ``end`` only to
-  finish its last line, up to the next ``\\n``.  A line starting exactly at ``end`` belongs to the next split.
+  through the first ``\\n`` at or after ``start - 1`` (none before ``end``: it owns nothing),
+  and reads past ``end`` only to the next ``\\n``.  A line starting at ``end`` is the next split's.
 * Lines end with ``\\n`` or ``\\r\\n``, and the ending is stripped.  A final line without an
   ending is still a line, and a trailing ``\\n`` makes no empty last line.  A lone ``\\r`` is
   not an ending (Hadoop's reader takes it as one; here ``wc -l`` and the count fast path,
@@ -55,8 +53,8 @@ from typing import Any, BinaryIO
 from fsspec.core import url_to_fs
 
 from shuffle.layout import redact
-
 from dagrun import optional
+from dagrun.runtime.output_marks import check_complete
 
 BLOCK_SIZE = 8 << 20
 _COUNT_SLICE = 1 << 20
@@ -183,7 +181,7 @@ def _expand(path: str, storage_options: dict[str, Any]) -> list[_File]:
     for info in infos:
         if info["type"] == "directory":
             children = fs.ls(info["name"], detail=True)
-            _check_complete(path, {c["name"].rstrip("/").rsplit("/", 1)[-1] for c in children})
+            check_complete(path, {c["name"].rstrip("/").rsplit("/", 1)[-1] for c in children})
             found.extend(
                 sorted(
                     (c for c in children if c["type"] == "file" and not _hidden(c["name"])),
@@ -193,28 +191,6 @@ def _expand(path: str, storage_options: dict[str, Any]) -> list[_File]:
         elif info["type"] == "file":
             found.append(info)
     return [_File(fs.unstrip_protocol(info["name"]), int(info["size"])) for info in found]
-
-
-# The marks of dagrun's (and Hadoop's) output commit, see dagrun.api.output.
-SUCCESS_MARK, COMMIT_MARK, TEMPORARY_DIR = "_SUCCESS", "_COMMIT", "_temporary"
-
-
-class IncompleteOutputError(OSError):
-    """A folder holds the output of a save that did not finish: reading it would give part of it."""
-
-
-def _check_complete(path: str, names: set[str]) -> None:
-    if SUCCESS_MARK in names or not names & {COMMIT_MARK, TEMPORARY_DIR}:
-        return
-    if COMMIT_MARK in names:
-        why = f"its commit was cut short: there is a {COMMIT_MARK} mark and no {SUCCESS_MARK}"
-    else:
-        why = f"it is still running, or its job died: there is a {TEMPORARY_DIR} folder and no {SUCCESS_MARK}"
-    glob = path.rstrip("/") + "/part-*"
-    raise IncompleteOutputError(
-        f"{path!r} holds the output of a save that did not finish ({why}), so part files may be missing. "
-        "Delete the folder (rm -r, or aws s3 rm --recursive) and run the save again; to read the part "
-        f"files that are there anyway, name them: text_file({glob!r})")
 
 
 def _what_to_check(fs: Any) -> str:
@@ -442,8 +418,7 @@ def _first_line(blocks: Iterator[bytes], start: int, end: float) -> tuple[float,
 
     The first split's first line starts at 0.  Any other split's blocks start at ``start - 1``,
     and everything through the first ``\\n`` belongs to a line the previous split owns; with no
-    ``\\n`` before ``end``, no line starts in this split (offset ``inf``) and nothing past
-    ``end`` is read, so a file without newlines costs each split only its own bytes.
+    ``\\n`` before ``end``, no line starts here (``inf``) and nothing past ``end`` is read.
     """
     if start == 0:
         return 0, blocks
@@ -452,8 +427,7 @@ def _first_line(blocks: Iterator[bytes], start: int, end: float) -> tuple[float,
         nl = block.find(b"\n")
         if nl >= 0:
             return start + consumed + nl, chain((block[nl + 1 :],), blocks)
-        consumed += len(block)
-        if consumed >= budget:
+        if (consumed := consumed + len(block)) >= budget:
             break
     return math.inf, iter(())
 

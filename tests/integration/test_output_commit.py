@@ -12,7 +12,7 @@ import time
 import pytest
 
 import dagrun
-from dagrun.runtime.inputs import IncompleteOutputError
+from dagrun.runtime.output_marks import IncompleteOutputError
 
 CONF = {"progress": "off", "ledger": "off", "job_history": 0}
 
