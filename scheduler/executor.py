@@ -17,6 +17,7 @@ a Lambda invocation (``lambda_executor.handler``) and in a thread of the driver 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import pickle
@@ -30,6 +31,7 @@ import time
 import traceback
 from typing import Any, Callable
 
+from scheduler.results import TaskValue
 from scheduler.wire.channel import ChannelClosed, Connection, connect
 from scheduler.wire.messages import Heartbeat, Register, RemoteError, Retire, RunTask, TaskMetrics, TaskResult
 from shuffle.errors import FetchFailed
@@ -111,7 +113,9 @@ def _peak_rss() -> int:
 
 def _ensure_picklable(result: TaskResult) -> TaskResult:
     try:
-        pickle.dumps(result, protocol=5)
+        # a TaskValue is bytes already (pickled once, by the runner): check only the rest
+        pickle.dumps(dataclasses.replace(result, value=None) if isinstance(result.value, TaskValue) else result,
+                     protocol=5)
         return result
     except Exception as exc:  # noqa: BLE001 - an unpicklable result becomes a task error
         if result.error is not None:

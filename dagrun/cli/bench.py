@@ -24,7 +24,6 @@ from typing import Any
 from dagrun.cli.bench_jobs import JOBS, data_dir, input_files, validate
 from dagrun.cli.bench_peers import run_peers
 from dagrun.config import parse_bytes
-from dagrun.cli.gen import parse_size
 
 
 def add_parser(sub) -> None:
@@ -95,7 +94,7 @@ def job_stats(jobs: list) -> dict[str, Any]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    size = parse_size(args.size)
+    size = parse_bytes(args.size)
     memory = parse_bytes(args.memory) if args.memory else None
     os.makedirs(args.data, exist_ok=True)
     print(f"dagrun bench {args.bench}: {args.size} input, {args.executors} local executors", flush=True)

@@ -40,7 +40,6 @@ import datetime
 import functools
 import os
 import random
-import re
 import string
 import sys
 import time
@@ -49,6 +48,8 @@ from dataclasses import dataclass
 from itertools import accumulate, repeat
 from operator import getitem
 from typing import Callable, Literal, get_args
+
+from dagrun.config import parse_bytes
 
 Kind = Literal["text", "records", "uservisits"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -59,27 +60,10 @@ _CHUNK_RECORDS = _CHUNK_LINES = _CHUNK_ROWS = 1 << 16
 
 # ----------------------------------------------------------------------------- sizes
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
-
-
 def parse_size(text: str | int) -> int:
-    """``"1GB"`` -> 10**9, ``"100KiB"`` -> 102400, ``"4 GB"``, ``"1.5MB"``, ``"123"`` (bytes).
-
-    KB/MB/GB/TB are decimal and KiB/MiB/GiB/TiB binary, case-insensitive.  Bare ``K``/``M``/``G``
-    are refused because they are ambiguous between the two.
-    """
-    if isinstance(text, int) and not isinstance(text, bool):
-        if text < 0:
-            raise ValueError(f"size must be >= 0, got {text}")
-        return text
-    pattern = r"\s*(\d+\.?\d*|\.\d+)\s*([a-zA-Z]*)\s*"
-    match = re.fullmatch(pattern, text) if isinstance(text, str) else None
-    if not match or match[2].lower() not in _UNITS:
-        raise ValueError(
-            f"cannot read {text!r} as a size; write a number of bytes with an optional unit: "
-            "KB/MB/GB/TB (powers of 1000) or KiB/MiB/GiB/TiB (powers of 1024), e.g. '64MB'")
-    return int(float(match[1]) * _UNITS[match[2].lower()])
+    """``"1GB"`` -> 10**9, ``"100KiB"`` -> 102400: ``dagrun.config.parse_bytes`` without the bare
+    K/M/G/T shorthand, kept for callers of this module; the CLI takes every form ``parse_bytes`` does."""
+    return parse_bytes(text, shorthand=False)
 
 
 # ----------------------------------------------------------------------------- random helpers
@@ -382,7 +366,7 @@ def generate(kind: Kind, out: str, *, size: int, seed: int = 0, files: int = 1) 
 
 def _size_arg(text: str) -> int:
     try:
-        return parse_size(text)
+        return parse_bytes(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -406,7 +390,7 @@ def add_gen_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 def run_gen(args: argparse.Namespace) -> int:
     """Entry point of ``dagrun gen``: one line per file, then the total size and time."""
     started = time.perf_counter()
-    paths = generate(args.kind, args.out, size=parse_size(args.size), seed=args.seed,
+    paths = generate(args.kind, args.out, size=parse_bytes(args.size), seed=args.seed,
                      files=args.files)
     total = 0
     for path in paths:

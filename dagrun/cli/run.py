@@ -15,6 +15,7 @@ def add_parser(sub) -> None:
     run.add_argument("--executor", choices=["local", "inline", "lambda"])
     run.add_argument("--store", help="fsspec URL for shuffle data, e.g. s3://bucket/tmp or /mnt/efs/dagrun")
     run.add_argument("--conf", action="append", metavar="KEY=VALUE", help="a dagrun setting, e.g. max_attempts=2")
+    run.add_argument("--profile", help="AWS profile for the Lambda backend (the lambda.profile setting)")
     run.set_defaults(func=_run)
 
 
@@ -24,14 +25,22 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["DAGRUN_EXECUTOR"] = args.executor
     if args.store:
         os.environ["DAGRUN_STORE"] = args.store
+    if args.profile:
+        os.environ["DAGRUN_LAMBDA_PROFILE"] = args.profile
+    from dagrun.config import _coerce, _field_name
+
     for item in args.conf or []:
         key, sep, value = item.partition("=")
         if not sep:
             print(f"dagrun run: --conf takes key=value, got {item!r}", file=sys.stderr)
             return 2
-        from dagrun.config import _field_name
-
-        os.environ[f"DAGRUN_{_field_name(key).upper()}"] = value
+        try:  # checked now, so the error names the option rather than the variable it becomes
+            name = _field_name(key.strip(), "--conf")
+            _coerce(name, value, f"--conf {item}")
+        except ValueError as exc:
+            print(f"dagrun run: {exc}", file=sys.stderr)
+            return 2
+        os.environ[f"DAGRUN_{name.upper()}"] = value
     sys.argv = [args.script, *args.args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(args.script)))
     runpy.run_path(args.script, run_name="__main__")

@@ -5,7 +5,8 @@ State: files ``$DAGRUN_HOME/jobs/<job id>.json`` (``DAGRUN_HOME`` defaults to ``
 Policy: when a job ends (``job_finished``), its one-line ledger goes to stderr if the
 ``ledger`` setting asks for it, and its record (``JobInfo.to_record``) is written under a
 temporary name and renamed, then all but the newest ``job_history`` records are deleted.
-Writing is best effort: a full disk, a read-only home or an unserializable value is
+Every string of a record is redacted (``shuffle.layout.redact``) before it is written, so no
+URL credentials reach the disk.  Writing is best effort: a full disk, a read-only home or an unserializable value is
 logged at debug level and never fails the job, which has already succeeded or failed on
 its own account.
 
@@ -21,11 +22,15 @@ import os
 import tempfile
 from typing import Any
 
+from shuffle.layout import redact_all
+
+from dagrun.config import dagrun_home
+
 log = logging.getLogger("dagrun.history")
 
 
 def home() -> str:
-    return os.environ.get("DAGRUN_HOME") or os.path.join(os.path.expanduser("~"), ".dagrun")
+    return dagrun_home()
 
 
 def jobs_dir() -> str:
@@ -53,7 +58,8 @@ def save(record: dict[str, Any], keep: int = 20) -> str:
     fd, tmp = tempfile.mkstemp(prefix=".job-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(record, f, default=str, separators=(",", ":"))
+            # URLs may carry user:password@ (a store URL, an error naming one): never on disk
+            json.dump(redact_all(json.loads(json.dumps(record, default=str))), f, separators=(",", ":"))
         os.replace(tmp, path)
     except BaseException:
         try:
