@@ -25,6 +25,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from typing import Any, Callable, Iterable
 
@@ -75,6 +76,7 @@ class Context:
         self._driver: Driver | None = None
         self._cached: set[int] = set()
         self.jobs: list[JobInfo] = []
+        self.running_jobs: dict[int, str] = {}  # thread id -> the job it runs, for cancel_job from another thread
         self._accumulators: dict[int, Accumulator] = {}
         self.start_time = int(time.time() * 1000)  # epoch milliseconds, as PySpark's startTime
         self._closed = False
@@ -270,11 +272,14 @@ class Context:
         bar = ProgressBar.for_config(self.config.progress)
         started, log_start = len(driver.attempts), len(driver.machine.log)
         before = self.store.counts  # the driver's own requests: discards, injected faults, cleanup
+        self.running_jobs[threading.get_ident()] = job_id
+        log.info("job %s started: %s, %d stages", job_id, info.description, len(job.stages))
         try:
             results = driver.run_job(job, bar.update if bar else None)
             info.succeeded = True
             return [results[p] for p in partitions]
         finally:
+            self.running_jobs.pop(threading.get_ident(), None)
             if bar:
                 bar.close()
             self._forget_shuffles(job)
@@ -283,6 +288,11 @@ class Context:
                         driver.executor_log)
             self.jobs.append(info)
             job_finished(info)  # the ledger line and the JSON record; never raises
+
+    def cancel_job(self, job_id: str) -> None:
+        """Stop ``job_id`` if it is running; the thread that runs it gets ``KeyboardInterrupt``."""
+        if self._driver is not None and job_id in self.running_jobs.values():
+            self._driver.events.put(("cancel", job_id))  # the driver's own Ctrl-C path
 
     def _ensure_driver(self) -> Driver:
         if self._driver is None:
