@@ -39,9 +39,10 @@ from dagrun.config import Config
 from dagrun.runtime.faults import SharedBudget, parse_faults
 from dagrun.observe.history import job_finished
 from dagrun.observe.jobinfo import JobInfo
+from dagrun.observe.logs import configure as configure_logs
 from dagrun.graph.lineage import RDD, BinaryRecordsRDD, ParallelCollectionRDD, TextFileRDD, UnionRDD
 from dagrun.graph.planner import TASK_RUNNER, plan_job
-from dagrun.observe.progress import ProgressBar
+from dagrun.observe.progress import JobProgress
 from dagrun.api.shared_vars import Accumulator, AccumulatorParam, Broadcast, new_accumulator
 
 log = logging.getLogger("dagrun")
@@ -70,6 +71,8 @@ class Context:
         if not self.store.crosses_processes and self.config.executor != "inline":
             raise ValueError(f"store {url!r} lives in this process's memory and cannot be shared with "
                              f"{self.config.executor!r} executors; use executor='inline', or a file:// or s3:// store")
+        if self.config.log_format:
+            configure_logs(self.config.log_format)
         self.faults = parse_faults(self.config.faults)
         self._fault_dir = tempfile.mkdtemp(prefix="dagrun-faults-") if self.faults else None
         self._counters: dict[str, itertools.count] = {}
@@ -269,11 +272,11 @@ class Context:
             plan_hook.planned(self, job_id, graph)  # raises PlanStop when the job is too big to dry-run
         driver = self._ensure_driver()
         info = JobInfo(job_id, rdd.name(), graph, self.store_url, self.config)
-        bar = ProgressBar.for_config(self.config.progress)
+        bar = JobProgress.for_job(self.config, job_id)
         started, log_start = len(driver.attempts), len(driver.machine.log)
         before = self.store.counts  # the driver's own requests: discards, injected faults, cleanup
         self.running_jobs[threading.get_ident()] = job_id
-        log.info("job %s started: %s, %d stages", job_id, info.description, len(job.stages))
+        log.info("job %s started: %s, %d stages", job_id, info.description, len(job.stages), extra={"event": "job_start", "job": job_id})
         try:
             results = driver.run_job(job, bar.update if bar else None)
             info.succeeded = True
