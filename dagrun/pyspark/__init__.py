@@ -10,7 +10,7 @@
 the camelCase names are generated from dagrun's snake_case API by ``names``.
 """
 
-from dagrun.api.shared_vars import Accumulator, AccumulatorParam, Broadcast
+from dagrun.runtime.shared_vars import Accumulator, AccumulatorParam, Broadcast
 from dagrun.pyspark.context import SparkConf, SparkContext, StatusTracker
 from dagrun.pyspark.rdd import RDD, StorageLevel
 

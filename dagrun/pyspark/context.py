@@ -291,7 +291,7 @@ class SparkContext:
 
     def emptyRDD(self) -> RDD:
         rdd = self._ctx.empty_rdd()
-        rdd._pyspark_kind = "EmptyRDD"
+        rdd._node._pyspark_kind = "EmptyRDD"
         return RDD(rdd, self)
 
     def textFile(self, name: str, minPartitions: int | None = None, use_unicode: bool = True) -> RDD:

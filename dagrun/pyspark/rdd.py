@@ -35,7 +35,7 @@ class StorageLevel:
         self.deserialized, self.replication = deserialized, replication
 
     def _fields(self) -> tuple:
-        return self.useDisk, self.useMemory, self.useOffHeap, self.deserialized, self.replication
+        return _level_fields(self)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, StorageLevel) and self._fields() == other._fields()
@@ -60,6 +60,11 @@ for _name, _args in {
     "OFF_HEAP": (True, True, True, False, 1), "MEMORY_AND_DISK_DESER": (True, True, False, True),
 }.items():
     setattr(StorageLevel, _name, StorageLevel(*_args))
+
+
+def _level_fields(level: Any) -> tuple:
+    """A storage level's five fields; PySpark's own ``StorageLevel`` is accepted too."""
+    return level.useDisk, level.useMemory, level.useOffHeap, level.deserialized, level.replication
 
 
 def wrap(value: Any, sc: "SparkContext") -> Any:
@@ -95,7 +100,7 @@ class RDD:
         return self._rdd.is_cached
 
     def __repr__(self) -> str:
-        kind = getattr(self._rdd, "_pyspark_kind", None)
+        kind = getattr(self._rdd._node, "_pyspark_kind", None)
         return f"{kind}[{self._rdd.id()}] at {self._rdd.name()}" if kind else repr(self._rdd)
 
     def __add__(self, other: Any) -> "RDD":
@@ -116,11 +121,11 @@ class RDD:
     # ---- PySpark's meaning differs from dagrun's ------------------------------------------
 
     def persist(self, storageLevel: StorageLevel = StorageLevel.MEMORY_ONLY) -> "RDD":
-        if self._rdd.is_cached and self.getStorageLevel() != storageLevel:
+        if self._rdd.is_cached and self.getStorageLevel()._fields() != _level_fields(storageLevel):
             raise ValueError(f"Cannot change the storage level of an RDD after it was already assigned "
                              f"({self.getStorageLevel()}); unpersist() it first")
         self._rdd.persist()
-        self._rdd._pyspark_level = storageLevel
+        self._rdd._node._pyspark_level = _level_fields(storageLevel)  # plain data: nodes travel to executors
         return self
 
     def cache(self) -> "RDD":
@@ -128,30 +133,30 @@ class RDD:
 
     def unpersist(self, blocking: bool = False) -> "RDD":
         self._rdd.unpersist(blocking)
-        self._rdd._pyspark_level = StorageLevel.NONE
+        self._rdd._node._pyspark_level = StorageLevel.NONE._fields()
         return self
 
     def getStorageLevel(self) -> StorageLevel:
         if not self._rdd.is_cached:
             return StorageLevel.NONE
-        return getattr(self._rdd, "_pyspark_level", StorageLevel.MEMORY_ONLY)
+        return StorageLevel(*getattr(self._rdd._node, "_pyspark_level", StorageLevel.MEMORY_ONLY._fields()))
 
     def checkpoint(self) -> None:
         """Kept in the block store as ``persist`` keeps it: the lineage is not truncated,
         but no later job recomputes it."""
         self._rdd.persist()
-        self._rdd._pyspark_checkpoint = ("reliable", len(self.ctx._ctx.jobs))
+        self._rdd._node._pyspark_checkpoint = ("reliable", len(self.ctx._ctx.jobs))
 
     def localCheckpoint(self) -> None:
         self._rdd.persist()
-        self._rdd._pyspark_checkpoint = ("local", len(self.ctx._ctx.jobs))
+        self._rdd._node._pyspark_checkpoint = ("local", len(self.ctx._ctx.jobs))
 
     def _checkpointed(self, kind: str) -> bool:
-        mark = getattr(self._rdd, "_pyspark_checkpoint", None)
+        mark = getattr(self._rdd._node, "_pyspark_checkpoint", None)
         return mark is not None and mark[0] == kind
 
     def _materialized(self) -> bool:
-        mark = getattr(self._rdd, "_pyspark_checkpoint", None)
+        mark = getattr(self._rdd._node, "_pyspark_checkpoint", None)
         return mark is not None and len(self.ctx._ctx.jobs) > mark[1]
 
     def isCheckpointed(self) -> bool:
@@ -169,11 +174,11 @@ class RDD:
 
     def name(self) -> str | None:
         """The name ``setName`` gave (a file source is named by its path), else None."""
-        return getattr(self._rdd, "_pyspark_name", None)
+        return getattr(self._rdd._node, "_pyspark_name", None)
 
     def setName(self, name: str) -> "RDD":
         self._rdd.set_name(name)
-        self._rdd._pyspark_name = name
+        self._rdd._node._pyspark_name = name
         return self
 
     @property
