@@ -82,6 +82,7 @@ class Context:
         self._cached: set[int] = set()
         self.jobs: list[JobInfo] = []
         self.running_jobs: dict[int, str] = {}  # thread id -> the job it runs, for cancel_job from another thread
+        self._one_job = threading.RLock()  # one job at a time, whichever thread asks (a prefetching iterator)
         self._accumulators: dict[int, Accumulator] = {}
         self.start_time = int(time.time() * 1000)  # epoch milliseconds, as PySpark's startTime
         self._closed = False
@@ -204,18 +205,23 @@ class Context:
         return RDD(ParallelCollectionNode(self, [], 0))
 
     def text_file(self, path: str | list[str], min_partitions: int | None = None, split_size: int | str | None = None,
-                  storage_options: dict | None = None) -> RDD:
+                  storage_options: dict | None = None, use_unicode: bool = True) -> RDD:
         """Lines of a file, glob or directory (local, s3://, ...), split by byte ranges.
 
         As in Hadoop (and so PySpark), a string may name several inputs separated by commas
         (commas inside ``{...}`` glob alternatives do not separate); a list names them too.
+        The RDD is named by ``path``, as in PySpark.  ``use_unicode=False`` gives each line as
+        UTF-8 bytes (bytes that were not valid UTF-8 come back as U+FFFD's encoding).
         """
         from dagrun.config import parse_bytes
 
+        name = path if isinstance(path, str) else ",".join(path)
         path = _split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
         minimum = min_partitions if min_partitions is not None else self.default_min_partitions
-        return RDD(TextFileNode(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None))
+        rdd = RDD(TextFileNode(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None))
+        rdd.set_name(name)
+        return rdd if use_unicode else rdd.map(str.encode)
 
     def binary_records(self, path: str, record_length: int, min_partitions: int | None = None,
                        split_size: int | str | None = None, storage_options: dict | None = None) -> RDD:
@@ -262,9 +268,13 @@ class Context:
     def run_job(self, rdd: RDD, func: Callable | None, partitions: list[int] | None = None,
                 count_lines: bool = False) -> list:
         """Run ``func(task_context, iterator)`` on each requested partition; results in order."""
-        node = rdd._node
         if self._closed:
             raise RuntimeError("this Context is stopped; create a new one")
+        with self._one_job:
+            return self._run_job(rdd, func, partitions, count_lines)
+
+    def _run_job(self, rdd: RDD, func: Callable | None, partitions: list[int] | None, count_lines: bool) -> list:
+        node = rdd._node
         if partitions is None:
             partitions = list(range(rdd.get_num_partitions()))
         job_id = f"{self.app_id}-j{self._next_id('job')}"

@@ -102,12 +102,10 @@ def _executor_settings(master: str | None) -> dict[str, Any]:
     if master == "lambda":
         return {"executor": "lambda"}
     kind, count = match.group(1), match.group(2)
-    settings: dict[str, Any] = {"executor": kind}
     n = 1 if count is None else (os.cpu_count() or 1) if count == "*" else int(count)
-    if kind == "local":
-        settings["max_executors"] = n
-    settings["default_parallelism"] = n
-    return settings
+    # N slots make N the default parallelism, and leave dagrun's default_parallelism unset, so a
+    # shuffle without numPartitions keeps its input's partition count, as PySpark's does
+    return {"executor": kind, "max_executors": n}
 
 
 @dataclass
@@ -203,8 +201,6 @@ class SparkContext:
         conf = {k: v for k, v in self._conf.getAll() if k.startswith("dagrun.")}
         if self._conf.contains("spark.default.parallelism"):
             conf["default_parallelism"] = self._conf.get("spark.default.parallelism")
-        if "default_parallelism" in conf:
-            settings.pop("default_parallelism", None)
         return {"conf": conf, **settings}
 
     @classmethod
@@ -295,7 +291,7 @@ class SparkContext:
         return RDD(rdd, self)
 
     def textFile(self, name: str, minPartitions: int | None = None, use_unicode: bool = True) -> RDD:
-        rdd = RDD(self._call_source("text_file", name, min_partitions=minPartitions, use_unicode=use_unicode), self)
+        rdd = RDD(self._ctx.text_file(name, minPartitions, use_unicode=use_unicode), self)
         return rdd.setName(name)  # PySpark names a file source by its path
 
     def wholeTextFiles(self, path: str, minPartitions: int | None = None, use_unicode: bool = True) -> RDD:
@@ -306,17 +302,6 @@ class SparkContext:
 
     def union(self, rdds: list[RDD]) -> RDD:
         return RDD(self._ctx.union([unwrap(r) for r in rdds]), self)
-
-    def _call_source(self, name: str, *args: Any, use_unicode: bool = True, **kwargs: Any) -> Any:
-        method = getattr(self._ctx, name)
-        if use_unicode is False:
-            import inspect
-
-            if "use_unicode" not in inspect.signature(method).parameters:
-                rdd = method(*args, **kwargs)
-                return rdd.map(lambda line: line.encode("utf-8", "surrogateescape"))
-            kwargs["use_unicode"] = False
-        return method(*args, **kwargs)
 
     def runJob(self, rdd: RDD, partitionFunc: Callable, partitions: list[int] | None = None,
                allowLocal: bool = False) -> list:
