@@ -47,6 +47,7 @@ _BUCKETS = 32
 _MAX_LEVEL = 4
 _FAN_IN = 64
 _MIN_RUN = 16
+_SORT_SLICE = 4096  # most records buffered between two size checks
 _SPILL_CODEC = "lz4"
 _ATOMIC = frozenset({int, float, bool, type(None), str, bytes, complex})
 
@@ -218,31 +219,49 @@ def _read_run(path: str) -> Iterator:
 
 def external_sort(records: Iterable, *, key: Callable | None, reverse: bool, memory_budget: int,
                   scratch_dir: str) -> Iterator:
-    """Stable sort of ``records`` in bounded memory (same order as ``sorted``)."""
+    """Stable sort of ``records`` in bounded memory (same order as ``sorted``).
+
+    The input is read and buffered at the call, a slice of up to 4096 records at a time
+    (``list.extend``: no Python step per record), and the size estimate is refreshed from
+    every 16th record of each slice.  When everything fits, the sorted list's own iterator
+    is returned; otherwise a generator merges the runs and removes them when done or closed.
+    """
+    it = iter(records)
     spill = _SpillDir(scratch_dir)
     batch_bytes = _spill_batch_bytes(memory_budget)
+    runs: list[str] = []
+    buf: list = []
+    sampled, sample_bytes, step = 0, 0, 16
     try:
-        runs: list[str] = []
-        buf: list = []
-        sampled, sample_bytes = 0, 0
-        for record in records:
-            buf.append(record)
-            if len(buf) & 15:
-                continue
-            sampled += 1
-            sample_bytes += estimate_size(record) + (estimate_size(key(record)) if key else 0)
-            estimate = sys.getsizeof(buf) + len(buf) * sample_bytes // sampled
+        while chunk := list(itertools.islice(it, step)):
+            buf += chunk
+            for record in chunk[::16]:
+                sampled += 1
+                sample_bytes += estimate_size(record) + (estimate_size(key(record)) if key else 0)
+            per_record = sample_bytes / sampled if sampled else 64.0
+            estimate = sys.getsizeof(buf) + len(buf) * per_record
             if estimate > memory_budget and len(buf) >= _MIN_RUN:
                 buf.sort(key=key, reverse=reverse)
                 runs.append(_write_run(spill, buf, batch_bytes))
                 buf = []
+                estimate = 0
+            room = (memory_budget - estimate) / max(per_record, 1.0)
+            step = int(max(16, min(_SORT_SLICE, room / 2)))
         buf.sort(key=key, reverse=reverse)
         if not runs:
-            yield from buf
-            return
+            return iter(buf)
         if buf:
             runs.append(_write_run(spill, buf, batch_bytes))
         del buf
+    except BaseException:
+        spill.cleanup()
+        raise
+    return _merge_runs(runs, key, reverse, spill, batch_bytes)
+
+
+def _merge_runs(runs: list[str], key: Callable | None, reverse: bool, spill: _SpillDir,
+                batch_bytes: int) -> Iterator:
+    try:
         while len(runs) > _FAN_IN:
             # Merge consecutive groups so run order, and with it stability, is kept.
             merged = []
