@@ -31,6 +31,7 @@ import zlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 
@@ -153,7 +154,7 @@ class RangePartitioner:
         bounds = self.bounds
         if self.keyfunc is not identity:
             keys = list(map(self.keyfunc, keys))
-        ps = [bisect_left(bounds, k) for k in keys]
+        ps = list(map(partial(bisect_left, bounds), keys))
         if self.ascending:
             return ps
         last = len(bounds)
