@@ -123,6 +123,8 @@ class Config:
     progress: str = "auto"  # auto | on | off
     ledger: str = "auto"  # auto | on | off: the one-line cost ledger on stderr when a job ends
     job_history: int = 20  # finished jobs kept as JSON under $DAGRUN_HOME/jobs for `dagrun report`; 0: none
+    history_dir: str | None = None  # any fsspec URL: job records go to <history_dir>/<user>/ instead
+    log_format: str = ""  # "": dagrun's loggers left to the application; "text" or "json": INFO lines on stderr
     scratch_dir: str | None = None
     faults: tuple = ()
     lambda_function: str = "dagrun-executor"

@@ -35,7 +35,7 @@ from scheduler.core.events import (
 from scheduler.results import ResultTooLarge, TaskValue
 from scheduler.wire.messages import Heartbeat, Register, RemoteError, RunTask, TaskMetrics, TaskResult
 from scheduler.wire.messages import Retire as RetireMessage
-from scheduler.server import ControlServer, attach
+from scheduler.server import ControlServer, attach, check_descriptor_limit
 from scheduler.core.tasks import Policy, TaskStateMachine
 
 log = logging.getLogger("dagrun.scheduler")
@@ -72,6 +72,7 @@ class Driver:
         self.backend = backend
         self.events: queue.Queue[tuple] = queue.Queue()
         self.secret = os.urandom(32)
+        check_descriptor_limit(backend.capacity())  # before anything is started: a clear error, not EMFILE later
         self.server = ControlServer(host, self.secret, self.events.put, tls=tls)
         self.machine = TaskStateMachine(policy, now=time.monotonic())
         self.tracker = MapOutputTracker()

@@ -42,11 +42,12 @@ from dagrun.config import Config
 from dagrun.runtime.faults import SharedBudget, parse_faults
 from dagrun.observe.history import job_finished
 from dagrun.observe.jobinfo import JobInfo
+from dagrun.observe.logs import configure as configure_logs
 from dagrun.api.rdd import RDD
 from dagrun.graph.file_sources import WholeFilesNode
 from dagrun.graph.nodes import BinaryRecordsNode, ParallelCollectionNode, TextFileNode, UnionNode
 from dagrun.graph.planner import TASK_RUNNER, plan_job
-from dagrun.observe.progress import ProgressBar
+from dagrun.observe.progress import JobProgress
 from dagrun.runtime.shared_vars import Accumulator, AccumulatorParam, Broadcast, new_accumulator
 
 log = logging.getLogger("dagrun")
@@ -77,6 +78,8 @@ class Context:
         if not self.store.crosses_processes and self.config.executor != "inline":
             raise ValueError(f"store {redact(url)!r} lives in this process's memory and cannot be shared with "
                              f"{self.config.executor!r} executors; use executor='inline', or a file:// or s3:// store")
+        if self.config.log_format:
+            configure_logs(self.config.log_format)
         self.faults = parse_faults(self.config.faults)
         self._fault_dir = tempfile.mkdtemp(prefix="dagrun-faults-") if self.faults else None
         self._counters: dict[str, itertools.count] = {}
@@ -84,6 +87,8 @@ class Context:
         self._cached: set[int] = set()
         self._stored_results: set[str] = set()  # keys of large results committed and not yet loaded
         self.jobs: list[JobInfo] = []
+        self.running_jobs: dict[int, str] = {}  # thread id -> the job it runs, for cancel_job from another thread
+        self._one_job = threading.RLock()  # one job at a time, whichever thread asks (a prefetching iterator)
         self._accumulators: dict[int, Accumulator] = {}
         self.start_time = int(time.time() * 1000)  # epoch milliseconds, as PySpark's startTime
         self._closed = False
@@ -208,18 +213,23 @@ class Context:
         return RDD(ParallelCollectionNode(self, [], 0))
 
     def text_file(self, path: str | list[str], min_partitions: int | None = None, split_size: int | str | None = None,
-                  storage_options: dict | None = None) -> RDD:
+                  storage_options: dict | None = None, use_unicode: bool = True) -> RDD:
         """Lines of a file, glob or directory (local, s3://, ...), split by byte ranges.
 
         As in Hadoop (and so PySpark), a string may name several inputs separated by commas
         (commas inside ``{...}`` glob alternatives do not separate); a list names them too.
+        The RDD is named by ``path``, as in PySpark.  ``use_unicode=False`` gives each line as
+        UTF-8 bytes (bytes that were not valid UTF-8 come back as U+FFFD's encoding).
         """
         from dagrun.config import parse_bytes
 
+        name = path if isinstance(path, str) else ",".join(path)
         path = _split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
         minimum = min_partitions if min_partitions is not None else self.default_min_partitions
-        return RDD(TextFileNode(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None))
+        rdd = RDD(TextFileNode(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None))
+        rdd.set_name(name)
+        return rdd if use_unicode else rdd.map(str.encode)
 
     def binary_records(self, path: str, record_length: int, min_partitions: int | None = None,
                        split_size: int | str | None = None, storage_options: dict | None = None) -> RDD:
@@ -266,9 +276,13 @@ class Context:
     def run_job(self, rdd: RDD, func: Callable | None, partitions: list[int] | None = None,
                 count_lines: bool = False) -> list:
         """Run ``func(task_context, iterator)`` on each requested partition; results in order."""
-        node = rdd._node
         if self._closed:
             raise RuntimeError("this Context is stopped; create a new one")
+        with self._one_job:
+            return self._run_job(rdd, func, partitions, count_lines)
+
+    def _run_job(self, rdd: RDD, func: Callable | None, partitions: list[int] | None, count_lines: bool) -> list:
+        node = rdd._node
         if partitions is None:
             partitions = list(range(rdd.get_num_partitions()))
         job_id = make_job_id(self.app_id, self._next_id("job"))
@@ -277,10 +291,13 @@ class Context:
             plan_hook.planned(self, job_id, graph)  # raises PlanStop when the job is too big to dry-run
         driver = self._ensure_driver()
         info = JobInfo(job_id, rdd.name(), graph, self.store_url, self.config)
-        bar = ProgressBar.for_config(self.config.progress)
+        bar = JobProgress.for_job(self.config, job_id)
         started, log_start = len(driver.attempts), len(driver.machine.log)
         before = self.store.counts  # the driver's own requests: discards, injected faults, cleanup
         lease_timer = self._lease_for(job)
+        self.running_jobs[threading.get_ident()] = job_id
+        log.info("job %s started: %s, %d stages", job_id, info.description, len(job.stages),
+                 extra={"event": "job_start", "job": job_id})
         try:
             results = driver.run_job(job, bar.update if bar else None)
             values = [self._load(results[p]) for p in partitions]
@@ -292,6 +309,7 @@ class Context:
                 self._discard_output(TaskValue(0, key=key))
             if lease_timer is not None:
                 lease_timer.cancel()
+            self.running_jobs.pop(threading.get_ident(), None)
             if bar:
                 bar.close()
             self._forget_shuffles(job)
@@ -312,6 +330,11 @@ class Context:
         timer.daemon = True
         timer.start()
         return timer
+
+    def cancel_job(self, job_id: str) -> None:
+        """Stop ``job_id`` if it is running; the thread that runs it gets ``KeyboardInterrupt``."""
+        if self._driver is not None and job_id in self.running_jobs.values():
+            self._driver.events.put(("cancel", job_id))  # the driver's own Ctrl-C path
 
     def _ensure_driver(self) -> Driver:
         if self._driver is None:

@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
                    help="where generated inputs are kept (default ./bench-data)")
     p.add_argument("--files", type=int, default=4, help="number of input files (default 4)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--groups", type=int, default=None,
+                   help="aggregate only: uservisits with this many SUBSTR(sourceIP,1,8) groups "
+                        "(default: the real data's shape, ~944k groups per GB)")
     p.set_defaults(func=run_bench)
 
 
@@ -99,7 +102,7 @@ def run_bench(args: argparse.Namespace) -> int:
     os.makedirs(args.data, exist_ok=True)
     print(f"dagrun bench {args.bench}: {args.size} input, {args.executors} local executors", flush=True)
     t = time.perf_counter()
-    path = data_dir(args.data, args.bench, size, args.seed, args.files)
+    path = data_dir(args.data, args.bench, size, args.seed, args.files, getattr(args, "groups", None))
     files = input_files(path)
     nbytes = _warm(files)
     print(f"  data: {path} ({nbytes / 1e6:,.0f} MB, ready in {time.perf_counter() - t:.1f}s; page cache warmed)")

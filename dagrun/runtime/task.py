@@ -68,9 +68,10 @@ class TaskContext:
         if blocks is None:
             raise RuntimeError(f"task was not given the blocks of shuffle {shuffle_id} partition {reduce_id}; "
                                "this is a planner bug, please report it")
-        for record in read_blocks(self.store, blocks):
-            self.records_read += 1
-            yield record
+        return read_blocks(self.store, blocks, on_batch=self._count_read)
+
+    def _count_read(self, n: int) -> None:
+        self.records_read += n
 
     def merge_combiners(self, records: Iterable, aggregator, combined: bool) -> Iterator:
         return merge_combiners(records, aggregator, memory_budget=self.config.shuffle_memory,
