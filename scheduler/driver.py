@@ -32,9 +32,10 @@ from scheduler.core.events import (
     AbortJob, Assign, Commit, Discard, ExecutorLost, ExecutorRegistered, ExecutorRetired, HeartbeatReceived,
     Instruction, Kill, Launch, Refetch, Retire, TaskFailed, TaskSucceeded, Throttled, Tick,
 )
+from scheduler.results import ResultTooLarge, TaskValue
 from scheduler.wire.messages import Heartbeat, Register, RemoteError, RunTask, TaskMetrics, TaskResult
 from scheduler.wire.messages import Retire as RetireMessage
-from scheduler.server import ControlServer, attach
+from scheduler.server import ControlServer, attach, check_descriptor_limit
 from scheduler.core.tasks import Policy, TaskStateMachine
 
 log = logging.getLogger("dagrun.scheduler")
@@ -67,10 +68,11 @@ class Driver:
                  on_discard: Callable[[Any], None] | None = None,
                  on_commit: Callable[[Any, Any, Any], None] | None = None,
                  launch_throttled: Callable[[], bool] | None = None, tls: bool | None = None,
-                 preload: tuple[str, ...] = ()):
+                 preload: tuple[str, ...] = (), max_result_size: int = 0):
         self.backend = backend
         self.events: queue.Queue[tuple] = queue.Queue()
         self.secret = os.urandom(32)
+        check_descriptor_limit(backend.capacity())  # before anything is started: a clear error, not EMFILE later
         self.server = ControlServer(host, self.secret, self.events.put, tls=tls)
         self.machine = TaskStateMachine(policy, now=time.monotonic())
         self.tracker = MapOutputTracker()
@@ -78,6 +80,8 @@ class Driver:
         self.executor_log: list[dict] = []
         self._on_discard = on_discard
         self._on_commit = on_commit  # (stage spec, task key, value): a hook for fault injection
+        self._max_result_size = max_result_size  # bytes of a job's serialized results; 0: no limit
+        self._result_bytes = self._result_tasks = 0
         self._launch_throttled = launch_throttled
         self._conns: dict[str, Any] = {}
         self._stages_sent: dict[str, set[str]] = {}
@@ -225,6 +229,7 @@ class Driver:
 
     def _start_job(self, job: JobSpec, future: Future, progress) -> None:
         self._dag, self._future, self._progress = DagState(job, self.tracker), future, progress
+        self._result_bytes = self._result_tasks = 0
         specs = self._dag.start()
         if self._dag.done:
             self._finish_job()
@@ -293,6 +298,8 @@ class Driver:
         dag = self._dag
         if dag is None:
             return
+        if isinstance(result.value, TaskValue) and self._over_result_limit(dag, result.value):
+            return
         specs = dag.on_commit(ins.key, result.value)
         if self._on_commit is not None:
             self._on_commit(dag.job.stages[ins.key[0]], ins.key, result.value)
@@ -302,6 +309,19 @@ class Driver:
             self._finish_job()
         elif specs:
             self._do(self.machine.submit(specs, time.monotonic()))
+
+    def _over_result_limit(self, dag: DagState, value: TaskValue) -> bool:
+        """Count a committed result's size; past ``max_result_size`` the job fails (Spark's
+        ``spark.driver.maxResultSize``), before the value is loaded on the driver."""
+        self._result_bytes += value.size
+        self._result_tasks += 1
+        limit = self._max_result_size
+        if not limit or (self._result_bytes <= limit and not value.dropped):
+            return False
+        self._fail_job(ResultTooLarge(dag.job.job_id, self._result_tasks, self._result_bytes, limit))
+        if self._on_discard is not None:
+            self._on_discard(value)  # a value written to the store that no one will load
+        return True
 
     def _do_discard(self, ins: Discard) -> None:
         result = self._results.pop((ins.key, ins.attempt), None)

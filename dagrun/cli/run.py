@@ -16,7 +16,7 @@ import runpy
 import shlex
 import sys
 
-_VALUED = ("--executor", "--store", "--conf", "--history-dir")
+_VALUED = ("--executor", "--store", "--conf", "--profile", "--history-dir")
 _FLAGS = ("--log-json",)
 
 
@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
     run.add_argument("--executor", choices=["local", "inline", "lambda"])
     run.add_argument("--store", help="fsspec URL for shuffle data, e.g. s3://bucket/tmp or /mnt/efs/dagrun")
     run.add_argument("--conf", action="append", metavar="KEY=VALUE", help="a dagrun setting, e.g. max_attempts=2")
+    run.add_argument("--profile", help="AWS profile for the Lambda backend (the lambda.profile setting)")
     run.add_argument("--history-dir", help="where finished jobs are recorded, e.g. s3://bucket/dagrun-history")
     run.add_argument("--log-json", action="store_true", help="log job, stage and executor events as JSON lines on stderr")
     run.add_argument("script")
@@ -92,20 +93,24 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["DAGRUN_EXECUTOR"] = args.executor
     if args.store:
         os.environ["DAGRUN_STORE"] = args.store
+    if args.profile:
+        os.environ["DAGRUN_LAMBDA_PROFILE"] = args.profile
     if args.history_dir:
         os.environ["DAGRUN_HISTORY_DIR"] = args.history_dir
+    from dagrun.config import _coerce, _field_name
+
     for item in args.conf or []:
         key, sep, value = item.partition("=")
         if not sep:
             print(f"dagrun run: --conf takes key=value, got {item!r}", file=sys.stderr)
             return 2
-        from dagrun.config import _field_name
-
-        try:
-            os.environ[f"DAGRUN_{_field_name(key).upper()}"] = value
+        try:  # checked now, so the error names the option rather than the variable it becomes
+            name = _field_name(key.strip(), "--conf")
+            _coerce(name, value, f"--conf {item}")
         except ValueError as exc:
             print(f"dagrun run: {exc}", file=sys.stderr)
             return 2
+        os.environ[f"DAGRUN_{name.upper()}"] = value
     if args.log_json:
         os.environ["DAGRUN_LOG_FORMAT"] = "json"
     sys.argv = [args.script, *args.args]

@@ -13,6 +13,8 @@ Policy: when a job ends (``job_finished``), its one-line ledger goes to stderr i
 is atomic), then all but the newest ``job_history`` records of that user are deleted.
 Writing is best effort: a full disk, an unreachable bucket or an unserializable value is
 logged and never fails the job, which has already succeeded or failed on its own account.
+Every string of a record is redacted (``shuffle.layout.redact``) before it is written, so no
+URL credentials reach the disk or the bucket.
 
 Promise: ``load(None)`` returns this user's newest record (by finish time) or raises
 ``FileNotFoundError`` saying how to get one; ``load(name)`` returns the one record whose id
@@ -30,6 +32,10 @@ import posixpath
 import tempfile
 from typing import Any
 
+from shuffle.layout import redact_all
+
+from dagrun.config import dagrun_home
+
 log = logging.getLogger("dagrun.history")
 
 
@@ -46,7 +52,7 @@ class AmbiguousJob(LookupError):
 
 
 def home() -> str:
-    return os.environ.get("DAGRUN_HOME") or os.path.join(os.path.expanduser("~"), ".dagrun")
+    return dagrun_home()
 
 
 def jobs_dir() -> str:
@@ -91,7 +97,8 @@ def job_finished(info: Any) -> None:
 def save(record: dict[str, Any], keep: int = 20, history_dir: str | None = None,
          storage_options: dict | None = None) -> str:
     record = {"user": user(), **record}
-    data = json.dumps(record, default=str, separators=(",", ":")).encode("utf-8")
+    # URLs may carry user:password@ (a store URL, an error naming one): never written
+    data = json.dumps(redact_all(json.loads(json.dumps(record, default=str))), separators=(",", ":")).encode("utf-8")
     folder = _folder(history_dir)
     if not history_dir or "://" not in history_dir or history_dir.startswith("file://"):
         local = folder.removeprefix("file://")

@@ -19,6 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shuffle.layout import redact
+
 if TYPE_CHECKING:
     from dagrun.observe.ledger import JobCost
 
@@ -158,7 +160,7 @@ class JobInfo:
                    "attempt": e.attempt, "detail": None if e.detail is None else str(e.detail)}
                   for e in self.scheduler_log if e.what in _KEPT_EVENTS]
         return {"version": RECORD_VERSION, "user": _user(), "job_id": self.job_id, "description": self.description,
-                "store_url": self.store_url, "started": self.started, "finished": self.finished,
+                "store_url": redact(self.store_url), "started": self.started, "finished": self.finished,
                 "succeeded": self.succeeded, "settings": settings, "stages": stages,
                 "attempts": [_attempt_record(a) for a in self.attempts], "executors": self.executors,
                 "events": events, "driver_requests": self.driver_requests, "cost": self.cost.to_dict()}
