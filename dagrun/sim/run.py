@@ -1,0 +1,392 @@
+"""The real scheduler against the simulated cloud, in virtual time: no sockets, no sleeps.
+
+State: a SimPy environment (the virtual clock), the scheduler's own ``TaskStateMachine``
+and ``MapOutputTracker`` (one of each for the whole run, as a driver keeps them across
+jobs), the current job's ``DagState``, the Lambda and S3 models (``dagrun.sim.cloud``),
+one record per simulated executor, and the tallies the result is made of.
+
+Policy:
+- This module plays the driver's I/O part and nothing else.  Each event goes to the state
+  machine exactly as ``scheduler.driver`` gives it (registration, heartbeat, task result,
+  executor loss or retirement, throttle, a tick every ``tick_s``), and each instruction
+  that comes back is performed on the models: ``Launch`` invokes Lambda (a 429 is a lost
+  launch plus a ``Throttled("lambda")``, as the Lambda backend reports it), ``Assign``
+  starts a task process, ``Commit`` feeds ``DagState``, ``Refetch`` parks and resubmits,
+  ``Retire``/``Kill`` end an invocation.  Events raised while instructions are performed
+  queue up and are handled in order, as on the driver's queue.
+- An executor heartbeats every ``heartbeat_s``, is lost by fault with probability
+  ``Faults.executor_loss`` at a uniform time within ``loss_window_s`` of registering, and
+  is ended by Lambda at its timeout.  A task is a straggler with probability
+  ``Faults.straggler`` and then takes ``straggler_factor`` times as long.
+- A task reads (file splits in rounds of GETs, shuffle blocks in rounds of
+  ``fetch_concurrency`` ranged GETs, each to its block's real prefix from
+  ``shuffle.layout``), computes, and writes its map output with one PUT; 503s cost the
+  store's back-off, and a task whose request runs out of retries fails with a task error.
+  A task that met a 503 reports it, and the scheduler's ramp backs off as on a real run.
+- Jobs run one after another on the same fleet, as consecutive jobs of one Context.
+
+Promise: the same inputs and seed give the same result; the run ends when the last job
+ends (or aborts) and every invocation is closed and billed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from scheduler.core.dag import DagState, JobSpec, MapOutputTracker, StageSpec
+from scheduler.core.events import (
+    AbortJob, Assign, Commit, Discard, ExecutorLost, ExecutorRegistered, ExecutorRetired, HeartbeatReceived,
+    Kill, Launch, Refetch, RemoteError, Retire, TaskFailed, TaskSucceeded, Throttled, Tick,
+)
+from scheduler.core.tasks import Policy, TaskStateMachine
+from shuffle.layout import block_key, parse_block_key
+from shuffle.writer import MapStatus, Segment
+
+from dagrun.observe.estimate import Assumptions
+from dagrun.sim.cloud import LambdaCloud, LambdaModel, S3Cloud, S3Model, Throttled503
+from dagrun.sim.workload import MB, SimStage, Workload, cpu_seconds, input_gets
+
+INPUT_PREFIX = "input"
+
+
+@dataclass(frozen=True)
+class Faults:
+    executor_loss: float = 0.0  # the fraction of executors lost
+    loss_window_s: float = 30.0  # a lost executor dies this long after registering, at most
+    straggler: float = 0.0  # the fraction of tasks that run slow
+    straggler_factor: float = 4.0
+
+
+@dataclass
+class _Executor:
+    executor_id: str
+    invoked: float
+    up: bool = False
+    gone: bool = False
+    deadline: float = 0.0
+    lose_at: float | None = None
+    task: tuple[Any, Any] | None = None  # (key, attempt), process
+
+
+@dataclass
+class Tally:
+    """What happened, for the result."""
+
+    attempts: Counter = field(default_factory=Counter)  # outcome -> count
+    speculative: int = 0
+    lost_running: int = 0  # attempts that were running on an executor when it was lost
+    busy: Counter = field(default_factory=Counter)  # compute | network | requests | backoff -> executor-seconds
+    stages: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # (job, stage) -> [start, end]
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    executors_up: list[tuple[float, int]] = field(default_factory=list)  # (time, registered count)
+    errors: list[str] = field(default_factory=list)
+
+
+class Simulation:
+    def __init__(self, jobs: list[list[SimStage]], policy: Policy, a: Assumptions, workload: Workload,
+                 lam: LambdaModel, s3: S3Model, faults: Faults = Faults(), seed: int = 0,
+                 tick_s: float = 0.05, heartbeat_s: float = 5.0, app: str = "sim"):
+        import simpy  # lazily: `import dagrun` stays light
+
+        self.simpy = simpy
+        self.env = simpy.Environment()
+        self.jobs, self.policy, self.a, self.workload, self.faults = jobs, policy, a, workload, faults
+        self.rng = random.Random(seed)
+        self.lam = LambdaCloud(lam)
+        self.s3 = S3Cloud(s3, random.Random(seed + 1))
+        self.machine = TaskStateMachine(policy, now=0.0, id_prefix="sim")
+        self.tracker = MapOutputTracker()
+        self.tick_s, self.heartbeat_s, self.app = tick_s, heartbeat_s, app
+        self.tally = Tally()
+        self.executors: dict[str, _Executor] = {}
+        self._queue: deque = deque()
+        self._pumping = False
+        self._results: dict[tuple, Any] = {}
+        self._epochs: dict[tuple, int] = {}
+        self._dag: DagState | None = None
+        self._job_index = -1
+        self._stages: dict[int, SimStage] = {}
+        self._segments: dict[int, tuple[Segment, ...]] = {}
+        self._prefix_cache: dict[str, str] = {}
+        self._next_shuffle = 0
+        self.done = self.env.event()
+        self.failed: str | None = None
+        self.wall_seconds = 0.0
+
+    # ---- the run ---------------------------------------------------------------------------
+
+    def run(self, until: float = 86400.0) -> "Simulation":
+        started = time.perf_counter()
+        self.env.process(self._ticker())
+        self._next_job()
+        self.env.run(until=self.env.any_of([self.done, self.env.timeout(until)]))
+        if not self.done.triggered:
+            self.failed = self.failed or f"the simulation did not finish within {until:g} virtual seconds"
+        self.lam.close(self.env.now)
+        self.wall_seconds = time.perf_counter() - started
+        return self
+
+    def _ticker(self):
+        while not self.done.triggered:
+            yield self.env.timeout(self.tick_s)
+            self.post(Tick(self.env.now))
+
+    def _next_job(self) -> None:
+        now = self.env.now
+        if self._dag is not None:
+            self.tally.jobs[-1]["end"] = now
+        self._job_index += 1
+        if self._job_index >= len(self.jobs):
+            self._dag = None
+            self.done.succeed()
+            return
+        job = self._job_spec(self.jobs[self._job_index])
+        self.tally.jobs.append({"job": self._job_index, "start": now, "end": None})
+        self._dag = DagState(job, self.tracker)
+        specs = self._dag.start()
+        if self._dag.done:
+            self._next_job()
+            return
+        self._do(self.machine.submit(specs, now))
+
+    def _job_spec(self, stages: list[SimStage]) -> JobSpec:
+        """The scheduler's view of a job: stages, shuffles and the reads of each partition."""
+        shuffle_of: dict[int, int] = {}
+        for s in stages:
+            if s.writes_shuffle:
+                shuffle_of[s.stage_id] = self._next_shuffle
+                self._next_shuffle += 1
+        specs = {}
+        for index, s in enumerate(stages):
+            self._stages[s.stage_id] = s
+            reads = {p: tuple((shuffle_of[q], p) for q in s.parents) for p in range(s.tasks)} if s.parents else {}
+            specs[s.stage_id] = StageSpec(s.stage_id, s.name, tuple(range(s.tasks)), shuffle_of.get(s.stage_id),
+                                          s.tasks if s.writes_shuffle else 0, reads, tuple(s.parents),
+                                          expected_seconds=self._expected(s), index=index)
+        result = stages[-1].stage_id
+        job_id = f"{self.app}-j{self._job_index}"
+        return JobSpec(job_id, specs, result, {}, {}, runner="dagrun.sim")
+
+    def _expected(self, s: SimStage) -> float:
+        net = (s.file_bytes + s.shuffle_bytes) / (self.lam.model.network_mb_s * MB)
+        return max(net, cpu_seconds(s, self.workload, self.lam.model.cpu_share))
+
+    # ---- events in, instructions out ---------------------------------------------------------
+
+    def post(self, event: Any) -> None:
+        self._queue.append(event)
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._queue:
+                self._do(self.machine.handle(self._queue.popleft()))
+        finally:
+            self._pumping = False
+
+    def _do(self, instructions: list) -> None:
+        for ins in instructions:
+            getattr(self, f"_do_{type(ins).__name__.lower()}")(ins)
+
+    def _do_launch(self, ins: Launch) -> None:
+        now, refused = self.env.now, []
+        for executor_id in ins.executor_ids:
+            startup = self.lam.invoke(executor_id, now)
+            if startup is None:
+                refused.append(executor_id)
+                continue
+            ex = self.executors[executor_id] = _Executor(executor_id, now)
+            self.env.process(self._executor(ex, startup))
+        for executor_id in refused:
+            self.post(ExecutorLost(executor_id, now, "launch throttled (429)"))
+        if refused:
+            self.post(Throttled(now, "lambda"))
+
+    def _do_assign(self, ins: Assign) -> None:
+        now, dag = self.env.now, self._dag
+        if dag is None:
+            error = RemoteError("Cancelled", "the job is no longer running", "", "error")
+            self.post(TaskFailed(ins.executor_id, ins.key, ins.attempt, now, "lost", error))
+            return
+        inputs = dag.inputs(ins.key)
+        if inputs is None:
+            shuffle_id, map_ids = dag.missing_inputs(ins.key)
+            error = RemoteError("FetchFailed", "map outputs missing before the task started", "", "fetch",
+                                shuffle_id, map_ids)
+            self.post(TaskFailed(ins.executor_id, ins.key, ins.attempt, now, "fetch", error))
+            return
+        ex = self.executors.get(ins.executor_id)
+        self._epochs[(ins.key, ins.attempt)] = self.tracker.epoch
+        self.tally.speculative += ins.speculative
+        span = self.tally.stages.setdefault((self._job_index, ins.key[0]), [now, now])
+        span[0] = min(span[0], now)
+        if ex is None or ex.gone:
+            self.post(ExecutorLost(ins.executor_id, now, "send failed: the executor is gone"))
+            return
+        ex.task = ((ins.key, ins.attempt), self.env.process(self._task(ex, ins.key, ins.attempt, inputs)))
+
+    def _do_commit(self, ins: Commit) -> None:
+        value = self._results.pop((ins.key, ins.attempt))
+        self.tally.attempts["committed"] += 1
+        dag = self._dag
+        if dag is None:
+            return
+        self.tally.stages[(self._job_index, ins.key[0])][1] = self.env.now
+        specs = dag.on_commit(ins.key, value)
+        if dag.done:
+            self._next_job()
+        elif specs:
+            self._do(self.machine.submit(specs, self.env.now))
+
+    def _do_discard(self, ins: Discard) -> None:
+        self._results.pop((ins.key, ins.attempt), None)
+        self.tally.attempts["discarded"] += 1
+
+    def _do_refetch(self, ins: Refetch) -> None:
+        if self._dag is None:
+            return
+        specs, _ = self._dag.on_refetch(ins.key, ins.shuffle_id, ins.map_ids, self._epochs.get((ins.key, ins.attempt)))
+        parked = self.machine.park(self._dag.readers_of(ins.shuffle_id), self.env.now)
+        self._dag.park(parked, ins.shuffle_id)
+        self._do(self.machine.submit(specs, self.env.now))
+
+    def _do_retire(self, ins: Retire) -> None:
+        ex = self.executors.get(ins.executor_id)
+        if ex is not None and not ex.gone:
+            self._end(ex, reuse=True)
+            self.post(ExecutorRetired(ins.executor_id, self.env.now))
+
+    def _do_kill(self, ins: Kill) -> None:
+        ex = self.executors.get(ins.executor_id)
+        if ex is not None and not ex.gone:
+            self._end(ex, reuse=False)
+
+    def _do_abortjob(self, ins: AbortJob) -> None:
+        if self._dag is None:
+            return
+        self.failed = f"job {self._job_index} aborted at task {ins.key}: {ins.reason}"
+        self.machine.cancel_all(self.env.now)
+        self._dag = None
+        self.tally.jobs[-1]["end"] = self.env.now
+        self.done.succeed()
+
+    # ---- executors ---------------------------------------------------------------------------
+
+    def _end(self, ex: _Executor, reuse: bool) -> None:
+        ex.gone = True
+        self.lam.end(ex.executor_id, self.env.now, reuse)
+        if ex.task is not None:
+            _, process = ex.task
+            ex.task = None
+            if process.is_alive and process is not self.env.active_process:
+                process.interrupt()
+        self._count_up(-1 if ex.up else 0)
+
+    def _count_up(self, delta: int) -> None:
+        if delta:
+            count = (self.tally.executors_up[-1][1] if self.tally.executors_up else 0) + delta
+            self.tally.executors_up.append((self.env.now, count))
+
+    def _executor(self, ex: _Executor, startup: float):
+        env = self.env
+        yield env.timeout(startup)
+        if ex.gone:  # killed while starting (launch_timeout)
+            return
+        ex.up = True
+        self._count_up(1)
+        remaining = self.lam.model.timeout_s - startup
+        ex.deadline = env.now + remaining
+        if self.rng.random() < self.faults.executor_loss:
+            ex.lose_at = env.now + self.rng.uniform(0.0, self.faults.loss_window_s)
+        self.post(ExecutorRegistered(ex.executor_id, env.now, remaining))
+        while not ex.gone and not self.done.triggered:
+            wake = min(env.now + self.heartbeat_s, ex.deadline, ex.lose_at or ex.deadline)
+            yield env.timeout(max(0.0, wake - env.now))
+            if ex.gone or self.done.triggered:
+                return
+            if env.now >= ex.deadline or (ex.lose_at is not None and env.now >= ex.lose_at):
+                reason = "Lambda timeout" if env.now >= ex.deadline else "simulated executor loss"
+                if ex.task is not None:
+                    self.tally.lost_running += 1
+                    self.tally.attempts["lost"] += 1
+                self._end(ex, reuse=False)
+                self.post(ExecutorLost(ex.executor_id, env.now, reason))
+                return
+            self.post(HeartbeatReceived(ex.executor_id, env.now))
+
+    # ---- tasks -------------------------------------------------------------------------------
+
+    def _prefix(self, key: str) -> str:
+        prefix = self._prefix_cache.get(key)
+        if prefix is None:
+            parsed = parse_block_key(key)
+            prefix = self._prefix_cache[key] = parsed.prefix if parsed else INPUT_PREFIX
+        return prefix
+
+    def _task(self, ex: _Executor, key: tuple[int, int], attempt: int, inputs: dict):
+        env, stage, lam = self.env, self._stages[key[0]], self.lam.model
+        slow = self.faults.straggler_factor if self.rng.random() < self.faults.straggler else 1.0
+        cpu = cpu_seconds(stage, self.workload, lam.cpu_share) * slow
+        net_rate = lam.network_mb_s * MB
+        busy, began, backoff = self.tally.busy, env.now, 0.0
+        try:
+            if stage.file_bytes:  # streamed: GET rounds while reading and computing overlap
+                gets, rounds = input_gets(stage, self.a), max(1, min(8, input_gets(stage, self.a)))
+                pace = max(cpu, stage.file_bytes / net_rate) / rounds
+                for r in range(rounds):
+                    backoff += yield env.process(self.s3.request(env, "get", {INPUT_PREFIX: gets // rounds
+                                                                             + (r < gets % rounds)}))
+                    yield env.timeout(pace)
+            if inputs:  # ranged GETs of every map output, fetch_concurrency at a time, then compute
+                refs = [ref for blocks in inputs.values() for ref in blocks]
+                width = max(1, self.a.fetch_concurrency)
+                fetch_began = env.now
+                for i in range(0, len(refs), width):
+                    counts = Counter(self._prefix(ref.key) for ref in refs[i:i + width])
+                    backoff += yield env.process(self.s3.request(env, "get", counts))
+                spent = env.now - fetch_began
+                yield env.timeout(max(0.0, stage.shuffle_bytes / net_rate - spent) + cpu * (
+                    stage.shuffle_bytes / max(1.0, stage.shuffle_bytes + stage.file_bytes)))
+            value: Any = None
+            if stage.writes_shuffle:
+                shuffle_id = self._dag.job.stages[key[0]].shuffle_id
+                object_key = block_key(self._dag.job.job_id, shuffle_id, key[1], attempt, self.a.shuffle_prefixes)
+                yield env.timeout(stage.out_bytes / net_rate)
+                backoff += yield env.process(self.s3.request(env, "put", {self._prefix(object_key): 1}))
+                value = MapStatus(shuffle_id, key[1], attempt, object_key, self._segments_of(stage))
+        except self.simpy.Interrupt:
+            return  # the executor was lost or killed: its loss is the event
+        except Throttled503 as exc:
+            self._finish(ex, key, attempt, began, cpu, backoff, True)
+            self.post(TaskFailed(ex.executor_id, key, attempt, env.now, "error",
+                                 RemoteError("StoreThrottled", str(exc), "", "error")))
+            return
+        busy["compute"] += cpu
+        self._finish(ex, key, attempt, began, cpu, backoff, False)
+        self._results[(key, attempt)] = value
+        self.post(TaskSucceeded(ex.executor_id, key, attempt, env.now))
+
+    def _finish(self, ex: _Executor, key, attempt, began: float, cpu: float, backoff: float, failed: bool) -> None:
+        elapsed = self.env.now - began
+        busy = self.tally.busy
+        busy["backoff"] += backoff
+        busy["transfer and requests"] += max(0.0, elapsed - backoff - (0.0 if failed else cpu))
+        ex.task = None
+        if failed:
+            self.tally.attempts["failed"] += 1
+        if backoff:  # the store said "slow down": the driver tells the ramp
+            self.post(Throttled(self.env.now, "store"))
+
+    def _segments_of(self, stage: SimStage) -> tuple[Segment, ...]:
+        """One map output's segments: its bytes spread evenly over the reduce partitions."""
+        segments = self._segments.get(stage.stage_id)
+        if segments is None:
+            readers = [s.tasks for s in self._stages.values() if stage.stage_id in s.parents] or [1]
+            width = readers[0]
+            length = int(stage.out_bytes / width)
+            segments = self._segments[stage.stage_id] = tuple(Segment(i * length, length, 0, 0) for i in range(width))
+        return segments
