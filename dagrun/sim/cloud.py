@@ -38,6 +38,7 @@ from shuffle.retry import RetryPolicy
 
 VCPU_MB = 1769
 MAX_VCPUS = 6
+MAX_MB = 10240
 PUT_CLASS = frozenset({"put", "delete", "list"})
 
 
@@ -54,7 +55,10 @@ class LambdaModel:
 
     @property
     def vcpus(self) -> float:
-        return min(MAX_VCPUS, self.memory_mb / VCPU_MB)
+        """In proportion to memory: one at 1,769 MB, six at the 10,240 MB maximum."""
+        if self.memory_mb <= VCPU_MB:
+            return self.memory_mb / VCPU_MB
+        return min(MAX_VCPUS, 1 + (MAX_VCPUS - 1) * (self.memory_mb - VCPU_MB) / (MAX_MB - VCPU_MB))
 
     @property
     def cpu_share(self) -> float:

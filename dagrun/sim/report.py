@@ -28,7 +28,7 @@ def projection(sim: Simulation, cleanup: CostRow, prices: dict, arch: str) -> di
     total = CostRow("total", invocations=lam.invocations, gb_s=lam.gb_s, requests=requests)
     usd = total.dollars(prices, arch)
     tasks = sum(s.tasks for job in sim.jobs[:len(t.jobs)] for s in job)
-    attempts = sum(t.attempts.values())
+    attempts = t.assigned
     peak = max((n for _, n in t.executors_up), default=0)
     reached = next((when for when, n in t.executors_up if n == peak), 0.0)
     seconds = max((j["end"] or sim.env.now for j in t.jobs), default=0.0)

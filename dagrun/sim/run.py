@@ -76,6 +76,7 @@ class _Executor:
 class Tally:
     """What happened, for the result."""
 
+    assigned: int = 0  # attempts started
     attempts: Counter = field(default_factory=Counter)  # outcome -> count
     speculative: int = 0
     lost_running: int = 0  # attempts that were running on an executor when it was lost
@@ -221,6 +222,7 @@ class Simulation:
             return
         ex = self.executors.get(ins.executor_id)
         self._epochs[(ins.key, ins.attempt)] = self.tracker.epoch
+        self.tally.assigned += 1
         self.tally.speculative += ins.speculative
         span = self.tally.stages.setdefault((self._job_index, ins.key[0]), [now, now])
         span[0] = min(span[0], now)
