@@ -1,19 +1,19 @@
 """The real scheduler against the simulated cloud, in virtual time: no sockets, no sleeps.
 
-State: a SimPy environment (the virtual clock), the scheduler's own ``TaskStateMachine``
-and ``MapOutputTracker`` (one of each for the whole run, as a driver keeps them across
-jobs), the current job's ``DagState``, the Lambda and S3 models (``dagrun.sim.cloud``),
-one record per simulated executor, and the tallies the result is made of.
+State: a SimPy environment (the virtual clock), the scheduler's own ``JobCore`` (with its
+``TaskStateMachine``, ``MapOutputTracker`` and ``DagState``: one core for the whole run, as a
+driver keeps it across jobs), the Lambda and S3 models (``dagrun.sim.cloud``), one record
+per simulated executor, and the tallies the result is made of.
 
 Policy:
-- This module plays the driver's I/O part and nothing else.  Each event goes to the state
-  machine exactly as ``scheduler.driver`` gives it (registration, heartbeat, task result,
-  executor loss or retirement, throttle, a tick every ``tick_s``), and each instruction
-  that comes back is performed on the models: ``Launch`` invokes Lambda (a 429 is a lost
-  launch plus a ``Throttled("lambda")``, as the Lambda backend reports it), ``Assign``
-  starts a task process, ``Commit`` feeds ``DagState``, ``Refetch`` parks and resubmits,
-  ``Retire``/``Kill`` end an invocation.  Events raised while instructions are performed
-  queue up and are handled in order, as on the driver's queue.
+- This module plays the driver's I/O part and nothing else.  Each event goes to the job
+  core exactly as ``scheduler.driver`` gives it (job submission, registration, heartbeat,
+  task result with its value and metrics, executor gone, throttle, a tick every
+  ``tick_s``), and each instruction that comes back is performed on the models: ``Launch``
+  invokes Lambda (a 429 is a refused launch plus a ``Throttled("lambda")``, as the driver
+  reports one), ``SendTask`` starts a task process, ``Retire``/``Kill`` end an invocation,
+  ``JobDone``/``JobFailed`` start the next job or end the run.  Events raised while
+  instructions are performed queue up and are handled in order, as on the driver's queue.
 - An executor heartbeats every ``heartbeat_s``, is lost by fault with probability
   ``Faults.executor_loss`` at a uniform time within ``loss_window_s`` of registering, and
   is ended by Lambda at its timeout.  A task is a straggler with probability
@@ -37,12 +37,14 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from scheduler.core.dag import DagState, JobSpec, MapOutputTracker, StageSpec
+from scheduler.core.dag import JobSpec, StageSpec
 from scheduler.core.events import (
-    AbortJob, Assign, Commit, Discard, ExecutorLost, ExecutorRegistered, ExecutorRetired, HeartbeatReceived,
-    Kill, Launch, Refetch, RemoteError, Retire, TaskFailed, TaskSucceeded, Throttled, Tick,
+    ExecutorRegistered, HeartbeatReceived, Kill, Launch, RemoteError, Retire, TaskMetrics, Throttled, Tick,
 )
-from scheduler.core.tasks import Policy, TaskStateMachine
+from scheduler.core.jobs import (
+    Committed, DropOutput, ExecutorGone, JobCore, JobDone, JobFailed, ResultReceived, SendTask, SubmitJob,
+)
+from scheduler.core.tasks import Policy
 from shuffle.layout import block_key, parse_block_key
 from shuffle.writer import MapStatus, Segment
 
@@ -99,16 +101,15 @@ class Simulation:
         self.rng = random.Random(seed)
         self.lam = LambdaCloud(lam)
         self.s3 = S3Cloud(s3, random.Random(seed + 1))
-        self.machine = TaskStateMachine(policy, now=0.0, id_prefix="sim")
-        self.tracker = MapOutputTracker()
+        self.core = JobCore(policy, 0.0, id_prefix="sim")
+        self.machine = self.core.machine
+        self.log: list = []  # the scheduler's log of every job, as each JobDone/JobFailed hands it over
         self.tick_s, self.heartbeat_s, self.app = tick_s, heartbeat_s, app
         self.tally = Tally()
         self.executors: dict[str, _Executor] = {}
         self._queue: deque = deque()
         self._pumping = False
-        self._results: dict[tuple, Any] = {}
-        self._epochs: dict[tuple, int] = {}
-        self._dag: DagState | None = None
+        self._job: JobSpec | None = None
         self._job_index = -1
         self._stages: dict[int, SimStage] = {}
         self._segments: dict[int, tuple[Segment, ...]] = {}
@@ -138,21 +139,16 @@ class Simulation:
 
     def _next_job(self) -> None:
         now = self.env.now
-        if self._dag is not None:
+        if self._job is not None:
             self.tally.jobs[-1]["end"] = now
         self._job_index += 1
         if self._job_index >= len(self.jobs):
-            self._dag = None
+            self._job = None
             self.done.succeed()
             return
-        job = self._job_spec(self.jobs[self._job_index])
+        self._job = self._job_spec(self.jobs[self._job_index])
         self.tally.jobs.append({"job": self._job_index, "start": now, "end": None})
-        self._dag = DagState(job, self.tracker)
-        specs = self._dag.start()
-        if self._dag.done:
-            self._next_job()
-            return
-        self._do(self.machine.submit(specs, now))
+        self.post(SubmitJob(self._job, now))
 
     def _job_spec(self, stages: list[SimStage]) -> JobSpec:
         """The scheduler's view of a job: stages, shuffles and the reads of each partition."""
@@ -170,7 +166,9 @@ class Simulation:
                                           expected_seconds=self._expected(s), index=index)
         result = stages[-1].stage_id
         job_id = f"{self.app}-j{self._job_index}"
-        return JobSpec(job_id, specs, result, {}, {}, runner="dagrun.sim")
+        blobs = {s.stage_id: b"" for s in stages}
+        tasks = {(s.stage_id, p): b"" for s in stages for p in range(s.tasks)}
+        return JobSpec(job_id, specs, result, blobs, tasks, runner="dagrun.sim")
 
     def _expected(self, s: SimStage) -> float:
         net = (s.file_bytes + s.shuffle_bytes) / (self.lam.model.network_mb_s * MB)
@@ -185,13 +183,17 @@ class Simulation:
         self._pumping = True
         try:
             while self._queue:
-                self._do(self.machine.handle(self._queue.popleft()))
+                event = self._queue.popleft()
+                if not self.done.triggered:
+                    self._do(self.core.handle(event))
         finally:
             self._pumping = False
 
     def _do(self, instructions: list) -> None:
         for ins in instructions:
             getattr(self, f"_do_{type(ins).__name__.lower()}")(ins)
+            if self.done.triggered:
+                return
 
     def _do_launch(self, ins: Launch) -> None:
         now, refused = self.env.now, []
@@ -203,78 +205,51 @@ class Simulation:
             ex = self.executors[executor_id] = _Executor(executor_id, now)
             self.env.process(self._executor(ex, startup))
         for executor_id in refused:
-            self.post(ExecutorLost(executor_id, now, "launch throttled (429)"))
+            self.post(ExecutorGone(executor_id, now, "launch throttled", refused=True))
         if refused:
             self.post(Throttled(now, "lambda"))
 
-    def _do_assign(self, ins: Assign) -> None:
-        now, dag = self.env.now, self._dag
-        if dag is None:
-            error = RemoteError("Cancelled", "the job is no longer running", "", "error")
-            self.post(TaskFailed(ins.executor_id, ins.key, ins.attempt, now, "lost", error))
-            return
-        inputs = dag.inputs(ins.key)
-        if inputs is None:
-            shuffle_id, map_ids = dag.missing_inputs(ins.key)
-            error = RemoteError("FetchFailed", "map outputs missing before the task started", "", "fetch",
-                                shuffle_id, map_ids)
-            self.post(TaskFailed(ins.executor_id, ins.key, ins.attempt, now, "fetch", error))
-            return
-        ex = self.executors.get(ins.executor_id)
-        self._epochs[(ins.key, ins.attempt)] = self.tracker.epoch
+    def _do_sendtask(self, ins: SendTask) -> None:
+        now, key = self.env.now, (ins.stage_id, ins.partition)
         self.tally.assigned += 1
         self.tally.speculative += ins.speculative
-        span = self.tally.stages.setdefault((self._job_index, ins.key[0]), [now, now])
+        span = self.tally.stages.setdefault((self._job_index, ins.stage_id), [now, now])
         span[0] = min(span[0], now)
+        ex = self.executors.get(ins.executor_id)
         if ex is None or ex.gone:
-            self.post(ExecutorLost(ins.executor_id, now, "send failed: the executor is gone"))
+            self.post(ExecutorGone(ins.executor_id, now, "send failed: the executor is gone"))
             return
-        ex.task = ((ins.key, ins.attempt), self.env.process(self._task(ex, ins.key, ins.attempt, inputs)))
+        ex.task = ((key, ins.attempt), self.env.process(self._task(ex, key, ins.attempt, ins.inputs)))
 
-    def _do_commit(self, ins: Commit) -> None:
-        value = self._results.pop((ins.key, ins.attempt))
+    def _do_committed(self, ins: Committed) -> None:
         self.tally.attempts["committed"] += 1
-        dag = self._dag
-        if dag is None:
-            return
         self.tally.stages[(self._job_index, ins.key[0])][1] = self.env.now
-        specs = dag.on_commit(ins.key, value)
-        if dag.done:
-            self._next_job()
-        elif specs:
-            self._do(self.machine.submit(specs, self.env.now))
 
-    def _do_discard(self, ins: Discard) -> None:
-        self._results.pop((ins.key, ins.attempt), None)
-        self.tally.attempts["discarded"] += 1
+    def _do_dropoutput(self, ins: DropOutput) -> None:
+        self.tally.attempts["dropped"] += 1
 
-    def _do_refetch(self, ins: Refetch) -> None:
-        if self._dag is None:
-            return
-        specs, _ = self._dag.on_refetch(ins.key, ins.shuffle_id, ins.map_ids, self._epochs.get((ins.key, ins.attempt)))
-        parked = self.machine.park(self._dag.readers_of(ins.shuffle_id), self.env.now)
-        self._dag.park(parked, ins.shuffle_id)
-        self._do(self.machine.submit(specs, self.env.now))
+    def _do_jobdone(self, ins: JobDone) -> None:
+        self.log += ins.log
+        self._next_job()
+
+    def _do_jobfailed(self, ins: JobFailed) -> None:
+        self.log += ins.log
+        self.failed = f"job {self._job_index} failed: {ins.error}"
+        self.tally.jobs[-1]["end"] = self.env.now
+        self._job = None
+        self.done.succeed()
 
     def _do_retire(self, ins: Retire) -> None:
         ex = self.executors.get(ins.executor_id)
         if ex is not None and not ex.gone:
             self._end(ex, reuse=True)
-            self.post(ExecutorRetired(ins.executor_id, self.env.now))
+            self.post(ExecutorGone(ins.executor_id, self.env.now, "retired"))
 
     def _do_kill(self, ins: Kill) -> None:
         ex = self.executors.get(ins.executor_id)
         if ex is not None and not ex.gone:
             self._end(ex, reuse=False)
-
-    def _do_abortjob(self, ins: AbortJob) -> None:
-        if self._dag is None:
-            return
-        self.failed = f"job {self._job_index} aborted at task {ins.key}: {ins.reason}"
-        self.machine.cancel_all(self.env.now)
-        self._dag = None
-        self.tally.jobs[-1]["end"] = self.env.now
-        self.done.succeed()
+            self.post(ExecutorGone(ins.executor_id, self.env.now, f"killed: {ins.reason}"))
 
     # ---- executors ---------------------------------------------------------------------------
 
@@ -316,7 +291,7 @@ class Simulation:
                     self.tally.lost_running += 1
                     self.tally.attempts["lost"] += 1
                 self._end(ex, reuse=False)
-                self.post(ExecutorLost(ex.executor_id, env.now, reason))
+                self.post(ExecutorGone(ex.executor_id, env.now, reason))
                 return
             self.post(HeartbeatReceived(ex.executor_id, env.now))
 
@@ -355,33 +330,32 @@ class Simulation:
                     stage.shuffle_bytes / max(1.0, stage.shuffle_bytes + stage.file_bytes)))
             value: Any = None
             if stage.writes_shuffle:
-                shuffle_id = self._dag.job.stages[key[0]].shuffle_id
-                object_key = block_key(self._dag.job.job_id, shuffle_id, key[1], attempt, self.a.shuffle_prefixes)
+                shuffle_id = self._job.stages[key[0]].shuffle_id
+                object_key = block_key(self._job.job_id, shuffle_id, key[1], attempt, self.a.shuffle_prefixes)
                 yield env.timeout(stage.out_bytes / net_rate)
                 backoff += yield env.process(self.s3.request(env, "put", {self._prefix(object_key): 1}))
                 value = MapStatus(shuffle_id, key[1], attempt, object_key, self._segments_of(stage))
         except self.simpy.Interrupt:
             return  # the executor was lost or killed: its loss is the event
         except Throttled503 as exc:
-            self._finish(ex, key, attempt, began, cpu, backoff, True)
-            self.post(TaskFailed(ex.executor_id, key, attempt, env.now, "error",
-                                 RemoteError("StoreThrottled", str(exc), "", "error")))
+            error = RemoteError("StoreThrottled", str(exc), "", "error")
+            self._finish(ex, key, attempt, began, 0.0, backoff, None, error)
             return
         busy["compute"] += cpu
-        self._finish(ex, key, attempt, began, cpu, backoff, False)
-        self._results[(key, attempt)] = value
-        self.post(TaskSucceeded(ex.executor_id, key, attempt, env.now))
+        self._finish(ex, key, attempt, began, cpu, backoff, value, None)
 
-    def _finish(self, ex: _Executor, key, attempt, began: float, cpu: float, backoff: float, failed: bool) -> None:
+    def _finish(self, ex: _Executor, key, attempt: int, began: float, cpu: float, backoff: float, value: Any,
+                error: RemoteError | None) -> None:
         elapsed = self.env.now - began
         busy = self.tally.busy
         busy["backoff"] += backoff
-        busy["transfer and requests"] += max(0.0, elapsed - backoff - (0.0 if failed else cpu))
+        busy["transfer and requests"] += max(0.0, elapsed - backoff - cpu)
         ex.task = None
-        if failed:
+        if error is not None:
             self.tally.attempts["failed"] += 1
-        if backoff:  # the store said "slow down": the driver tells the ramp
-            self.post(Throttled(self.env.now, "store"))
+        # the store's 503s travel in the metrics, and the core slows the ramp for them
+        metrics = TaskMetrics(store_requests={"throttled": 1} if backoff else {})
+        self.post(ResultReceived(ex.executor_id, key, attempt, self.env.now, value, error, metrics))
 
     def _segments_of(self, stage: SimStage) -> tuple[Segment, ...]:
         """One map output's segments: its bytes spread evenly over the reduce partitions."""

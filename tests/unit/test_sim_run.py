@@ -12,6 +12,7 @@ from dagrun.sim import simulate
 from dagrun.sim.cloud import LambdaModel, S3Model, Storm
 from dagrun.sim.run import Faults, Simulation
 from dagrun.sim.workload import Workload, scale_jobs
+from scheduler.core.jobs import JobCore
 from scheduler.core.tasks import Policy, TaskStateMachine
 
 pytestmark = pytest.mark.timeout(120)
@@ -67,10 +68,10 @@ def test_it_drives_the_scheduler_itself():
     a = Assumptions(executors=4)
     stages, _ = scale_jobs(scan(2 * GB), None, a)
     sim = Simulation(stages, Policy(max_executors=4), a, Workload(), LambdaModel(), S3Model()).run()
-    assert type(sim.machine) is TaskStateMachine
-    kinds = {entry.what for entry in sim.machine.log}
+    assert type(sim.core) is JobCore and type(sim.machine) is TaskStateMachine
+    kinds = {entry.what for entry in sim.log}
     assert {"submit", "launch", "register", "assign", "commit"} <= kinds
-    assert sum(1 for e in sim.machine.log if e.what == "launch") == 4
+    assert sum(1 for e in sim.log if e.what == "launch") == 4
 
 
 def test_lost_executors_rerun_only_their_tasks():
@@ -107,9 +108,14 @@ def test_stragglers_get_speculative_backups():
 
 def test_more_executors_than_the_quota_get_429s_and_the_ramp_backs_off():
     config = Config.resolve().replace(ramp_initial=100, ramp_slope=100)
-    p = simulate(scan(40 * GB), executors=60, concurrency=30, config=config)
-    assert p["failed"] is None
-    assert p["lambda_429"] > 0 and p["executors_peak"] == 30
+    a = Assumptions(executors=60)
+    stages, _ = scale_jobs(scan(40 * GB), None, a)
+    policy = Policy(max_executors=60, ramp_initial=config.ramp_initial, ramp_slope=config.ramp_slope)
+    sim = Simulation(stages, policy, a, Workload(), LambdaModel(concurrency_quota=30), S3Model()).run()
+    assert sim.failed is None and sim.lam.throttled > 0 and sim.lam.peak == 30
+    throttles = [e for e in sim.log if e.what == "throttle"]
+    assert throttles and {e.detail["source"] for e in throttles} == {"lambda"}
+    assert min(e.detail["rate"] for e in throttles) < 100  # the ramp was cut
 
 
 def test_executors_retire_before_the_lambda_timeout_and_are_replaced():
