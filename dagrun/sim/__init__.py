@@ -32,7 +32,8 @@ def simulate(jobs: list, input_size: float | None = None, executors: int = 1000,
              memory_mb: int | None = None, arch: str | None = None, concurrency: int = 1000,
              cold_start_s: float | None = None, workload: Any = None, faults: Any = None, storm: Any = None,
              reduce_partitions: int | None = None, ramp: tuple[float, float] | None = None,
-             shuffle_prefixes: int | None = None, seed: int = 0, until: float = 86400.0,
+             shuffle_prefixes: int | None = None, input_prefixes: int = 1, input_block: int | None = None,
+             seed: int = 0, until: float = 86400.0,
              text: bool = False) -> Any:
     """Simulate ``jobs`` (lists of ``StageShape``) on ``executors`` Lambda executors.
 
@@ -56,7 +57,7 @@ def simulate(jobs: list, input_size: float | None = None, executors: int = 1000,
     config = config.replace(**changes) if changes else config
     fleet = max(1, executors)
     a = Assumptions.from_config(config, memory_mb=memory_mb, arch=arch, executors=fleet,
-                                concurrency_quota=concurrency)
+                                concurrency_quota=concurrency, input_block=input_block)
     lam = LambdaModel(memory_mb=a.memory_mb, concurrency_quota=concurrency, timeout_s=config.executor_timeout)
     if cold_start_s is not None:
         lam = replace(lam, cold_start_s=cold_start_s)
@@ -67,11 +68,12 @@ def simulate(jobs: list, input_size: float | None = None, executors: int = 1000,
                     speculation_multiplier=config.speculation_multiplier)
     stages, estimate = scale_jobs(jobs, input_size, a, reduce_partitions)
     sim = Simulation(stages, policy, a, workload or Workload(), lam, S3Model(storm=storm), faults or Faults(),
-                     seed=seed).run(until)
+                     seed=seed, input_prefixes=input_prefixes).run(until)
     out = projection(sim, estimate.cleanup, prices(config), a.arch)
     out["model"] = {"executors": fleet, "memory_mb": a.memory_mb, "arch": a.arch,
                           "concurrency_quota": concurrency, "ramp": [config.ramp_initial, config.ramp_slope],
-                          "shuffle_prefixes": config.shuffle_prefixes, "lambda": vars(lam).copy(),
+                          "shuffle_prefixes": config.shuffle_prefixes, "input_prefixes": input_prefixes,
+                          "input_block": a.input_block, "lambda": vars(lam).copy(),
                           "workload": vars(workload or Workload()).copy(), "faults": vars(faults or Faults()).copy(),
                           "storm": vars(storm).copy() if storm is not None else None}
     if text:

@@ -18,7 +18,8 @@ Policy:
   ``Faults.executor_loss`` at a uniform time within ``loss_window_s`` of registering, and
   is ended by Lambda at its timeout.  A task is a straggler with probability
   ``Faults.straggler`` and then takes ``straggler_factor`` times as long.
-- A task reads (file splits in rounds of GETs, shuffle blocks in rounds of
+- A task reads (file splits in rounds of GETs to the input's prefix, or to one of
+  ``input_prefixes`` by partition for a data set spread over several; shuffle blocks in rounds of
   ``fetch_concurrency`` ranged GETs, each to its block's real prefix from
   ``shuffle.layout``), computes, and writes its map output with one PUT; 503s cost the
   store's back-off, and a task whose request runs out of retries fails with a task error.
@@ -92,7 +93,7 @@ class Tally:
 class Simulation:
     def __init__(self, jobs: list[list[SimStage]], policy: Policy, a: Assumptions, workload: Workload,
                  lam: LambdaModel, s3: S3Model, faults: Faults = Faults(), seed: int = 0,
-                 tick_s: float = 0.05, heartbeat_s: float = 5.0, app: str = "sim"):
+                 tick_s: float = 0.05, heartbeat_s: float = 5.0, app: str = "sim", input_prefixes: int = 1):
         import simpy  # lazily: `import dagrun` stays light
 
         self.simpy = simpy
@@ -105,6 +106,7 @@ class Simulation:
         self.machine = self.core.machine
         self.log: list = []  # the scheduler's log of every job, as each JobDone/JobFailed hands it over
         self.tick_s, self.heartbeat_s, self.app = tick_s, heartbeat_s, app
+        self.input_prefixes = max(1, input_prefixes)
         self.tally = Tally()
         self.executors: dict[str, _Executor] = {}
         self._queue: deque = deque()
@@ -314,8 +316,9 @@ class Simulation:
             if stage.file_bytes:  # streamed: GET rounds while reading and computing overlap
                 gets, rounds = input_gets(stage, self.a), max(1, min(8, input_gets(stage, self.a)))
                 pace = max(cpu, stage.file_bytes / net_rate) / rounds
+                prefix = INPUT_PREFIX if self.input_prefixes == 1 else f"{INPUT_PREFIX}{key[1] % self.input_prefixes}"
                 for r in range(rounds):
-                    backoff += yield env.process(self.s3.request(env, "get", {INPUT_PREFIX: gets // rounds
+                    backoff += yield env.process(self.s3.request(env, "get", {prefix: gets // rounds
                                                                              + (r < gets % rounds)}))
                     yield env.timeout(pace)
             if inputs:  # ranged GETs of every map output, fetch_concurrency at a time, then compute
