@@ -116,6 +116,8 @@ def _add_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument("--input-prefixes", type=int, default=d(1),
                    help="S3 prefixes the input is spread over (each allows 5,500 GET/s; default 1)")
     p.add_argument("--input-block", default=d(None), help="bytes per input GET (default 8MiB, the reader's)")
+    p.add_argument("--store-attempts", type=int, default=d(None),
+                   help="what if the block store retried a request this many times (default: its RetryPolicy's 8)")
     p.add_argument("--seed", type=int, default=d(0), help="the simulation's random seed")
 
 
@@ -270,7 +272,8 @@ def simulate_plan(args: argparse.Namespace, config: Config, jobs: list[list[Stag
                     concurrency=args.concurrency, cold_start_s=args.cold_start, workload=workload, faults=faults,
                     storm=storm, reduce_partitions=args.reduce_partitions, ramp=ramp,
                     shuffle_prefixes=args.shuffle_prefixes, input_prefixes=args.input_prefixes,
-                    input_block=parse_bytes(args.input_block) if args.input_block else None, seed=args.seed,
+                    input_block=parse_bytes(args.input_block) if args.input_block else None,
+                    store_attempts=args.store_attempts, seed=args.seed,
                     text=True)
 
 
@@ -285,7 +288,8 @@ def sim_lines(p: dict[str, Any]) -> list[str]:
         f"MB/s per function, {min(6.0, lam['memory_mb'] / 1769):.2f} vCPU, billed per ms",
         "S3: 3,500 PUT and 5,500 GET per second per prefix (503 SlowDown above, retried with the store's "
         f"back-off), 30 ms per request round; {m['shuffle_prefixes']} shuffle prefixes, input on "
-        f"{m['input_prefixes']} prefix{'es' if m['input_prefixes'] != 1 else ''} read {m['input_block'] / 2**20:g} MiB a GET",
+        f"{m['input_prefixes']} prefix{'es' if m['input_prefixes'] != 1 else ''} read {m['input_block'] / 2**20:g} MiB a GET; "
+        f"store retries: {m['store_retry']['max_attempts']} attempts within {m['store_retry']['max_seconds']:g} s",
         f"per-task CPU: {w['source']}",
         f"faults: {f['executor_loss']:.1%} of executors lost, {f['straggler']:.1%} of tasks "
         f"{f['straggler_factor']:g}x slow" + (f", 503 storm {m['storm']}" if m["storm"] else ""),

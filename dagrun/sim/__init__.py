@@ -33,7 +33,7 @@ def simulate(jobs: list, input_size: float | None = None, executors: int = 1000,
              cold_start_s: float | None = None, workload: Any = None, faults: Any = None, storm: Any = None,
              reduce_partitions: int | None = None, ramp: tuple[float, float] | None = None,
              shuffle_prefixes: int | None = None, input_prefixes: int = 1, input_block: int | None = None,
-             seed: int = 0, until: float = 86400.0,
+             store_attempts: int | None = None, seed: int = 0, until: float = 86400.0,
              text: bool = False) -> Any:
     """Simulate ``jobs`` (lists of ``StageShape``) on ``executors`` Lambda executors.
 
@@ -67,13 +67,17 @@ def simulate(jobs: list, input_size: float | None = None, executors: int = 1000,
                     speculation_quantile=config.speculation_quantile,
                     speculation_multiplier=config.speculation_multiplier)
     stages, estimate = scale_jobs(jobs, input_size, a, reduce_partitions)
-    sim = Simulation(stages, policy, a, workload or Workload(), lam, S3Model(storm=storm), faults or Faults(),
+    s3 = S3Model(storm=storm)
+    if store_attempts is not None:  # a what-if for the block store's RetryPolicy
+        s3 = replace(s3, retry=replace(s3.retry, max_attempts=store_attempts))
+    sim = Simulation(stages, policy, a, workload or Workload(), lam, s3, faults or Faults(),
                      seed=seed, input_prefixes=input_prefixes).run(until)
     out = projection(sim, estimate.cleanup, prices(config), a.arch)
     out["model"] = {"executors": fleet, "memory_mb": a.memory_mb, "arch": a.arch,
                           "concurrency_quota": concurrency, "ramp": [config.ramp_initial, config.ramp_slope],
                           "shuffle_prefixes": config.shuffle_prefixes, "input_prefixes": input_prefixes,
-                          "input_block": a.input_block, "lambda": vars(lam).copy(),
+                          "input_block": a.input_block, "store_retry": vars(s3.retry).copy(),
+                          "lambda": vars(lam).copy(),
                           "workload": vars(workload or Workload()).copy(), "faults": vars(faults or Faults()).copy(),
                           "storm": vars(storm).copy() if storm is not None else None}
     if text:

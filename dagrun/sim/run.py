@@ -318,8 +318,8 @@ class Simulation:
                 pace = max(cpu, stage.file_bytes / net_rate) / rounds
                 prefix = INPUT_PREFIX if self.input_prefixes == 1 else f"{INPUT_PREFIX}{key[1] % self.input_prefixes}"
                 for r in range(rounds):
-                    backoff += yield env.process(self.s3.request(env, "get", {prefix: gets // rounds
-                                                                             + (r < gets % rounds)}))
+                    # delegated, not a child process: an interrupt (executor lost) reaches the request too
+                    backoff += yield from self.s3.request(env, "get", {prefix: gets // rounds + (r < gets % rounds)})
                     yield env.timeout(pace)
             if inputs:  # ranged GETs of every map output, fetch_concurrency at a time, then compute
                 refs = [ref for blocks in inputs.values() for ref in blocks]
@@ -327,7 +327,7 @@ class Simulation:
                 fetch_began = env.now
                 for i in range(0, len(refs), width):
                     counts = Counter(self._prefix(ref.key) for ref in refs[i:i + width])
-                    backoff += yield env.process(self.s3.request(env, "get", counts))
+                    backoff += yield from self.s3.request(env, "get", counts)
                 spent = env.now - fetch_began
                 yield env.timeout(max(0.0, stage.shuffle_bytes / net_rate - spent) + cpu * (
                     stage.shuffle_bytes / max(1.0, stage.shuffle_bytes + stage.file_bytes)))
@@ -336,7 +336,7 @@ class Simulation:
                 shuffle_id = self._job.stages[key[0]].shuffle_id
                 object_key = block_key(self._job.job_id, shuffle_id, key[1], attempt, self.a.shuffle_prefixes)
                 yield env.timeout(stage.out_bytes / net_rate)
-                backoff += yield env.process(self.s3.request(env, "put", {self._prefix(object_key): 1}))
+                backoff += yield from self.s3.request(env, "put", {self._prefix(object_key): 1})
                 value = MapStatus(shuffle_id, key[1], attempt, object_key, self._segments_of(stage))
         except self.simpy.Interrupt:
             return  # the executor was lost or killed: its loss is the event

@@ -52,7 +52,7 @@ def _run(env, gen):
 
     def wrap():
         try:
-            box["value"] = yield env.process(gen)
+            box["value"] = yield from gen
         except Throttled503 as exc:
             box["error"] = exc
 
