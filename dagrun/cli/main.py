@@ -7,18 +7,25 @@ parses arguments and dispatches.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 
+# Commands that live above dagrun's layer, by dotted path (imported at run time, as the
+# backend registry does), so dagrun never imports lambda_executor statically.
+PLUGIN_COMMANDS = ("lambda_executor.cli",)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from dagrun.cli import bench, demo, gen, lambda_, plan, report, run, store
+    from dagrun.cli import bench, demo, gen, plan, report, run, store
 
     parser = argparse.ArgumentParser(prog="dagrun", description="Spark-style data jobs on local processes or AWS Lambda")
     sub = parser.add_subparsers(dest="command", required=True)
     run.add_parser(sub)
     demo.add_parser(sub)
     gen.add_gen_parser(sub)
-    lambda_.add_parser(sub)
+    for module in PLUGIN_COMMANDS:
+        importlib.import_module(module).add_parser(sub)
     bench.add_parser(sub)
     report.add_parser(sub)
     plan.add_parser(sub)
