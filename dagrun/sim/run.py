@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import random
 import time
+from array import array
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +48,7 @@ from scheduler.core.jobs import (
 )
 from scheduler.core.tasks import Policy
 from shuffle.layout import block_key, parse_block_key
-from shuffle.writer import MapStatus, Segment
+from shuffle.writer import MapStatus
 
 from dagrun.observe.estimate import Assumptions
 from dagrun.sim.cloud import LambdaCloud, LambdaModel, S3Cloud, S3Model, Throttled503
@@ -114,7 +115,7 @@ class Simulation:
         self._job: JobSpec | None = None
         self._job_index = -1
         self._stages: dict[int, SimStage] = {}
-        self._segments: dict[int, tuple[Segment, ...]] = {}
+        self._segments: dict[int, tuple[array, array, array, array]] = {}
         self._prefix_cache: dict[str, str] = {}
         self._next_shuffle = 0
         self.done = self.env.event()
@@ -337,7 +338,7 @@ class Simulation:
                 object_key = block_key(self._job.job_id, shuffle_id, key[1], attempt, self.a.shuffle_prefixes)
                 yield env.timeout(stage.out_bytes / net_rate)
                 backoff += yield from self.s3.request(env, "put", {self._prefix(object_key): 1})
-                value = MapStatus(shuffle_id, key[1], attempt, object_key, self._segments_of(stage))
+                value = MapStatus(shuffle_id, key[1], attempt, object_key, *self._segments_of(stage))
         except self.simpy.Interrupt:
             return  # the executor was lost or killed: its loss is the event
         except Throttled503 as exc:
@@ -360,12 +361,15 @@ class Simulation:
         metrics = TaskMetrics(store_requests={"throttled": 1} if backoff else {})
         self.post(ResultReceived(ex.executor_id, key, attempt, self.env.now, value, error, metrics))
 
-    def _segments_of(self, stage: SimStage) -> tuple[Segment, ...]:
-        """One map output's segments: its bytes spread evenly over the reduce partitions."""
-        segments = self._segments.get(stage.stage_id)
-        if segments is None:
+    def _segments_of(self, stage: SimStage) -> tuple[array, array, array, array]:
+        """A map output's segment table: its bytes spread evenly over the reduce partitions.
+        Every map of a stage shares one table; nothing writes to it."""
+        table = self._segments.get(stage.stage_id)
+        if table is None:
             readers = [s.tasks for s in self._stages.values() if stage.stage_id in s.parents] or [1]
-            width = readers[0]
-            length = int(stage.out_bytes / width)
-            segments = self._segments[stage.stage_id] = tuple(Segment(i * length, length, 0, 0) for i in range(width))
-        return segments
+            width, length = readers[0], int(stage.out_bytes / readers[0])
+            table = self._segments[stage.stage_id] = (array("Q", range(0, width * length, length or 1))
+                                                      if length else array("Q", [0] * width),
+                                                      array("Q", [length] * width), array("Q", [0] * width),
+                                                      array("I", [0] * width))
+        return table
