@@ -109,13 +109,13 @@ class Config:
     heartbeat_interval: float = 2.0
     heartbeat_timeout: float = 30.0
     task_timeout: float = 600.0  # seconds one attempt may run before it is a task error; 0: no limit
-    ramp_initial: float = 4.0
-    ramp_slope: float = 4.0
+    ramp_initial: float = 100.0  # launches per second at first; these three chosen by simulation
+    ramp_slope: float = 100.0  # (docs/architecture.md, "The cloud in virtual time")
     max_attempts: int = 4
     speculation: bool = True
     speculation_quantile: float = 0.75
     speculation_multiplier: float = 1.5
-    shuffle_prefixes: int = 16
+    shuffle_prefixes: int = 64
     shuffle_codec: str | None = None
     shuffle_memory: int = 256 << 20
     keep_shuffle: bool = False
