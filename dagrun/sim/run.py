@@ -48,6 +48,7 @@ from scheduler.core.jobs import (
 )
 from scheduler.core.tasks import Policy
 from shuffle.layout import block_key, parse_block_key
+from shuffle.layout import job_id as layout_job_id
 from shuffle.writer import MapStatus
 
 from dagrun.observe.estimate import Assumptions
@@ -94,7 +95,7 @@ class Tally:
 class Simulation:
     def __init__(self, jobs: list[list[SimStage]], policy: Policy, a: Assumptions, workload: Workload,
                  lam: LambdaModel, s3: S3Model, faults: Faults = Faults(), seed: int = 0,
-                 tick_s: float = 0.05, heartbeat_s: float = 5.0, app: str = "sim", input_prefixes: int = 1):
+                 tick_s: float = 0.05, heartbeat_s: float = 5.0, app: str = "app-0", input_prefixes: int = 1):
         import simpy  # lazily: `import dagrun` stays light
 
         self.simpy = simpy
@@ -168,7 +169,7 @@ class Simulation:
                                           s.tasks if s.writes_shuffle else 0, reads, tuple(s.parents),
                                           expected_seconds=self._expected(s), index=index)
         result = stages[-1].stage_id
-        job_id = f"{self.app}-j{self._job_index}"
+        job_id = layout_job_id(self.app, self._job_index)  # dagrun's own format: gc and the prefix parser know it
         blobs = {s.stage_id: b"" for s in stages}
         tasks = {(s.stage_id, p): b"" for s in stages for p in range(s.tasks)}
         return JobSpec(job_id, specs, result, blobs, tasks, runner="dagrun.sim")

@@ -95,11 +95,6 @@ class LocalBackend:
         if not self._closing:
             self.notify(("exited", executor_id, reason))
 
-    def pid(self, executor_id: str) -> int | None:
-        with self._lock:
-            proc = self._procs.get(executor_id)
-        return proc.pid if proc else None
-
     def kill(self, executor_id: str) -> None:
         with self._lock:
             proc = self._procs.get(executor_id)

@@ -171,9 +171,6 @@ class TaskStateMachine:
     def pending(self) -> list[TaskKey]:
         return list(self._queue)
 
-    def live_executors(self) -> list[ExecutorRecord]:
-        return [e for e in self.executors.values() if e.state != "launching"]
-
     def expected_seconds(self, key: TaskKey) -> float:
         done = self.durations.get(key[0])
         if done is not None and done.count:

@@ -29,12 +29,6 @@ class Heartbeat:
 
 
 @dataclass(frozen=True)
-class Retiring:
-    executor_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class RunTask:
     job_id: str
     stage_id: int
