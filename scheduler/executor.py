@@ -156,29 +156,29 @@ def _heartbeat(conn: Connection, executor_id: str, interval: float, stop: thread
             return
 
 
-class Stop(BaseException):
-    """Raised in the main thread by SIGTERM: end the loop and clean up, whatever task is running.
-
-    A ``BaseException`` but not ``SystemExit``, so ``execute`` does not report it as a task error.
-    """
-
-
 def guard_process(parent_pid: int | None, deadline: float | None, grace: float = 1.0, poll: float = 0.5) -> None:
     """Make this process end when its driver does, at its own deadline, and never on the terminal's Ctrl-C.
 
     The driver starts local executors in a session of their own, so Ctrl-C in the terminal
     reaches only the driver, which then ends them; SIGINT is ignored besides, in case an
     executor shares the driver's process group.  SIGTERM (from the driver, or from the
-    kernel when the driver dies: PR_SET_PDEATHSIG on Linux) raises ``Stop`` in the main
-    thread.  A watchdog thread covers what the signal does not: a parent that died before
-    the signal was armed, kernels without prctl, and the deadline when the driver that
-    would have killed us is gone.  If ``Stop`` does not end the process within ``grace``
-    seconds (a task stuck in C code), the watchdog exits hard.
+    kernel when the driver dies: PR_SET_PDEATHSIG on Linux) ends the process at once, with
+    exit code 143: raising from a signal handler could land in a finaliser, where Python
+    only prints the exception and carries on.  Nothing is lost by not unwinding: blocks are
+    written under temporary names and renamed, and the driver removes the scratch folder.
+    A watchdog thread covers what the signal does not: a parent that died before the signal
+    was armed, kernels without prctl, and the deadline when the driver that would have killed
+    us is gone.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def on_term(signum: int, frame: Any) -> None:
-        raise Stop("terminated")
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(143)
 
     signal.signal(signal.SIGTERM, on_term)
     if parent_pid is not None:
@@ -190,7 +190,7 @@ def guard_process(parent_pid: int | None, deadline: float | None, grace: float =
             late = deadline is not None and time.time() > deadline + grace
             if gone or late:
                 os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(grace)
+                time.sleep(grace)  # the handler runs only when the main thread runs Python code
                 os._exit(143)
             time.sleep(poll)
 
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         run_executor(conn, args.executor_id, remaining=lambda: None if deadline is None else deadline - time.time(),
                      heartbeat_interval=args.heartbeat, scratch_dir=args.scratch, can_exit=True)
-    except (Stop, KeyboardInterrupt):
+    except KeyboardInterrupt:
         return 143  # the driver (or its death) ended us: it reports the executor, we stay quiet
     return 0
 
