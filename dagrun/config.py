@@ -83,6 +83,10 @@ class Config:
     lambda_region: str | None = None
     lambda_arch: str = "x86_64"
     driver_host: str = "127.0.0.1"
+    # how Lambda executors get tasks: "invoke" (in each invocation's payload: the driver needs no
+    # inbound network), "connect" (each invocation connects back to driver_host: the driver must be
+    # reachable, e.g. in the function's VPC), or "auto": connect when driver_host is set, else invoke
+    lambda_transport: str = "auto"
     prices: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod

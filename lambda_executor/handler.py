@@ -1,6 +1,7 @@
 """The AWS Lambda entry point (``lambda_executor.handler.handler``): one invocation, one executor.
 
-State: none beyond the invocation.  Policy: connect back to the driver named in the event
+State: none beyond the invocation.  Policy: an event with ``"transport": "invoke"`` carries
+one task, run by ``lambda_executor.invoked`` (the result is the response).  Otherwise connect back to the driver named in the event
 (TLS unless the address is loopback, or as ``tls`` says), then run the same executor loop as
 a local process, reporting the invocation's remaining time as the executor's lifetime.  The
 process is shared with later (warm) invocations, so the loop never exits it
@@ -28,6 +29,8 @@ from scheduler.executor import run_executor
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     started = time.time()
     importlib.import_module("dagrun.runtime.task")  # the task runtime, imported before the first task arrives
+    if event.get("transport") == "invoke":
+        return importlib.import_module("lambda_executor.invoked").run_invoked(event, context)
     executor_id = str(event["executor_id"])
     address = (str(event["driver_host"]), int(event["driver_port"]))
     tls = event.get("tls")

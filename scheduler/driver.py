@@ -71,7 +71,9 @@ class Driver:
         self.backend = backend
         self.events: queue.Queue[tuple] = queue.Queue()
         self.secret = os.urandom(32)
-        self.server = ControlServer(host, self.secret, self.events.put, tls=tls)
+        # a backend whose executors reach the driver in-process ("attach") needs no listening socket
+        listens = getattr(backend, "connects_back", True)
+        self.server = ControlServer(host, self.secret, self.events.put, tls=tls) if listens else None
         self.machine = TaskStateMachine(policy, now=time.monotonic())
         self.tracker = MapOutputTracker()
         self.attempts: list[AttemptRecord] = []
@@ -87,8 +89,9 @@ class Driver:
         self._future: Future | None = None
         self._progress: Callable[[DagState], None] | None = None
         self._stopped = threading.Event()
-        backend.start(ExecutorSettings(self.server.address, self.secret, executor_timeout, heartbeat_interval,
-                                       scratch_dir, memory_mb, {"tls": self.server.tls}, preload), self.events.put)
+        address, secure = (self.server.address, self.server.tls) if self.server is not None else (("", 0), False)
+        backend.start(ExecutorSettings(address, self.secret, executor_timeout, heartbeat_interval,
+                                       scratch_dir, memory_mb, {"tls": secure}, preload), self.events.put)
         self._thread = threading.Thread(target=self._loop, name="dagrun-driver", daemon=True)
         self._thread.start()
 
@@ -109,7 +112,8 @@ class Driver:
         done = threading.Event()
         self.events.put(("stop", done))
         done.wait(10)
-        self.server.close()  # executors that connected after the retire messages went out see EOF
+        if self.server is not None:
+            self.server.close()  # executors that connected after the retire messages went out see EOF
         self.backend.close()
         self._drain_reports()
 

@@ -90,12 +90,23 @@ def execute(task: RunTask, env: ExecutorEnv) -> TaskResult:
         error = RemoteError(type(exc).__name__, str(exc), traceback.format_exc(), "fetch",
                             exc.shuffle_id, tuple(exc.map_ids), _picklable(exc))
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every task failure is reported, never swallowed
-        error = RemoteError(type(exc).__name__, str(exc), traceback.format_exc(), "error",
+        error = RemoteError(type(exc).__name__, _explain(exc), traceback.format_exc(), "error",
                             exception=_picklable(exc))
     metrics = TaskMetrics(started=started, finished=time.time(), peak_rss=_peak_rss(), **env.metrics)
     result = TaskResult(env.executor_id, task.job_id, task.stage_id, task.partition, task.attempt,
                         value, error, metrics)
     return _ensure_picklable(result)
+
+
+def _explain(exc: BaseException) -> str:
+    """The failure's message, with how to fix it when the executor lacks a module the job needs."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return str(exc)
+    return (f"{exc} (on executor host {socket.gethostname()}): the task needs module {exc.name!r}, which this "
+            f"executor cannot import. If it is your own code, dagrun ships modules loaded from outside "
+            f"site-packages by value: import {exc.name.partition('.')[0]!r} in the driver script before running "
+            f"the job. If it is an installed package, add it to the executor's environment (for Lambda: "
+            f"`dagrun lambda deploy --requirements requirements.txt`).")
 
 
 def _peak_rss() -> int:

@@ -17,7 +17,7 @@ import hashlib
 import re
 from typing import NamedTuple
 
-__all__ = ["BlockKey", "block_key", "job_dirs", "parse_block_key", "prefix_of", "prefix_width"]
+__all__ = ["BlockKey", "block_key", "job_dirs", "parse_block_key", "prefix_of", "prefix_width", "transport_key"]
 
 _BLOCK_KEY = re.compile(r"(?P<pp>[0-9a-f]{2,})/(?P<job>[^/]+)/s(?P<shuffle>\d+)/m(?P<map>\d+)-a(?P<attempt>\d+)")
 
@@ -63,6 +63,15 @@ def block_key(job_id: str, shuffle_id: int, map_id: int, attempt: int, prefixes:
             raise ValueError(f"{name} must be a non-negative int, got {value!r}")
     pp = prefix_of(job_id, shuffle_id, map_id, prefixes)
     return f"{pp}/{job_id}/s{shuffle_id}/m{map_id}-a{attempt}"
+
+
+def transport_key(job_id: str, name: str, prefixes: int = 16) -> str:
+    """Store key of something a Lambda invocation's payload refers to (a stage, a task or result
+    too large for the payload): inside one of the job's folders, so the job's cleanup removes it,
+    and never shaped like a block key, so ``parse_block_key`` and gc leave it alone."""
+    if not name or "/" in name:
+        raise ValueError(f"name must be a non-empty name without '/', got {name!r}")
+    return f"{prefix_of(job_id, 0, 0, prefixes)}/{job_id}/t/{name}"
 
 
 def job_dirs(job_id: str, prefixes: int = 16) -> list[str]:

@@ -61,6 +61,11 @@ class Context:
         self.app_id = f"app-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
         self._owned_store = None
         url = self.config.store
+        if self.config.executor == "lambda" and (url is None or str(url).startswith("memory://")):
+            where = "no store (the default is a temporary directory on this machine)" if url is None else f"store {url!r}"
+            raise ValueError(f"executor='lambda' cannot use {where}: Lambda functions cannot see it, so every "
+                             "shuffle read would fail; pass store='s3://bucket/prefix' (or the path of an EFS "
+                             "mount the function also mounts)")
         if url is None:
             self._owned_store = tempfile.mkdtemp(prefix="dagrun-store-", dir=self.config.scratch_dir)
             url = self._owned_store

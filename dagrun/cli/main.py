@@ -1,24 +1,32 @@
 """The ``dagrun`` command line: ``run``, ``demo``, ``gen`` and the other subcommands.
 
 Each subcommand lives in its own module and registers itself here; this module only
-parses arguments and dispatches.
+parses arguments and dispatches.  Subcommands of a higher layer (``dagrun lambda`` lives in
+``lambda_executor``, above dagrun) are named by dotted path and imported at run time, so
+dagrun never imports them statically.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+
+# "module:function" that adds a subcommand; resolved when the parser is built
+PLUGIN_COMMANDS = ("lambda_executor.cli:add_parser",)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dagrun.cli import bench, demo, gen, lambda_, plan, report, run, store
+    from dagrun.cli import bench, demo, gen, plan, report, run, store
 
     parser = argparse.ArgumentParser(prog="dagrun", description="Spark-style data jobs on local processes or AWS Lambda")
     sub = parser.add_subparsers(dest="command", required=True)
     run.add_parser(sub)
     demo.add_parser(sub)
     gen.add_gen_parser(sub)
-    lambda_.add_parser(sub)
+    for target in PLUGIN_COMMANDS:
+        module, _, name = target.partition(":")
+        getattr(importlib.import_module(module), name)(sub)
     bench.add_parser(sub)
     report.add_parser(sub)
     plan.add_parser(sub)

@@ -8,7 +8,7 @@ import time
 def echo(event, context):
     print(f"echo {event.get('n')} in {context.function_name}")
     return {"event": event, "remaining_ms": context.get_remaining_time_in_millis(),
-            "request_id": context.aws_request_id, "memory": context.memory_limit_in_mb}
+            "request_id": context.aws_request_id, "memory": int(context.memory_limit_in_mb)}  # a string under awslambdaric, as on Lambda
 
 
 def fail(event, context):

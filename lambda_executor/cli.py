@@ -1,4 +1,4 @@
-"""``dagrun lambda deploy | status | remove``: the executor function's lifecycle, from the shell.
+"""``dagrun lambda deploy | status | remove | check``: the executor function's lifecycle, from the shell.
 
 Only argument parsing and printing live here; the work is ``lambda_executor.deploy`` and
 ``lambda_executor.packaging``, imported when a subcommand runs so that ``import dagrun``
@@ -39,6 +39,9 @@ def add_parser(sub: Any) -> None:
     deploy.add_argument("--code-bucket", default=None, help="upload the zip through this S3 bucket (zips > 50 MB)")
     deploy.add_argument("--pip-arg", action="append", default=[], metavar="ARG",
                         help="passed to pip when fetching Lambda wheels, e.g. --pip-arg=--index-url=URL")
+    deploy.add_argument("--requirements", default=None, metavar="FILE",
+                        help="also ship these dependencies of your job (a requirements.txt), as manylinux "
+                             "wheels for the function's architecture")
     deploy.add_argument("--zip-out", default=None, metavar="PATH", help="also write the zip here")
     deploy.set_defaults(func=_deploy)
 
@@ -81,7 +84,7 @@ def _do_deploy(args, config, name, region, d, build_zip, default_runtime) -> int
     print(f"building the zip ({'dagrun only' if args.no_deps else 'dagrun and Lambda wheels'}, "
           f"{spec.runtime}, {arch})", file=sys.stderr)
     code = build_zip(arch=arch, runtime=spec.runtime, with_deps=not args.no_deps, include_s3=not args.no_s3,
-                     pip_args=tuple(args.pip_arg))
+                     pip_args=tuple(args.pip_arg), user_requirements=args.requirements)
     if args.zip_out:
         with open(args.zip_out, "wb") as f:
             f.write(code)
