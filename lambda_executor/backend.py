@@ -183,6 +183,8 @@ class LambdaBackend:
             threads = list(self._threads.values())
         for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self._stages is not None:
+            self._stages.clear()
 
     # ---- one invocation --------------------------------------------------------------------
 

@@ -56,10 +56,14 @@ class StageCache:
         self.store, self.prefixes = store, prefixes
         self._keys: dict[str, str] = {}
         self._blobs: dict[str, bytes] = {}
+        self._job: str | None = None
         self._lock = threading.Lock()
 
     def key_for(self, task: RunTask) -> str:
         with self._lock:
+            if self._job != task.job_id:  # one job runs at a time: the last one's stages are done with
+                self._drop_locked()
+                self._job = task.job_id
             if task.stage_blob is not None:
                 self._blobs.setdefault(task.stage_key, task.stage_blob)
             key = self._keys.get(task.stage_key)
@@ -72,6 +76,20 @@ class StageCache:
             self.store.put(key, blob)  # under the lock: one upload per stage, the others wait for it
             self._keys[task.stage_key] = key
             return key
+
+
+    def clear(self) -> None:
+        """Delete every stage this cache put (the backend closes)."""
+        with self._lock:
+            self._drop_locked()
+
+    def _drop_locked(self) -> None:
+        keys, self._keys, self._blobs = list(self._keys.values()), {}, {}
+        if keys:
+            try:
+                self.store.delete_keys(keys)
+            except OSError:  # the job's own cleanup, or `dagrun store gc`, removes them with its folders
+                pass
 
 
 class InvokeConnection:

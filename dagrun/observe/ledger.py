@@ -224,7 +224,8 @@ def job_cost(info: Any, executors: list[dict] | None = None) -> JobCost:
         launched = entry.get("launched")
         if launched is not None and start <= launched <= end and _invoked(entry):
             stage_id = first_stage.get(entry["executor"], (0, max(shares, key=shares.get)))[1]
-            rows.setdefault(stage_id, CostRow(f"stage {stage_id}", stage_id)).invocations += 1
+            # an executor on the invoke transport makes one invocation per task; its REPORTs are summed
+            rows.setdefault(stage_id, CostRow(f"stage {stage_id}", stage_id)).invocations += entry.get("invocations", 1)
     driver = CostRow("driver (discards, cleanup)")
     driver.requests.update({k: info.driver_requests[k] for k in REQUEST_KINDS if info.driver_requests.get(k)})
     driver.bytes_in = info.driver_requests.get("bytes_in", 0)
