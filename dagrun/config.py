@@ -63,6 +63,7 @@ class Config:
     idle_timeout: float = 60.0
     heartbeat_interval: float = 2.0
     heartbeat_timeout: float = 30.0
+    task_timeout: float = 600.0  # seconds one attempt may run before it is a task error; 0: no limit
     ramp_initial: float = 4.0
     ramp_slope: float = 4.0
     max_attempts: int = 4
@@ -131,7 +132,8 @@ def _coerce(name: str, value: Any) -> Any:
     default = _FIELDS[name].default
     if name in ("split_size", "executor_memory", "shuffle_memory"):
         return parse_bytes(value)
-    if name in ("executor_timeout", "retire_margin", "idle_timeout", "heartbeat_interval", "heartbeat_timeout"):
+    if name in ("executor_timeout", "retire_margin", "idle_timeout", "heartbeat_interval", "heartbeat_timeout",
+                "task_timeout"):
         return parse_seconds(value)
     if name == "faults":
         return _coerce_faults(value)

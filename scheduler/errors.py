@@ -31,3 +31,16 @@ class JobAborted(RuntimeError):
             text += ("\n\nFix the function or the input that raised it; the Context is still usable "
                      "for other jobs.")
         return text
+
+
+class ExecutorsCannotStart(RuntimeError):
+    """Executors kept ending before they registered: the job cannot run anywhere."""
+
+    def __init__(self, job_id: str, reason: str):
+        super().__init__(job_id, reason)
+        self.job_id, self.reason = job_id, reason
+
+    def __str__(self) -> str:
+        return (f"job {self.job_id} aborted: {self.reason}.\nCheck the executor environment (the Python "
+                "installation, PYTHONPATH, the Lambda function and its logs) and executor_timeout; the "
+                "Context is still usable once that is fixed.")

@@ -273,7 +273,6 @@ class Context:
         driver = self._ensure_driver()
         info = JobInfo(job_id, rdd.name(), graph, self.store_url, self.config)
         bar = ProgressBar.for_config(self.config.progress)
-        started, log_start = len(driver.attempts), len(driver.machine.log)
         before = self.store.counts  # the driver's own requests: discards, injected faults, cleanup
         try:
             results = driver.run_job(job, bar.update if bar else None)
@@ -283,9 +282,9 @@ class Context:
             if bar:
                 bar.close()
             self._forget_shuffles(job)
-            self._apply_accumulator_updates(driver.attempts[started:])
-            info.finish(driver.attempts[started:], driver.machine.log[log_start:], self.store.counts - before,
-                        driver.executor_log)
+            attempts, scheduler_log = driver.take_records(job_id)
+            self._apply_accumulator_updates(attempts)
+            info.finish(attempts, scheduler_log, self.store.counts - before, driver.executor_log)
             self.jobs.append(info)
             job_finished(info)  # the ledger line and the JSON record; never raises
 
@@ -299,7 +298,8 @@ class Context:
                             heartbeat_timeout=c.heartbeat_timeout, ramp_initial=c.ramp_initial,
                             ramp_slope=c.ramp_slope, speculation=c.speculation,
                             speculation_quantile=c.speculation_quantile,
-                            speculation_multiplier=c.speculation_multiplier)
+                            speculation_multiplier=c.speculation_multiplier,
+                            task_timeout=c.task_timeout or None)
             self._driver = Driver(backend, policy, host=c.driver_host, executor_timeout=c.executor_timeout,
                                   heartbeat_interval=c.heartbeat_interval, scratch_dir=c.scratch_dir,
                                   memory_mb=c.lambda_memory_mb, on_discard=self._discard_output,

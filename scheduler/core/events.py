@@ -6,7 +6,7 @@ state machine never reads a clock and tests drive it with a fake one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 TaskKey = tuple[int, int]  # (stage_id, partition)
@@ -27,6 +27,23 @@ class RemoteError:
 
 
 @dataclass(frozen=True)
+class TaskMetrics:
+    """What one attempt measured; it travels in ``TaskResult`` and lands in the attempt record."""
+
+    started: float = 0.0  # executor wall clock (time.time())
+    finished: float = 0.0
+    records_read: int = 0
+    bytes_read: int = 0
+    records_written: int = 0
+    bytes_written: int = 0
+    # store requests by kind (get, put, list, delete, head), bytes_in and bytes_out, and
+    # "throttled": how many were answered 503 SlowDown (the driver then slows its ramp)
+    store_requests: dict[str, int] = field(default_factory=dict)
+    peak_rss: int = 0
+    accumulators: dict[int, Any] = field(default_factory=dict)  # accumulator id -> this task's updates
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     key: TaskKey
     expected_seconds: float = 1.0
@@ -40,6 +57,7 @@ class ExecutorRegistered:
     executor_id: str
     now: float
     remaining: float | None = None  # seconds of lifetime left; None: no deadline
+    slots: int = 1  # tasks it runs at once
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,7 @@ class ExecutorLost:
     executor_id: str
     now: float
     reason: str
+    refused: bool = False  # the service refused the launch (a throttle): not a start-up failure
 
 
 @dataclass(frozen=True)
@@ -123,7 +142,7 @@ class Kill:
 
 @dataclass(frozen=True)
 class AbortJob:
-    key: TaskKey
+    key: TaskKey | None  # None: no task is to blame (executors could not start)
     reason: str
     error: RemoteError | None = None
 

@@ -2,20 +2,23 @@
 
 Sans-I/O: ``handle(event)`` and ``submit(specs, now)`` take events in and return
 instructions out (``scheduler.core.events``); nothing here touches a socket, a process or a clock.
-The driver (``scheduler.driver``) performs the instructions.
+``scheduler.core.jobs`` joins it to the DAG scheduler; the driver performs the instructions.
 
 State:
 - ``tasks``: one ``TaskRecord`` per (stage, partition): pending | running | waiting | done,
   its attempts so far, task-error count and executor-loss count.
-- ``pending``: the tasks that need an executor, in submission order.
+- The pending tasks, indexed by stage in submission order, retried tasks ahead of them.
 - ``executors``: one ``ExecutorRecord`` per executor: launching | idle | busy | retiring,
-  with its deadline (lease) and last heartbeat.
-- ``ramp``: the launch-rate controller; ``log``: the event log.
+  with its slots, running attempts, deadline (lease) and last heartbeat; the executors with
+  a free slot in a set of their own; counts of launching and active executors.
+- Per stage: a running median of task durations, done and total counts, the running tasks.
+- ``ramp``: the launch-rate controller; ``log``: the event log (taken away when a job ends).
 
 Policy:
-- Each executor runs one task at a time.  A task goes to an idle executor only when the
-  executor's remaining lifetime covers the stage's expected task time (running median of
-  the stage, else the estimate given at submission) plus ``retire_margin`` (invariant 5).
+- An executor runs up to ``slots`` tasks at once (1 unless it registered more).  A task goes
+  to an executor with a free slot only when the executor's remaining lifetime covers the
+  stage's expected task time (running median of the stage, else the estimate given at
+  submission) plus ``retire_margin`` (invariant 5).
 - An idle executor that cannot fit any pending task before its deadline, or that has been
   idle with nothing pending for ``idle_timeout``, is told to retire.
 - Executors are launched on the ramp while tasks wait and fewer than ``max_executors`` live.
@@ -24,23 +27,36 @@ Policy:
   that kills its process every time must still stop); a fetch failure parks the task and
   asks for the lost map outputs (``Refetch``).  A result from an attempt that is no longer
   running is dropped (``Discard``); the first successful attempt wins (``Commit``).
+- An attempt running longer than ``task_timeout`` is a task error ("timed out after N s")
+  and its executor is killed (a running task cannot be stopped any other way).
+- ``max_launch_failures`` executors in a row that end before registering abort the job with
+  the last one's own words: a broken environment must not relaunch forever.  Giving an
+  executor a task resets the count.
 - Speculation: once ``speculation_quantile`` of a stage's tasks are done, a task whose only
   attempt has run longer than ``speculation_multiplier`` x the stage median gets one backup
   attempt on another executor.
+
+Cost: an event costs time in what it changes, not in the job's size.  A heartbeat only
+stamps its executor.  Every other event assigns free slots from the stage index and checks
+retirement for the executor it touched.  What depends on time alone (missed heartbeats,
+deadlines, launch and task timeouts, idle retirement) is swept on a ``Tick`` at most every
+``SWEEP_EVERY`` seconds, so a driver reads its queued heartbeats before it judges silence.
 """
 
 from __future__ import annotations
 
-import statistics
+import heapq
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Callable, Iterable, Literal
 
 from scheduler.core.events import (
     AbortJob, Assign, Commit, Discard, Event, ExecutorLost, ExecutorRegistered, ExecutorRetired,
-    HeartbeatReceived, Instruction, Kill, Launch, LogEntry, Refetch, Retire, TaskFailed, TaskSpec,
-    TaskKey, TaskSucceeded, Throttled, Tick,
+    HeartbeatReceived, Instruction, Kill, Launch, LogEntry, Refetch, RemoteError, Retire, TaskFailed,
+    TaskKey, TaskSpec, TaskSucceeded, Throttled, Tick,
 )
 from scheduler.core.ramp import Ramp
+
+SWEEP_EVERY = 0.25  # seconds between time-driven checks
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,8 @@ class Policy:
     speculation_quantile: float = 0.75
     speculation_multiplier: float = 1.5
     speculation_min_seconds: float = 0.2
+    task_timeout: float | None = None  # seconds an attempt may run; None: no limit
+    max_launch_failures: int = 10  # executors in a row that end before registering
 
 
 @dataclass
@@ -85,7 +103,37 @@ class ExecutorRecord:
     since: float
     last_seen: float
     deadline: float | None = None
-    task: tuple[TaskKey, int] | None = None
+    slots: int = 1
+    tasks: dict[tuple[TaskKey, int], None] = field(default_factory=dict)
+
+    @property
+    def task(self) -> tuple[TaskKey, int] | None:
+        return next(iter(self.tasks), None)
+
+
+class RunningMedian:
+    """The median of the values added so far, in O(log n) per value (two heaps)."""
+
+    def __init__(self) -> None:
+        self._low: list[float] = []  # a max-heap, negated
+        self._high: list[float] = []
+        self.count = 0
+
+    def add(self, value: float) -> None:
+        if self._low and value > -self._low[0]:
+            heapq.heappush(self._high, value)
+        else:
+            heapq.heappush(self._low, -value)
+        if len(self._low) > len(self._high) + 1:
+            heapq.heappush(self._high, -heapq.heappop(self._low))
+        elif len(self._high) > len(self._low):
+            heapq.heappush(self._low, -heapq.heappop(self._high))
+        self.count += 1
+
+    def median(self) -> float:
+        if len(self._low) > len(self._high):
+            return -self._low[0]
+        return (-self._low[0] + self._high[0]) / 2
 
 
 class TaskStateMachine:
@@ -95,16 +143,26 @@ class TaskStateMachine:
         self.policy = policy
         self.ramp = Ramp(policy.ramp_initial, policy.ramp_slope, now)
         self.tasks: dict[TaskKey, TaskRecord] = {}
-        self.pending: dict[TaskKey, None] = {}
         self.executors: dict[str, ExecutorRecord] = {}
-        self.durations: dict[int, list[float]] = {}
+        self.durations: dict[int, RunningMedian] = {}
         self.log: list[LogEntry] = []
+        self._front: dict[TaskKey, None] = {}  # retried tasks: usually on the critical path
+        self._queue: dict[int, dict[TaskKey, None]] = {}  # stage -> pending tasks, in order
+        self._pending = 0
+        self._free: dict[str, None] = {}  # executors with a free slot, longest free first
+        self._launching = 0
+        self._active = 0  # not retiring
+        self._by_stage: dict[int, dict[TaskKey, None]] = {}
+        self._done: dict[int, int] = {}
+        self._running: dict[int, dict[TaskKey, None]] = {}
+        self._timeouts: list[tuple[float, TaskKey, int, str]] = []
+        self._next_sweep = float("-inf")
+        self._launch_failures = 0
         self._id_prefix = id_prefix
         self._launched = 0
         self._had_demand = False
         self._handlers: dict[type, Callable[[Event], list[Instruction]]] = {
             ExecutorRegistered: self._on_registered,
-            HeartbeatReceived: self._on_heartbeat,
             TaskSucceeded: self._on_succeeded,
             TaskFailed: self._on_failed,
             ExecutorLost: self._on_lost,
@@ -121,80 +179,124 @@ class TaskStateMachine:
             record = self.tasks.get(spec.key)
             if record is None:
                 self.tasks[spec.key] = record = TaskRecord(spec)
+                self._by_stage.setdefault(spec.key[0], {})[spec.key] = None
             elif record.status == "running":
+                continue
+            elif record.status == "done":
+                self._done[spec.key[0]] -= 1
+            elif record.status == "pending":
                 continue
             record.status = "pending"
             record.speculated = False
-            self.pending[spec.key] = None
+            self._enqueue(spec.key)
             self._log(now, "submit", key=spec.key)
-        return self._schedule(now)
+        return self._schedule(now, None)
 
     def handle(self, event: Event) -> list[Instruction]:
+        if type(event) is HeartbeatReceived:
+            executor = self.executors.get(event.executor_id)
+            if executor is not None:
+                executor.last_seen = event.now
+            return []
         out = self._handlers[type(event)](event)
-        if any(isinstance(i, Refetch) for i in out):
+        if any(isinstance(i, (Refetch, AbortJob)) for i in out):
             # let the DAG park the tasks that read the lost outputs first; its submit() schedules
             return out
-        return out + self._schedule(event.now)
+        touched = getattr(event, "executor_id", None)
+        return out + self._schedule(event.now, touched, sweep=type(event) is Tick)
 
-    def park(self, keys: list[TaskKey], now: float) -> list[TaskKey]:
+    def park(self, keys: Iterable[TaskKey], now: float) -> list[TaskKey]:
         """Hold back pending tasks whose inputs were lost; returns the ones parked."""
-        parked = [k for k in keys if k in self.pending]
-        for key in parked:
-            del self.pending[key]
-            self.tasks[key].status = "waiting"
+        parked = []
+        for key in keys:
+            record = self.tasks.get(key)
+            if record is not None and record.status == "pending":
+                self._dequeue(key)
+                record.status = "waiting"
+                parked.append(key)
         return parked
 
     def cancel_all(self, now: float) -> None:
         """Forget every unfinished task (the job was aborted); late results are discarded."""
         for key, record in list(self.tasks.items()):
             if record.status != "done":
-                del self.tasks[key]
-        self.pending.clear()
+                self._forget(key)
+        self._front.clear()
+        self._queue.clear()
+        self._pending = 0
+        self._launch_failures = 0
+
+    def forget_stages(self, stage_ids: Iterable[int], now: float) -> None:
+        """Drop a finished job's tasks and statistics from the live state."""
+        for stage in stage_ids:
+            for key in list(self._by_stage.get(stage, ())):
+                if self.tasks[key].status == "pending":
+                    self._dequeue(key)
+                self._forget(key)
+            for index in (self._by_stage, self._done, self._running, self.durations, self._queue):
+                index.pop(stage, None)
+
+    def take_log(self, start: int = 0) -> list[LogEntry]:
+        """The log from ``start`` on; the live log is emptied."""
+        entries = self.log[start:]
+        self.log = []
+        return entries
 
     # ---- queries ---------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> list[TaskKey]:
+        return [*self._front, *(k for q in self._queue.values() for k in q)]
 
     def live_executors(self) -> list[ExecutorRecord]:
         return [e for e in self.executors.values() if e.state != "launching"]
 
     def expected_seconds(self, key: TaskKey) -> float:
         done = self.durations.get(key[0])
-        if done:
-            return statistics.median(done)
+        if done is not None and done.count:
+            return done.median()
         record = self.tasks.get(key)
         return record.spec.expected_seconds if record else 1.0
 
     # ---- handlers --------------------------------------------------------------------------
 
     def _on_registered(self, ev: ExecutorRegistered) -> list[Instruction]:
+        old = self.executors.get(ev.executor_id)
+        if old is not None and old.state == "launching":
+            self._launching -= 1
+        elif old is not None:
+            return []  # registered twice: keep the first
+        else:
+            self._active += 1  # not launched by us (tests, a restarted peer): count it anyway
         deadline = None if ev.remaining is None else ev.now + ev.remaining
-        self.executors[ev.executor_id] = ExecutorRecord(ev.executor_id, "idle", ev.now, ev.now, deadline)
+        self.executors[ev.executor_id] = ExecutorRecord(ev.executor_id, "idle", ev.now, ev.now, deadline,
+                                                        max(1, ev.slots))
+        self._free[ev.executor_id] = None
         self._log(ev.now, "register", ev.executor_id, detail=ev.remaining)
         return []
 
-    def _on_heartbeat(self, ev: HeartbeatReceived) -> list[Instruction]:
-        executor = self.executors.get(ev.executor_id)
-        if executor is not None:
-            executor.last_seen = ev.now
-        return []
-
     def _on_succeeded(self, ev: TaskSucceeded) -> list[Instruction]:
-        self._free_executor(ev.executor_id, ev.now)
+        self._free_slot(ev.executor_id, ev.key, ev.attempt, ev.now)
         record = self.tasks.get(ev.key)
-        run = record.running.pop(ev.attempt, None) if record else None
+        run = self._stop_attempt(record, ev.key, ev.attempt)
         if record is None or run is None or record.status == "done":
             why = "stale attempt" if record is None or run is None else "another attempt committed first"
             self._log(ev.now, "discard", ev.executor_id, ev.key, ev.attempt, why)
             return [Discard(ev.key, ev.attempt, ev.executor_id, why)]
+        if record.status == "pending":
+            self._dequeue(ev.key)
         record.status = "done"
-        self.pending.pop(ev.key, None)
-        self.durations.setdefault(ev.key[0], []).append(ev.now - run.started)
+        stage = ev.key[0]
+        self._running.get(stage, {}).pop(ev.key, None)
+        self._done[stage] = self._done.get(stage, 0) + 1
+        self.durations.setdefault(stage, RunningMedian()).add(ev.now - run.started)
         self._log(ev.now, "commit", ev.executor_id, ev.key, ev.attempt, {"speculative": run.speculative})
         return [Commit(ev.key, ev.attempt, ev.executor_id)]
 
     def _on_failed(self, ev: TaskFailed) -> list[Instruction]:
-        self._free_executor(ev.executor_id, ev.now)
+        self._free_slot(ev.executor_id, ev.key, ev.attempt, ev.now)
         record = self.tasks.get(ev.key)
-        if record is None or record.running.pop(ev.attempt, None) is None or record.status == "done":
+        if record is None or self._stop_attempt(record, ev.key, ev.attempt) is None or record.status == "done":
             self._log(ev.now, "discard", ev.executor_id, ev.key, ev.attempt, "stale failure")
             return [Discard(ev.key, ev.attempt, ev.executor_id, "stale failure")]
         self._log(ev.now, "fail", ev.executor_id, ev.key, ev.attempt, ev.kind)
@@ -216,17 +318,22 @@ class TaskStateMachine:
         executor = self.executors.pop(ev.executor_id, None)
         if executor is None:
             return []
+        self._drop_executor(executor)
         self._log(ev.now, "lost", ev.executor_id, detail=ev.reason)
-        if executor.task is None:
-            return []
-        key, attempt = executor.task
-        record = self.tasks.get(key)
-        if record is None or record.running.pop(attempt, None) is None or record.status == "done":
-            return []
-        return self._requeue_after_loss(record, key, ev.now, f"its executor was lost ({ev.reason})")
+        if executor.state == "launching" and not ev.refused:
+            return self._launch_failed(ev.now, f"executor {ev.executor_id} ended before it registered: {ev.reason}")
+        out: list[Instruction] = []
+        for key, attempt in executor.tasks:
+            record = self.tasks.get(key)
+            if record is None or self._stop_attempt(record, key, attempt) is None or record.status == "done":
+                continue
+            out += self._requeue_after_loss(record, key, ev.now, f"its executor was lost ({ev.reason})")
+        return out
 
     def _on_retired(self, ev: ExecutorRetired) -> list[Instruction]:
-        if self.executors.pop(ev.executor_id, None) is not None:
+        executor = self.executors.pop(ev.executor_id, None)
+        if executor is not None:
+            self._drop_executor(executor)
             self._log(ev.now, "retired", ev.executor_id)
         return []
 
@@ -237,6 +344,37 @@ class TaskStateMachine:
 
     # ---- helpers ---------------------------------------------------------------------------
 
+    def _enqueue(self, key: TaskKey, front: bool = False) -> None:
+        if front:
+            self._front[key] = None
+        else:
+            self._queue.setdefault(key[0], {})[key] = None
+        self._pending += 1
+
+    def _dequeue(self, key: TaskKey) -> None:
+        if self._front.pop(key, 0) is None:
+            self._pending -= 1
+            return
+        queue = self._queue.get(key[0])
+        if queue is not None and queue.pop(key, 0) is None:
+            self._pending -= 1
+            if not queue:
+                del self._queue[key[0]]
+
+    def _forget(self, key: TaskKey) -> None:
+        record = self.tasks.pop(key, None)
+        if record is not None:
+            self._by_stage.get(key[0], {}).pop(key, None)
+            self._running.get(key[0], {}).pop(key, None)
+
+    def _stop_attempt(self, record: TaskRecord | None, key: TaskKey, attempt: int) -> Running | None:
+        if record is None:
+            return None
+        run = record.running.pop(attempt, None)
+        if run is not None and not record.running:
+            self._running.get(key[0], {}).pop(key, None)
+        return run
+
     def _requeue_after_loss(self, record: TaskRecord, key: TaskKey, now: float, why: str) -> list[Instruction]:
         record.losses += 1
         if record.losses >= self.policy.max_executor_losses:
@@ -246,44 +384,81 @@ class TaskStateMachine:
         return []
 
     def _requeue(self, record: TaskRecord, key: TaskKey) -> None:
-        if not record.running:
+        if not record.running and record.status != "pending":
             record.status = "pending"
-            self.pending[key] = None
-            # move to the front: a retried task is usually on the critical path
-            self.pending = {key: None, **self.pending}
+            self._enqueue(key, front=True)
 
-    def _abort(self, key: TaskKey, now: float, reason: str, error) -> list[Instruction]:
+    def _abort(self, key: TaskKey | None, now: float, reason: str, error) -> list[Instruction]:
         self._log(now, "abort", key=key, detail=reason)
         return [AbortJob(key, reason, error)]
 
-    def _free_executor(self, executor_id: str, now: float) -> None:
+    def _launch_failed(self, now: float, reason: str) -> list[Instruction]:
+        self._launch_failures += 1
+        if self._launch_failures < self.policy.max_launch_failures or not (self._pending or any(self._running.values())):
+            return []
+        count, self._launch_failures = self._launch_failures, 0
+        return self._abort(None, now, f"{count} executors in a row ended before they registered; the last: {reason}",
+                           None)
+
+    def _free_slot(self, executor_id: str, key: TaskKey, attempt: int, now: float) -> None:
         executor = self.executors.get(executor_id)
-        if executor is not None:
-            executor.task = None
-            executor.last_seen = now
-            if executor.state == "busy":
+        if executor is None or executor.tasks.pop((key, attempt), 0) is not None:
+            return
+        executor.last_seen = now
+        if executor.state == "busy":
+            self._free[executor_id] = None
+            if not executor.tasks:
                 executor.state, executor.since = "idle", now
+
+    def _drop_executor(self, executor: ExecutorRecord) -> None:
+        self._free.pop(executor.executor_id, None)
+        if executor.state == "launching":
+            self._launching -= 1
+        if executor.state != "retiring":
+            self._active -= 1
 
     def _log(self, now, what, executor_id=None, key=None, attempt=None, detail=None) -> None:
         self.log.append(LogEntry(now, what, executor_id, key, attempt, detail))
 
     # ---- the scheduling pass ---------------------------------------------------------------
 
-    def _schedule(self, now: float) -> list[Instruction]:
-        out: list[Instruction] = self._expire(now)
+    def _schedule(self, now: float, touched: str | None, sweep: bool = False) -> list[Instruction]:
+        out: list[Instruction] = []
+        if sweep and now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_EVERY
+            out += self._expire(now)
+            if any(isinstance(i, AbortJob) for i in out):
+                return out
+            candidates: Iterable[str] = [e for e in self._free if not self.executors[e].tasks]
+        else:
+            candidates = (touched,) if touched in self._free else ()
         out += self._assign(now)
-        out += self._retire_idle(now)
+        out += self._retire_idle(now, candidates)
         out += self._launch(now)
         return out
 
     def _expire(self, now: float) -> list[Instruction]:
         out: list[Instruction] = []
+        while self._timeouts and self._timeouts[0][0] <= now:
+            _, key, attempt, executor_id = heapq.heappop(self._timeouts)
+            record = self.tasks.get(key)
+            if record is None or attempt not in record.running or executor_id not in self.executors:
+                continue
+            limit = self.policy.task_timeout
+            error = RemoteError("TaskTimeout", f"attempt {attempt} of task {key} timed out after {limit:g} s "
+                                "(task_timeout); its executor was killed", "", "error")
+            out.append(Kill(executor_id, f"its task ran longer than task_timeout ({limit:g} s)"))
+            out += self._on_failed(TaskFailed(executor_id, key, attempt, now, "error", error))
+            out += self._on_lost(ExecutorLost(executor_id, now, "killed: task_timeout"))
         for executor in list(self.executors.values()):
             if executor.state == "launching":
                 if now - executor.since > self.policy.launch_timeout:
                     del self.executors[executor.executor_id]
+                    self._drop_executor(executor)
                     self._log(now, "kill", executor.executor_id, detail="never registered")
                     out.append(Kill(executor.executor_id, "it did not register within launch_timeout"))
+                    out += self._launch_failed(now, f"executor {executor.executor_id} did not register within "
+                                               f"launch_timeout ({self.policy.launch_timeout:g} s)")
                 continue
             silent = now - executor.last_seen > self.policy.heartbeat_timeout
             dead = executor.deadline is not None and now > executor.deadline
@@ -298,79 +473,114 @@ class TaskStateMachine:
             return True
         return executor.deadline - now >= self.expected_seconds(key) + self.policy.retire_margin
 
+    def _next_task(self, executor: ExecutorRecord, now: float) -> TaskKey | None:
+        for key in self._front:
+            if self._fits(executor, key, now):
+                return key
+        for queue in self._queue.values():
+            key = next(iter(queue))
+            if self._fits(executor, key, now):
+                return key
+        return None
+
     def _speculatable(self, now: float) -> list[TaskKey]:
-        if not self.policy.speculation:
-            return []
         out = []
-        for key, record in self.tasks.items():
-            if record.status != "running" or record.speculated or len(record.running) != 1:
+        for stage, running in self._running.items():
+            median = self.durations.get(stage)
+            if not running or median is None or not median.count:
                 continue
-            stage = key[0]
-            durations = self.durations.get(stage)
-            if not durations:
-                continue
-            total = sum(1 for k in self.tasks if k[0] == stage)
-            if len(durations) < self.policy.speculation_quantile * total:
+            if self._done.get(stage, 0) < self.policy.speculation_quantile * len(self._by_stage.get(stage, ())):
                 continue
             threshold = max(self.policy.speculation_min_seconds,
-                            self.policy.speculation_multiplier * statistics.median(durations))
-            (run,) = record.running.values()
-            if now - run.started > threshold:
-                out.append(key)
+                            self.policy.speculation_multiplier * median.median())
+            for key in running:
+                record = self.tasks[key]
+                if record.speculated or len(record.running) != 1:
+                    continue
+                (run,) = record.running.values()
+                if now - run.started > threshold:
+                    out.append(key)
         return out
 
     def _assign(self, now: float) -> list[Instruction]:
         out: list[Instruction] = []
-        idle = sorted((e for e in self.executors.values() if e.state == "idle"), key=lambda e: e.since)
-        speculative = self._speculatable(now) if idle else []
-        for executor in idle:
-            key = next((k for k in self.pending if self._fits(executor, k, now)), None)
-            is_backup = False
-            if key is None:
-                key = next((k for k in speculative if self._fits(executor, k, now) and executor.executor_id
-                            not in {r.executor_id for r in self.tasks[k].running.values()}), None)
-                is_backup = key is not None
-                if is_backup:
+        if not self._free:
+            return out
+        speculative: list[TaskKey] | None = None
+        for executor_id in list(self._free):
+            executor = self.executors[executor_id]
+            while len(executor.tasks) < executor.slots:
+                key = self._next_task(executor, now) if self._pending else None
+                is_backup = False
+                if key is None:
+                    if not self.policy.speculation:
+                        break
+                    if speculative is None:
+                        speculative = self._speculatable(now)
+                    key = next((k for k in speculative if self._fits(executor, k, now) and executor_id
+                                not in {r.executor_id for r in self.tasks[k].running.values()}), None)
+                    if key is None:
+                        break
                     speculative.remove(key)
-            if key is None:
-                continue
-            record = self.tasks[key]
-            attempt = record.next_attempt
-            record.next_attempt += 1
-            record.status = "running"
-            record.speculated = record.speculated or is_backup
-            record.running[attempt] = Running(executor.executor_id, now, is_backup)
-            self.pending.pop(key, None)
-            executor.state, executor.since, executor.task = "busy", now, (key, attempt)
-            self._log(now, "assign", executor.executor_id, key, attempt, {"speculative": is_backup})
-            out.append(Assign(executor.executor_id, key, attempt, is_backup))
+                    is_backup = True
+                out.append(self._start_attempt(executor, key, now, is_backup))
+            if speculative is not None and not speculative and not self._pending:
+                break
+            if not self._pending and not self.policy.speculation:
+                break
         return out
 
-    def _retire_idle(self, now: float) -> list[Instruction]:
+    def _start_attempt(self, executor: ExecutorRecord, key: TaskKey, now: float, is_backup: bool) -> Assign:
+        record = self.tasks[key]
+        attempt = record.next_attempt
+        record.next_attempt += 1
+        if record.status == "pending":
+            self._dequeue(key)
+        record.status = "running"
+        record.speculated = record.speculated or is_backup
+        record.running[attempt] = Running(executor.executor_id, now, is_backup)
+        self._running.setdefault(key[0], {})[key] = None
+        executor.tasks[(key, attempt)] = None
+        self._launch_failures = 0
+        if executor.state == "idle":
+            executor.state, executor.since = "busy", now
+        if len(executor.tasks) >= executor.slots:
+            self._free.pop(executor.executor_id, None)
+        if self.policy.task_timeout is not None:
+            heapq.heappush(self._timeouts, (now + self.policy.task_timeout, key, attempt, executor.executor_id))
+        self._log(now, "assign", executor.executor_id, key, attempt, {"speculative": is_backup})
+        return Assign(executor.executor_id, key, attempt, is_backup)
+
+    def _retire_idle(self, now: float, candidates: Iterable[str]) -> list[Instruction]:
         out: list[Instruction] = []
-        cheapest = min((self.expected_seconds(k) for k in self.pending), default=0.0)
-        for executor in self.executors.values():
-            if executor.state != "idle":
+        cheapest = None
+        for executor_id in list(candidates):
+            executor = self.executors.get(executor_id)
+            if executor is None or executor.state != "idle":
                 continue
             reason = None
-            if executor.deadline is not None and executor.deadline - now < cheapest + self.policy.retire_margin:
-                reason = "too close to its deadline for any pending task"
-            elif not self.pending and now - executor.since > self.policy.idle_timeout:
+            if executor.deadline is not None:
+                if cheapest is None:
+                    cheapest = min((self.expected_seconds(k) for k in
+                                    [*self._front, *(next(iter(q)) for q in self._queue.values())]), default=0.0)
+                if executor.deadline - now < cheapest + self.policy.retire_margin:
+                    reason = "too close to its deadline for any pending task"
+            if reason is None and not self._pending and now - executor.since > self.policy.idle_timeout:
                 reason = "idle"
             if reason:
                 executor.state, executor.since = "retiring", now
+                self._free.pop(executor_id, None)
+                self._active -= 1
                 self._log(now, "retire", executor.executor_id, detail=reason)
                 out.append(Retire(executor.executor_id, reason))
         return out
 
     def _launch(self, now: float) -> list[Instruction]:
-        demand = len(self.pending)
+        demand = self._pending
         if demand and not self._had_demand:
             self.ramp.restart(now)
         self._had_demand = demand > 0
-        launching = sum(1 for e in self.executors.values() if e.state == "launching")
-        active = sum(1 for e in self.executors.values() if e.state != "retiring")
-        wanted = min(demand - launching, self.policy.max_executors - active)
+        wanted = min(demand - self._launching, self.policy.max_executors - self._active)
         count = self.ramp.take(wanted, now) if wanted > 0 else 0
         if not count:
             return []
@@ -379,6 +589,8 @@ class TaskStateMachine:
             self._launched += 1
             executor_id = f"{self._id_prefix}{self._launched}"
             self.executors[executor_id] = ExecutorRecord(executor_id, "launching", now, now)
+            self._launching += 1
+            self._active += 1
             self._log(now, "launch", executor_id)
             ids.append(executor_id)
         return [Launch(tuple(ids))]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from scheduler.core.events import FailureKind, RemoteError, TaskKey  # noqa: F401 - part of the wire format
+from scheduler.core.events import FailureKind, RemoteError, TaskKey, TaskMetrics  # noqa: F401 - part of the wire format
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Register:
     remaining_seconds: float | None
     pid: int
     host: str
+    slots: int = 1  # tasks the executor runs at once
 
 
 @dataclass(frozen=True)
@@ -50,21 +51,6 @@ class RunTask:
 @dataclass(frozen=True)
 class Retire:
     reason: str = "retire"
-
-
-@dataclass(frozen=True)
-class TaskMetrics:
-    started: float = 0.0  # executor wall clock (time.time())
-    finished: float = 0.0
-    records_read: int = 0
-    bytes_read: int = 0
-    records_written: int = 0
-    bytes_written: int = 0
-    # store requests by kind (get, put, list, delete, head), bytes_in and bytes_out, and
-    # "throttled": how many were answered 503 SlowDown (the driver then slows its ramp)
-    store_requests: dict[str, int] = field(default_factory=dict)
-    peak_rss: int = 0
-    accumulators: dict[int, Any] = field(default_factory=dict)  # accumulator id -> this task's updates
 
 
 @dataclass(frozen=True)
