@@ -3,7 +3,8 @@
 State: none beyond the invocation.  Policy: an event with ``"transport": "invoke"`` carries
 one task, run by ``lambda_executor.invoked`` (the result is the response).  Otherwise connect back to the driver named in the event
 (TLS unless the address is loopback, or as ``tls`` says), then run the same executor loop as
-a local process, reporting the invocation's remaining time as the executor's lifetime.  The
+a local process, reporting the invocation's remaining time as the executor's lifetime and
+running as many tasks at once as the function has vCPUs (``scheduler.slots``).  The
 process is shared with later (warm) invocations, so the loop never exits it
 (``can_exit=False``).
 
@@ -24,6 +25,7 @@ from typing import Any
 from scheduler.wire.channel import connect, is_loopback
 
 from scheduler.executor import run_executor
+from scheduler.slots import lambda_vcpus
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -43,6 +45,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     print(f"dagrun executor {executor_id}: connected to {address[0]}:{address[1]} over {'TLS' if tls else 'TCP'}",
           flush=True)
     reason = run_executor(conn, executor_id, remaining=lambda: context.get_remaining_time_in_millis() / 1000,
-                          heartbeat_interval=float(event.get("heartbeat", 2.0)), can_exit=False)
+                          heartbeat_interval=float(event.get("heartbeat", 2.0)), can_exit=False,
+                          slots=int(event.get("slots") or lambda_vcpus(int(context.memory_limit_in_mb))))
     print(f"dagrun executor {executor_id}: {reason}", flush=True)
     return {"executor_id": executor_id, "reason": reason, "seconds": round(time.time() - started, 3)}

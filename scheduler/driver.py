@@ -189,7 +189,8 @@ class Driver:
                                                           time.time())))
         elif isinstance(message, Register):
             self._executor_entry(executor_id).update(registered=time.time(), pid=message.pid,
-                                                     remaining=message.remaining_seconds)
+                                                     remaining=message.remaining_seconds,
+                                                     slots=getattr(message, "slots", 1))
             registered = ExecutorRegistered(executor_id, now, message.remaining_seconds,
                                             getattr(message, "slots", 1))
             self._perform(self.core.handle(registered))

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from scheduler.wire.channel import ChannelClosed, Connection, connect
 from scheduler.wire.messages import Heartbeat, Register, RemoteError, Retire, RunTask, TaskMetrics, TaskResult
+from scheduler.slots import serve_in_slots
 from shuffle.errors import FetchFailed
 
 
@@ -48,16 +49,19 @@ class ExecutorEnv:
 
 
 def run_executor(conn: Connection, executor_id: str, *, remaining: Callable[[], float | None],
-                 heartbeat_interval: float = 2.0, scratch_dir: str | None = None, can_exit: bool = False) -> str:
-    """Serve tasks over ``conn`` until retired; return why the loop ended."""
+                 heartbeat_interval: float = 2.0, scratch_dir: str | None = None, can_exit: bool = False,
+                 slots: int = 1) -> str:
+    """Serve tasks over ``conn`` until retired, ``slots`` at once (``scheduler.slots``); return why it ended."""
     own_scratch = scratch_dir is None
     scratch = scratch_dir or tempfile.mkdtemp(prefix=f"dagrun-{executor_id}-")
     env = ExecutorEnv(executor_id, scratch, remaining, can_exit)
     stop = threading.Event()
     try:
-        conn.send(Register(executor_id, remaining(), os.getpid(), socket.gethostname()))
+        conn.send(Register(executor_id, remaining(), os.getpid(), socket.gethostname(), slots))
         beat = threading.Thread(target=_heartbeat, args=(conn, executor_id, heartbeat_interval, stop),
                                 name=f"dagrun-heartbeat-{executor_id}", daemon=True)
+        if slots > 1:  # the slot processes fork before the heartbeat thread starts
+            return serve_in_slots(conn, env, slots, execute, on_ready=beat.start)
         beat.start()
         while True:
             message = conn.recv()

@@ -186,3 +186,34 @@ def test_throttled_invocations_back_off_and_the_job_completes(lambda_endpoint, t
     assert endpoint.throttled > 0
     assert {e.detail["source"] for e in job.scheduler_log if e.what == "throttle"} == {"lambda"}
     assert job.billed_ms == _report_sum(endpoint)
+
+
+def _overlap(spans) -> int:
+    """The most spans (start, end) open at one instant."""
+    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    best = now = 0
+    for _, step in edges:
+        now += step
+        best = max(best, now)
+    return best
+
+
+def test_a_function_with_six_vcpus_runs_six_tasks_at_once(lambda_endpoint, tmp_path):
+    endpoint = lambda_endpoint(timeout=60, memory_mb=10240, concurrency=4)
+
+    def timed(x):
+        started = time.time()
+        time.sleep(1.0)
+        return [(os.getppid(), started, time.time())]
+
+    conf = {"progress": "off", "lambda.transport": "connect", "speculation": False, "lambda.memory_mb": 10240}
+    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=1, conf=conf) as ctx:
+        spans = ctx.parallelize(range(12), 12).map_partitions(timed).collect()
+        job = ctx.last_job
+    assert len(spans) == 12
+    by_invocation = defaultdict(list)
+    for parent, start, end in spans:
+        by_invocation[parent].append((start, end))
+    assert max(_overlap(s) for s in by_invocation.values()) == 6
+    assert [e.get("slots") for e in job.executors] == [6]
+    assert job.billed_ms == _report_sum(endpoint)
