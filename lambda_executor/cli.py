@@ -50,6 +50,15 @@ def add_parser(sub: Any) -> None:
     status.add_argument("--json", action="store_true", help="print get_function's configuration as JSON")
     status.set_defaults(func=_status)
 
+    check = commands.add_parser("check", help="one invocation writes, reads and deletes a block in the store "
+                                              "(and, for the connect transport, reaches this machine)")
+    _common(check)
+    check.add_argument("--store", required=True, help="the store jobs will use: s3://bucket/prefix or an EFS path")
+    check.add_argument("--transport", choices=["auto", "invoke", "connect"], default=None,
+                       help="default: lambda.transport; connect also checks that the function reaches --driver-host")
+    check.add_argument("--driver-host", default=None, help="default: driver_host (for the connect transport)")
+    check.set_defaults(func=_check)
+
     remove = commands.add_parser("remove", help="delete the executor function")
     _common(remove)
     remove.set_defaults(func=_remove)
@@ -137,6 +146,29 @@ def _remove(args: argparse.Namespace) -> int:
         return 0
 
     return _guard("remove", run)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from lambda_executor.backend import LambdaBackend, resolve_transport
+    from lambda_executor.check import check
+
+    config, name, region = _settings(args)
+    config = config.replace(store=args.store, lambda_function=name, lambda_region=region,
+                            **({"lambda_transport": args.transport} if args.transport else {}),
+                            **({"driver_host": args.driver_host} if args.driver_host else {}))
+
+    def run() -> int:
+        backend = LambdaBackend(config)
+        backend.notify = lambda event: None  # no driver: what matters comes back in the outcome
+        transport = resolve_transport(config)
+        print(f"checking {name} with store {args.store} ({transport} transport)", file=sys.stderr)
+        steps = check(backend, args.store, dict(config.storage_options),
+                      driver_host=config.driver_host if transport == "connect" else None)
+        for step, ok, detail in steps:
+            print(f"{step:>7}: {'ok' if ok else 'FAILED'}: {detail}")
+        return 0 if all(ok for _, ok, _ in steps) else 1
+
+    return _guard("check", run)
 
 
 def _guard(command: str, run) -> int:

@@ -31,6 +31,8 @@ from scheduler.slots import lambda_vcpus
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     started = time.time()
     importlib.import_module("dagrun.runtime.task")  # the task runtime, imported before the first task arrives
+    if "check" in event:  # `dagrun lambda check`: probe the store (and the driver's address), run no task
+        return importlib.import_module("lambda_executor.check").probe(event["check"])
     if event.get("transport") == "invoke":
         return importlib.import_module("lambda_executor.invoked").run_invoked(event, context)
     executor_id = str(event["executor_id"])
