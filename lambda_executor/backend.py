@@ -36,6 +36,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -180,7 +181,10 @@ class LambdaBackend:
         self._closing = True
         deadline = time.monotonic() + _CLOSE_WAIT
         with self._lock:
-            threads = list(self._threads.values())
+            threads = [t for t in self._threads.values() if t.is_alive()]
+        if threads:  # say at once what the wait is for: Lambda has no way to stop an invocation
+            print(f"dagrun: waiting for {len(threads)} Lambda invocation(s) to return (at most {_CLOSE_WAIT:.0f} s) "
+                  "before cleaning the store", file=sys.stderr, flush=True)
         for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._stages is not None:

@@ -274,15 +274,23 @@ class Context:
         info = JobInfo(job_id, rdd.name(), graph, self.store_url, self.config)
         bar = ProgressBar.for_config(self.config.progress)
         before = self.store.counts  # the driver's own requests: discards, injected faults, cleanup
+        interrupted = False
         try:
             results = driver.run_job(job, bar.update if bar else None)
             info.succeeded = True
             return [results[p] for p in partitions]
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
             if bar:
                 bar.close()
-            self._forget_shuffles(job)
             attempts, scheduler_log = driver.take_records(job_id)
+            if interrupted:  # end the executors before the cleanup: a running one may still write blocks
+                driver.close()
+            self._forget_shuffles(job)
+            if interrupted:
+                self._driver = None
             self._apply_accumulator_updates(attempts)
             info.finish(attempts, scheduler_log, self.store.counts - before, driver.executor_log)
             self.jobs.append(info)
