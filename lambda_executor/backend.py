@@ -48,6 +48,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from scheduler.backends import ExecutorSettings, Notify
+from scheduler.slots import lambda_vcpus
 from scheduler.wire.channel import is_loopback
 
 from lambda_executor.invoke import InvokeConnection, StageCache
@@ -126,6 +127,7 @@ class LambdaBackend:
             raise DriverUnreachable(config.driver_host, f"a loopback address, and Lambda is at {endpoint}")
         self._store_url, self._storage_options = config.store, dict(config.storage_options)
         self._prefixes = config.shuffle_prefixes
+        self._slots = lambda_vcpus(config.lambda_memory_mb)  # the deployed function's memory, as configured
         self._stages = None
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -156,7 +158,7 @@ class LambdaBackend:
             for executor_id in executor_ids:
                 self.notify(("attach", executor_id, InvokeConnection(
                     executor_id, invoke=self.invoke_once, event=self._event, stages=self._stages, notify=self._post,
-                    heartbeat=self.settings.heartbeat_interval, track=self._track)))
+                    heartbeat=self.settings.heartbeat_interval, track=self._track, slots=self._slots)))
             return
         for executor_id in executor_ids:
             thread = threading.Thread(target=self._invoke, args=(executor_id,), daemon=True,

@@ -46,6 +46,7 @@ from shuffle.layout import transport_key
 # Lambda's synchronous payload and response limit is 6 MB; base64 adds a third
 INLINE_MAX = 4 * 1024 * 1024
 _THROTTLE_RETRIES = 6
+_BATCH_WINDOW = 0.005  # seconds a multi-slot executor waits for the rest of a burst of tasks
 _CLOSED = object()
 
 
@@ -96,7 +97,8 @@ class InvokeConnection:
     """The driver's end of one logical executor on the invoke transport; see the module docstring."""
 
     def __init__(self, executor_id: str, *, invoke: Callable[[str, bytes], Any], event: dict, stages: StageCache,
-                 notify: Callable[[tuple], None], heartbeat: float, track: Callable[[threading.Thread], None]):
+                 notify: Callable[[tuple], None], heartbeat: float, track: Callable[[threading.Thread], None],
+                 slots: int = 1):
         self.executor_id, self._invoke, self._event = executor_id, invoke, event
         self._stages, self._notify, self._heartbeat, self._track = stages, notify, heartbeat, track
         self._inbox: queue.Queue = queue.Queue()
@@ -105,7 +107,10 @@ class InvokeConnection:
         self._retiring = self._exited = False
         self.closed, self._reason = False, "retired"
         self._totals: dict[str, Any] = {"invocations": 0, "billed_ms": 0, "duration_ms": 0.0}
-        self._inbox.put(Register(executor_id, None, 0, "lambda"))
+        self._slots = slots
+        self._pending: list[RunTask] = []
+        self._batching = False
+        self._inbox.put(Register(executor_id, None, 0, "lambda", slots))
 
     # ---- the Connection shape the driver uses ----------------------------------------------
 
@@ -122,7 +127,11 @@ class InvokeConnection:
         if isinstance(message, RunTask):
             with self._lock:
                 self._in_flight += 1
-            thread = threading.Thread(target=self._run, args=(message,), daemon=True,
+                self._pending.append(message)
+                if self._batching:
+                    return
+                self._batching = True
+            thread = threading.Thread(target=self._run, daemon=True,
                                       name=f"dagrun-invoke-{self.executor_id}-{message.stage_id}.{message.partition}")
             self._track(thread)
             thread.start()
@@ -154,38 +163,44 @@ class InvokeConnection:
 
     # ---- one task, one invocation ----------------------------------------------------------
 
-    def _run(self, task: RunTask) -> None:
+    def _run(self) -> None:
+        if self._slots > 1:  # the driver fills every free slot in one burst: let the burst arrive
+            time.sleep(_BATCH_WINDOW)
+        with self._lock:
+            tasks, self._pending, self._batching = self._pending, [], False
         stop = threading.Event()
         beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
         beat.start()
         lost = None
         try:
-            result, lost = self._call(task)
-            if result is not None and not self.closed:
-                self._inbox.put(result)
+            results, lost = self._call(tasks)
+            for result in results:
+                if not self.closed:
+                    self._inbox.put(result)
         except Exception as exc:  # noqa: BLE001 - a transport failure loses the executor, never hangs the task
             lost = f"invoke failed: {exc!r}"
         finally:
             stop.set()
             with self._lock:
-                self._in_flight -= 1
+                self._in_flight -= len(tasks)
                 retire = self._retiring and self._in_flight == 0
             if lost is not None or retire:
                 self.close(lost or "retired")
             self._maybe_exit()
 
-    def _call(self, task: RunTask) -> tuple[TaskResult | None, str | None]:
-        store = self._stages.store
-        event = {**self._event, "executor_id": self.executor_id, "stage_ref": self._stages.key_for(task)}
-        data = pickle.dumps(dataclasses.replace(task, stage_blob=None), protocol=5)
-        task_ref = None
+    def _call(self, tasks: list[RunTask]) -> tuple[list[TaskResult], str | None]:
+        store, first = self._stages.store, tasks[0]
+        event = {**self._event, "executor_id": self.executor_id,
+                 "stage_refs": {t.stage_key: self._stages.key_for(t) for t in tasks}}
+        data = pickle.dumps([dataclasses.replace(t, stage_blob=None) for t in tasks], protocol=5)
+        tasks_ref = None
         if len(data) > INLINE_MAX:
-            task_ref = transport_key(task.job_id, f"task-{task.stage_id}-{task.partition}-{task.attempt}",
-                                     self._stages.prefixes)
-            store.put(task_ref, data)
-            event["task_ref"] = task_ref
+            tasks_ref = transport_key(first.job_id, f"tasks-{first.stage_id}-{first.partition}-{first.attempt}",
+                                      self._stages.prefixes)
+            store.put(tasks_ref, data)
+            event["tasks_ref"] = tasks_ref
         else:
-            event["task"] = base64.b64encode(data).decode()
+            event["tasks"] = base64.b64encode(data).decode()
         payload = _json(event)
         try:
             for attempt in range(_THROTTLE_RETRIES + 1):
@@ -197,20 +212,21 @@ class InvokeConnection:
                 self._notify(("throttled", "lambda"))
                 time.sleep(min(5.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.5))
             else:
-                return None, "throttled"
+                return [], "throttled"
         finally:
-            if task_ref is not None:
-                store.delete(task_ref)
+            if tasks_ref is not None:
+                store.delete(tasks_ref)
         if outcome.kind != "ok":
-            return None, outcome.reason
+            return [], outcome.reason
         body = outcome.body if isinstance(outcome.body, dict) else {}
-        if "result_ref" in body:
-            raw = store.get(body["result_ref"])
-            store.delete(body["result_ref"])
-        elif "result" in body:
-            raw = base64.b64decode(body["result"])
-        else:  # the handler answered, but not with a result: say what it said, as a task error
-            return _task_error(task, self.executor_id, f"the function returned no task result: {body!r}"[:500]), None
+        if "results_ref" in body:
+            raw = store.get(body["results_ref"])
+            store.delete(body["results_ref"])
+        elif "results" in body:
+            raw = base64.b64decode(body["results"])
+        else:  # the handler answered, but not with results: say what it said, as a task error
+            message = f"the function returned no task result: {body!r}"[:500]
+            return [_task_error(t, self.executor_id, message) for t in tasks], None
         return pickle.loads(raw), None
 
     def _add_report(self, report: dict) -> None:

@@ -24,7 +24,7 @@ import pytest
 import dagrun
 from lambda_executor.backend import parse_report
 
-CONF = {"progress": "off", "lambda.transport": "invoke"}
+CONF = {"progress": "off", "lambda.transport": "invoke", "lambda.memory_mb": 512}  # as the endpoint's, unless set
 CHECKOUT = Path(dagrun.__file__).resolve().parents[1]
 
 
@@ -132,7 +132,8 @@ def test_lambda_refuses_a_store_the_functions_cannot_see(aws_env, store):
 def test_billed_milliseconds_equal_the_report_lines(lambda_endpoint, tmp_path):
     endpoint = lambda_endpoint(timeout=60, memory_mb=1024, concurrency=8)
     words = [f"w{i % 11}" for i in range(500)]
-    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=3, conf=CONF) as ctx:
+    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=3,
+                        conf={**CONF, "lambda.memory_mb": 1024}) as ctx:
         assert sorted(_word_job(ctx, words).collect()) == _expected(words)
         job = ctx.last_job
     assert len(endpoint.reports) == len(endpoint.invocations) == sum(a.outcome == "committed" for a in job.attempts)
@@ -142,7 +143,8 @@ def test_billed_milliseconds_equal_the_report_lines(lambda_endpoint, tmp_path):
 
 def test_a_result_over_the_payload_limit_comes_back_through_the_store(lambda_endpoint, tmp_path):
     lambda_endpoint(timeout=60, memory_mb=1024, concurrency=4)
-    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=2, conf=CONF) as ctx:
+    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=2,
+                        conf={**CONF, "lambda.memory_mb": 1024}) as ctx:
         sizes = ctx.parallelize(range(2), 2).map(lambda i: bytes([i]) * (7 << 20)).map(len).collect()
         big = ctx.parallelize([1], 1).map(lambda i: b"x" * (7 << 20)).collect()
     assert sizes == [7 << 20] * 2 and big == [b"x" * (7 << 20)]
@@ -198,7 +200,8 @@ def _overlap(spans) -> int:
     return best
 
 
-def test_a_function_with_six_vcpus_runs_six_tasks_at_once(lambda_endpoint, tmp_path):
+@pytest.mark.parametrize("transport", ["connect", "invoke"])
+def test_a_function_with_six_vcpus_runs_six_tasks_at_once(lambda_endpoint, tmp_path, transport):
     endpoint = lambda_endpoint(timeout=60, memory_mb=10240, concurrency=4)
 
     def timed(x):
@@ -206,7 +209,7 @@ def test_a_function_with_six_vcpus_runs_six_tasks_at_once(lambda_endpoint, tmp_p
         time.sleep(1.0)
         return [(os.getppid(), started, time.time())]
 
-    conf = {"progress": "off", "lambda.transport": "connect", "speculation": False, "lambda.memory_mb": 10240}
+    conf = {"progress": "off", "lambda.transport": transport, "speculation": False, "lambda.memory_mb": 10240}
     with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=1, conf=conf) as ctx:
         spans = ctx.parallelize(range(12), 12).map_partitions(timed).collect()
         job = ctx.last_job
@@ -215,5 +218,7 @@ def test_a_function_with_six_vcpus_runs_six_tasks_at_once(lambda_endpoint, tmp_p
     for parent, start, end in spans:
         by_invocation[parent].append((start, end))
     assert max(_overlap(s) for s in by_invocation.values()) == 6
-    assert [e.get("slots") for e in job.executors] == [6]
+    assert {e.get("slots") for e in job.executors} == {6}
     assert job.billed_ms == _report_sum(endpoint)
+    if transport == "invoke":  # six tasks a batch: two invocations of about one second each
+        assert len(endpoint.invocations) == 2 and all(1000 <= i.duration_ms < 3000 for i in endpoint.invocations)
