@@ -115,6 +115,7 @@ class JobCost:
     basis: str  # "billed" | "measured" | "mixed" | "none"
     wall_seconds: float
     executors: int
+    slots: int = 0  # task slots over all executors (an executor of a multi-vCPU function has several)
 
     @property
     def total(self) -> CostRow:
@@ -138,9 +139,12 @@ class JobCost:
         usd = t.dollars(self.prices, self.arch)
         req = " ".join(f"{t.requests[k]} {k.upper()}" for k in REQUEST_KINDS if t.requests.get(k))
         return (f"dagrun ledger {self.job_id}: {self.wall_seconds:.2f}s, {len(self.rows)} stages, {t.tasks} tasks, "
-                f"{self.executors} executors: {t.gb_s:,.2f} GB-s (${usd['compute']:.6f}), {t.invocations} invocations "
+                f"{self.executors} executors{self._slots()}: {t.gb_s:,.2f} GB-s (${usd['compute']:.6f}), {t.invocations} invocations "
                 f"(${usd['invocations']:.6f}), {req or 'no'} store requests (${usd['requests']:.6f}), "
                 f"{fmt_bytes(t.bytes_in + t.bytes_out)} moved; total ${usd['total']:.6f} [{self._pricing()}]")
+
+    def _slots(self) -> str:
+        return f" ({self.slots} task slots)" if self.slots > self.executors else ""
 
     def table(self) -> str:
         """The per-stage breakdown as aligned text."""
@@ -158,6 +162,7 @@ class JobCost:
     def to_dict(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "basis": self.basis, "memory_mb": self.memory_mb, "arch": self.arch,
                 "executor_kind": self.executor_kind, "wall_seconds": self.wall_seconds, "executors": self.executors,
+                "slots": self.slots,
                 "prices": self.prices, "rows": [r.to_dict(self.prices, self.arch) for r in self.rows],
                 "driver": self.driver.to_dict(self.prices, self.arch),
                 "total": self.total.to_dict(self.prices, self.arch), "line": str(self)}
@@ -234,7 +239,8 @@ def job_cost(info: Any, executors: list[dict] | None = None) -> JobCost:
     order = {s.stage_id: i for i, s in enumerate(info.stages)}  # topological: the job's first stage first
     ordered = sorted(rows.values(), key=lambda r: (order.get(r.stage_id, len(order)), r.stage_id))
     return JobCost(info.job_id, ordered, driver, prices(config), memory_mb,
-                   arch, getattr(config, "executor", "local"), basis, end - start, len(executors))
+                   arch, getattr(config, "executor", "local"), basis, end - start, len(executors),
+                   sum(int(e.get("slots") or 1) for e in executors))
 
 
 def print_line(info: Any, setting: str, stream: TextIO | None = None) -> None:
