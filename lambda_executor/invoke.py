@@ -16,6 +16,10 @@ Policy:
   store when it would make the payload bigger than Lambda's 6 MB limit.  The result comes
   back in the response (or through the store, same limit).  While the invocation runs the
   connection posts a ``Heartbeat`` every interval: an invocation in flight is alive.
+- Slots: the executor registers the function's vCPUs as its slots; the tasks the driver
+  sends in one burst (``_BATCH_WINDOW``) go in one invocation, which runs them at once, so
+  a 10,240 MB function runs six tasks per invocation.  The batch returns when its last task
+  ends (a straggler holds its siblings' slots until then).
 - A 429 is reported (``("throttled", "lambda")``, so the ramp slows) and the invocation is
   retried after a jittered back-off, at most ``_THROTTLE_RETRIES`` times; after that, or on
   a function error (timeout, out of memory, a crash) or a dropped connection, the executor is
