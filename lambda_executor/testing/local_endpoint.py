@@ -28,7 +28,7 @@ what boto3's ``invoke`` sends; point boto3 here with ``AWS_ENDPOINT_URL_LAMBDA``
   ``memory_mb`` it is killed and the answer is ``Runtime.OutOfMemory``.  The peak sample is
   "Max Memory Used".  /tmp above ``ephemeral_mb`` after an invocation kills the environment
   too (Lambda would have answered ENOSPC to the write).
-- Payloads: a request over 6 MB is refused (413 ``RequestEntityTooLargeException``), a
+- Payloads: a request over 6 MB is refused (413 ``RequestTooLargeException``), a
   response over 6 MB is a function error (``Function.ResponseSizeTooLarge``), as Lambda's.
 - Log: START / the invocation's output / END / REPORT, the last 4 KB of it base64-encoded in
   ``X-Amz-Log-Result`` when ``LogType=Tail``.  Duration is from the runtime taking the event
@@ -189,7 +189,7 @@ class LocalEndpoint:
         if invocation_type not in ("RequestResponse", "Event"):
             return _error(400, "InvalidParameterValueException", f"unknown InvocationType {invocation_type!r}")
         if len(payload) > PAYLOAD_LIMIT:
-            return _error(413, "RequestEntityTooLargeException",
+            return _error(413, "RequestTooLargeException",
                           f"Request must be smaller than {PAYLOAD_LIMIT} bytes for the InvokeFunction operation")
         with self._lock:
             if self._active >= self.concurrency:

@@ -26,3 +26,14 @@ def hog(event, context):
         block[i] = 1
     time.sleep(5)
     return {"held": len(block)}
+
+
+def tmp_note(event, context):
+    """Write a file into /tmp (TMPDIR) and list what is there: it survives warm invocations."""
+    import os
+    import tempfile
+
+    root = tempfile.gettempdir()
+    with open(os.path.join(root, f"note-{event['n']}"), "wb") as f:
+        f.write(b"x" * (int(event.get("kb", 1)) << 10))
+    return {"files": sorted(n for n in os.listdir(root) if n.startswith("note-")), "pid": os.getpid(), "tmp": root}
