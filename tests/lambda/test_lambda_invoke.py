@@ -222,3 +222,16 @@ def test_a_function_with_six_vcpus_runs_six_tasks_at_once(lambda_endpoint, tmp_p
     assert job.billed_ms == _report_sum(endpoint)
     if transport == "invoke":  # six tasks a batch: two invocations of about one second each
         assert len(endpoint.invocations) == 2 and all(1000 <= i.duration_ms < 3000 for i in endpoint.invocations)
+
+
+@pytest.mark.parametrize("transport", ["invoke", "connect"])
+def test_a_job_with_its_store_on_s3(moto, lambda_endpoint, tmp_path, transport):
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket="shuffle")
+    lambda_endpoint(timeout=60, memory_mb=512, concurrency=6)
+    words = [f"w{i % 17}" for i in range(800)]
+    with dagrun.Context(executor="lambda", store="s3://shuffle/dagrun", max_executors=3,
+                        conf={**CONF, "lambda.transport": transport}) as ctx:
+        assert sorted(_word_job(ctx, words).collect()) == _expected(words)
+    assert boto3.client("s3").list_objects_v2(Bucket="shuffle").get("KeyCount", 0) == 0  # cleaned up
