@@ -126,6 +126,10 @@ def test_environments_stay_warm_frozen_between_invocations_with_their_tmp(lambda
     endpoint = lambda_endpoint(handler="fixture_handlers.tmp_note", timeout=10, memory_mb=256, function="f")
     _, first, first_log = _invoke({"n": 1})
     (pid,) = endpoint.environments
+    for _ in range(100):  # SIGSTOP takes effect when the kernel next schedules it
+        if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
+            break
+        threading.Event().wait(0.02)
     assert psutil.Process(pid).status() == psutil.STATUS_STOPPED  # frozen until the next invocation
     _, second, second_log = _invoke({"n": 2})
     assert first["pid"] == second["pid"] == pid and second["files"] == ["note-1", "note-2"]
