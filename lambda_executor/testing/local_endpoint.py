@@ -107,6 +107,9 @@ class LocalEndpoint:
         self.handler, self.timeout, self.memory_mb = handler, timeout, memory_mb
         self.concurrency, self.function, self.region, self.python = concurrency, function, region, python
         self.idle_seconds, self.ephemeral_mb = idle_seconds, ephemeral_mb
+        if importlib.util.find_spec("awslambdaric") is None:
+            raise RuntimeError("the local Lambda endpoint runs functions with AWS's runtime interface client: "
+                               "pip install awslambdaric (it is in dagrun's dev extra)")
         self.invocations: list[Invocation] = []
         self.reports: list[str] = []
         self.throttled = 0
