@@ -172,6 +172,12 @@ class InvokeConnection:
             time.sleep(_BATCH_WINDOW)
         with self._lock:
             tasks, self._pending, self._batching = self._pending, [], False
+            if self.closed:  # closed (Ctrl-C, a kill) before the invocation went out: start nothing
+                self._in_flight -= len(tasks)
+                tasks = []
+        if not tasks:
+            self._maybe_exit()
+            return
         stop = threading.Event()
         beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
         beat.start()
