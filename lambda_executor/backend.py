@@ -127,7 +127,8 @@ class LambdaBackend:
             raise DriverUnreachable(config.driver_host, f"a loopback address, and Lambda is at {endpoint}")
         self._store_url, self._storage_options = config.store, dict(config.storage_options)
         self._prefixes = config.shuffle_prefixes
-        self._slots = lambda_vcpus(config.lambda_memory_mb)  # the deployed function's memory, as configured
+        self._memory_mb = config.lambda_memory_mb
+        self._slots = 1  # invoke: set from the deployed function's memory at start
         self._stages = None
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -139,6 +140,8 @@ class LambdaBackend:
         if not self.connects_back:
             from shuffle.store import BlockStore
 
+            self._slots = lambda_vcpus(self._function_memory())
+
             self._stages = StageCache(BlockStore(self._store_url, self._storage_options), self._prefixes)
             self._event = {"transport": "invoke", "store": self._store_url, "storage_options": self._storage_options,
                            "prefixes": self._prefixes, "heartbeat": settings.heartbeat_interval}
@@ -149,6 +152,14 @@ class LambdaBackend:
         self._event = {"driver_host": host, "driver_port": port, "secret": settings.secret.hex(),
                        "tls": bool(settings.options.get("tls", not is_loopback(host))),
                        "heartbeat": settings.heartbeat_interval}
+
+    def _function_memory(self) -> int:
+        """The deployed function's memory, which sets its vCPUs; lambda.memory_mb when it cannot be read."""
+        try:
+            memory = self._client.get_function_configuration(FunctionName=self.function).get("MemorySize")
+            return int(memory or self._memory_mb)
+        except (ClientError, BotoCoreError, ValueError, TypeError):  # no lambda:GetFunctionConfiguration: the setting
+            return self._memory_mb
 
     def capacity(self) -> int:
         return self.max_executors

@@ -209,7 +209,8 @@ def test_a_function_with_six_vcpus_runs_six_tasks_at_once(lambda_endpoint, tmp_p
         time.sleep(1.0)
         return [(os.getppid(), started, time.time())]
 
-    conf = {"progress": "off", "lambda.transport": transport, "speculation": False, "lambda.memory_mb": 10240}
+    # no lambda.memory_mb: the slots come from the function itself (its memory, read at start or in it)
+    conf = {"progress": "off", "lambda.transport": transport, "speculation": False}
     with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=1, conf=conf) as ctx:
         spans = ctx.parallelize(range(12), 12).map_partitions(timed).collect()
         job = ctx.last_job
