@@ -3,7 +3,8 @@
 State: none kept; a check writes one probe object into the store and deletes it.
 
 Policy: the driver side invokes the function once with ``{"check": {...}}``; the function
-(``probe``) writes a small block into the store, reads it back, compares, deletes it, and for
+(``probe``) writes a small block into the store and reads it back (the driver deletes it, as
+it deletes a job's blocks, so the function's role needs no delete permission), and for
 the "connect" transport also opens a TCP connection to the address the driver listens on
 for the check.  Every step is reported ok or failed with its error, and the driver side adds
 what to do: IAM for access denied, the bucket and region for a missing bucket, the VPC and
@@ -31,7 +32,7 @@ _HINTS = {
     "write": "the function's execution role needs s3:PutObject on the bucket (for EFS: the mount and its "
              "permissions); check the bucket name and that it is in the function's region",
     "read": "the role needs s3:GetObject on the bucket",
-    "delete": "the role needs s3:DeleteObject on the bucket (else probe objects are left behind)",
+    "delete": "the driver's credentials need s3:DeleteObject on the store (it deletes every job's blocks)",
     "driver": "the function cannot reach the driver: run the function in the driver's VPC (dagrun lambda deploy "
               "--subnet ... --security-group ...), let the security group reach the driver on TCP, or use the "
               "'invoke' transport, which needs no inbound network",
@@ -59,16 +60,16 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
             raise ValueError("the block read back differs from the one written")
         return "read back what was written"
 
-    if step("write", lambda: store.put(key, _PROBE)):
+    wrote = step("write", lambda: store.put(key, _PROBE))
+    if wrote:
         step("read", read)
-        step("delete", lambda: store.delete(key))
     driver = spec.get("driver")
     if driver:
         def reach() -> str:
             with socket.create_connection((driver[0], int(driver[1])), timeout=float(spec.get("connect_timeout", 5))):
                 return f"reached {driver[0]}:{driver[1]}"
         step("driver", reach)
-    return {"steps": steps, "host": socket.gethostname(), "pid": os.getpid()}
+    return {"steps": steps, "host": socket.gethostname(), "pid": os.getpid(), "key": key if wrote else None}
 
 
 def check(backend: Any, store: str, storage_options: dict, driver_host: str | None = None,
@@ -90,6 +91,14 @@ def check(backend: Any, store: str, storage_options: dict, driver_host: str | No
         return [("invoke", False, f"{why}; deploy the function with `dagrun lambda deploy` (this dagrun's version), "
                                   "and give the caller lambda:InvokeFunction on it")]
     report = outcome.body
+    if report.get("key"):  # the driver deletes, as it deletes a job's blocks: the function's role needs no delete
+        started = time.time()
+        try:
+            BlockStore(store, storage_options).delete(report["key"])
+            report["steps"].append({"step": "delete", "ok": True,
+                                    "detail": f"deleted by the driver ({(time.time() - started) * 1000:.0f} ms)"})
+        except Exception as exc:  # noqa: BLE001 - a finding to report
+            report["steps"].append({"step": "delete", "ok": False, "detail": f"{type(exc).__name__}: {exc}"})
     steps = [("invoke", True, f"function ran on {report.get('host')}")]
     for item in report["steps"]:
         detail = item["detail"] if item["ok"] else f"{item['detail']}; {_HINTS.get(item['step'], '')}".rstrip("; ")
