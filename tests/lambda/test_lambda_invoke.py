@@ -236,3 +236,18 @@ def test_a_job_with_its_store_on_s3(moto, lambda_endpoint, tmp_path, transport):
                         conf={**CONF, "lambda.transport": transport}) as ctx:
         assert sorted(_word_job(ctx, words).collect()) == _expected(words)
     assert boto3.client("s3").list_objects_v2(Bucket="shuffle").get("KeyCount", 0) == 0  # cleaned up
+
+
+def test_a_straggler_gets_a_speculative_invocation(lambda_endpoint, tmp_path):
+    lambda_endpoint(timeout=60, memory_mb=512, concurrency=8)
+    conf = {**CONF, "speculation": True, "speculation_quantile": 0.5,
+            "faults": [{"kind": "delay", "stage": 0, "partition": 0, "seconds": 8}]}
+    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=4, conf=conf) as ctx:
+        started = time.time()
+        result = sorted(ctx.parallelize(range(80), 8).map(lambda x: (x % 3, x)).reduce_by_key(add, 2).collect())
+        took = time.time() - started
+        job = ctx.last_job
+    assert result == [(k, sum(range(k, 80, 3))) for k in range(3)]
+    backups = [a for a in job.attempts if a.speculative]
+    assert backups and any(a.outcome == "committed" for a in backups)
+    assert took < 8  # the backup finished first; the straggler's result was dropped
