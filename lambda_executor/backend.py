@@ -56,6 +56,7 @@ from lambda_executor.invoke import InvokeConnection, StageCache
 log = logging.getLogger("dagrun.lambda")
 
 _CLOSE_WAIT = 15.0  # seconds close() waits for retired invocations to return their REPORT lines
+_QUIET_WAIT = 0.25  # seconds of that wait before close() says what it is waiting for
 _UNREACHABLE_LIMIT = 3  # invocations in a row that could not reach the driver before the job fails
 _TRANSIENT = {"TooManyRequestsException", "ServiceException", "ResourceNotReadyException", "ResourceConflictException",
               "EC2ThrottledException", "ENILimitReachedException", "EFSMountConnectivityException",
@@ -192,11 +193,15 @@ class LambdaBackend:
 
     def close(self) -> None:
         self._closing = True
-        deadline = time.monotonic() + _CLOSE_WAIT
+        started = time.monotonic()
+        deadline = started + _CLOSE_WAIT
         with self._lock:
             threads = [t for t in self._threads.values() if t.is_alive()]
-        if threads:  # say at once what the wait is for: Lambda has no way to stop an invocation
-            print(f"dagrun: waiting for {len(threads)} Lambda invocation(s) to return (at most {_CLOSE_WAIT:.0f} s) "
+        for thread in threads:  # retired executors return at once; only a longer wait is worth a line
+            thread.join(timeout=max(0.0, started + _QUIET_WAIT - time.monotonic()))
+        busy = [t for t in threads if t.is_alive()]
+        if busy:  # say what the wait is for: Lambda has no way to stop an invocation
+            print(f"dagrun: waiting for {len(busy)} Lambda invocation(s) to return (at most {_CLOSE_WAIT:.0f} s) "
                   "before cleaning the store", file=sys.stderr, flush=True)
         for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))

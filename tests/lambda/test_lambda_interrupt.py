@@ -21,7 +21,7 @@ def test_ctrl_c_waits_for_the_invocations_then_cleans_the_store(lambda_endpoint,
         import dagrun
 
         def slow(x):
-            time.sleep(2.0)
+            time.sleep(4.0)  # long enough to be mid-task when Ctrl-C comes
             return x % 3, x
 
         with dagrun.Context(executor="lambda", store={str(store)!r}, max_executors=4,
