@@ -2,7 +2,7 @@
 
 State: none; a :class:`RetryPolicy` is a frozen value.
 
-Policy (STYLE item 7):
+Policy (docs/architecture.md, "Shuffle block layout", store requests):
 - Only three kinds of failure are retried: a throttle (HTTP 503, S3 ``SlowDown``), a
   server error (HTTP 500/502/504) and a transport failure (connection refused, reset or
   timed out, a response cut short).  A definite answer such as 404 or 403 is never

@@ -38,10 +38,12 @@ from dagrun.config import Config
 from dagrun.runtime.faults import SharedBudget, parse_faults
 from dagrun.observe.history import job_finished
 from dagrun.observe.jobinfo import JobInfo
-from dagrun.graph.lineage import RDD, BinaryRecordsRDD, ParallelCollectionRDD, TextFileRDD, UnionRDD
+from dagrun.api.rdd import RDD
+from dagrun.graph.file_sources import WholeFilesNode
+from dagrun.graph.nodes import BinaryRecordsNode, ParallelCollectionNode, TextFileNode, UnionNode
 from dagrun.graph.planner import TASK_RUNNER, plan_job
 from dagrun.observe.progress import ProgressBar
-from dagrun.api.shared_vars import Accumulator, AccumulatorParam, Broadcast, new_accumulator
+from dagrun.runtime.shared_vars import Accumulator, AccumulatorParam, Broadcast, new_accumulator
 
 log = logging.getLogger("dagrun")
 
@@ -188,7 +190,7 @@ class Context:
         k = num_partitions if num_partitions is not None else self.default_parallelism
         if k < 1:
             raise ValueError(f"num_partitions must be at least 1, got {k}")
-        return ParallelCollectionRDD(self, items, k)
+        return RDD(ParallelCollectionNode(self, items, k))
 
     def range(self, start: int, end: int | None = None, step: int = 1, num_partitions: int | None = None, *,
               num_slices: int | None = None) -> RDD:
@@ -199,7 +201,7 @@ class Context:
 
     def empty_rdd(self) -> RDD:
         """An RDD with no partitions and no elements (PySpark's ``emptyRDD``)."""
-        return ParallelCollectionRDD(self, [], 0)
+        return RDD(ParallelCollectionNode(self, [], 0))
 
     def text_file(self, path: str | list[str], min_partitions: int | None = None, split_size: int | str | None = None,
                   storage_options: dict | None = None) -> RDD:
@@ -213,7 +215,7 @@ class Context:
         path = _split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
         minimum = min_partitions if min_partitions is not None else self.default_min_partitions
-        return TextFileRDD(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None)
+        return RDD(TextFileNode(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None))
 
     def binary_records(self, path: str, record_length: int, min_partitions: int | None = None,
                        split_size: int | str | None = None, storage_options: dict | None = None) -> RDD:
@@ -224,8 +226,8 @@ class Context:
         path = _split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
         minimum = min_partitions if min_partitions is not None else self.default_min_partitions
-        return BinaryRecordsRDD(self, path, record_length, size, minimum,
-                                storage_options or dict(self.config.storage_options) or None)
+        return RDD(BinaryRecordsNode(self, path, record_length, size, minimum,
+                                     storage_options or dict(self.config.storage_options) or None))
 
     def whole_text_files(self, path: str, min_partitions: int | None = None, use_unicode: bool = True,
                          storage_options: dict | None = None) -> RDD:
@@ -246,28 +248,27 @@ class Context:
 
     def _whole_files(self, path: str, kind: str, min_partitions: int | None, storage_options: dict | None,
                      use_unicode: bool = True) -> RDD:
-        from dagrun.graph.file_sources import WholeFilesRDD
-
         minimum = min_partitions if min_partitions is not None else self.default_min_partitions
-        return WholeFilesRDD(self, _split_paths(path), kind, minimum,
-                             storage_options or dict(self.config.storage_options) or None, use_unicode)
+        return RDD(WholeFilesNode(self, _split_paths(path), kind, minimum,
+                                  storage_options or dict(self.config.storage_options) or None, use_unicode))
 
     def union(self, rdds: list[RDD]) -> RDD:
         if not rdds:
             raise ValueError("union needs at least one RDD")
-        return rdds[0] if len(rdds) == 1 else UnionRDD(self, rdds)
+        return rdds[0] if len(rdds) == 1 else RDD(UnionNode(self, [r._node for r in rdds]))
 
     # ---- running jobs ----------------------------------------------------------------------
 
     def run_job(self, rdd: RDD, func: Callable | None, partitions: list[int] | None = None,
                 count_lines: bool = False) -> list:
         """Run ``func(task_context, iterator)`` on each requested partition; results in order."""
+        node = rdd._node
         if self._closed:
             raise RuntimeError("this Context is stopped; create a new one")
         if partitions is None:
             partitions = list(range(rdd.get_num_partitions()))
         job_id = f"{self.app_id}-j{self._next_id('job')}"
-        job, graph = plan_job(self, rdd, func, partitions, job_id, "count_lines" if count_lines else "result")
+        job, graph = plan_job(self, node, func, partitions, job_id, "count_lines" if count_lines else "result")
         if plan_hook is not None:
             plan_hook.planned(self, job_id, graph)  # raises PlanStop when the job is too big to dry-run
         driver = self._ensure_driver()

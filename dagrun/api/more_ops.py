@@ -9,6 +9,7 @@ run to completion, so their answers are exact: well inside PySpark's documented 
 
 from __future__ import annotations
 
+import builtins
 import bisect
 import contextvars
 import math
@@ -21,10 +22,12 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from dagrun.graph.partitioners import portable_hash
-from dagrun.api.narrow import _lineage, element_sampler, partition_rng
+from dagrun.api.actions import run_partitions
+from dagrun.api.sampling import element_sampler, fraction_for_sample_size, range_sampler
+from dagrun.graph.nodes import ZippedNode
 
 if TYPE_CHECKING:
-    from dagrun.graph.lineage import RDD
+    from dagrun.api.rdd import RDD
 
 
 class BoundedFloat(float):
@@ -36,188 +39,199 @@ class BoundedFloat(float):
         return value
 
 
-class MoreOps:
-    def zip(self: "RDD", other: "RDD") -> "RDD":
-        """Pairs ``(x, y)`` of the i-th elements; both sides need the same number of
-        partitions and of elements in each partition, as in PySpark.
+def zip(rdd: "RDD", other: "RDD") -> "RDD":
+    """Pairs ``(x, y)`` of the i-th elements; both sides need the same number of
+    partitions and of elements in each partition, as in PySpark.
 
-        >>> x = ctx.parallelize(range(0, 5))                       # doctest: +SKIP
-        >>> x.zip(ctx.parallelize(range(1000, 1005))).collect()    # doctest: +SKIP
-        [(0, 1000), (1, 1001), (2, 1002), (3, 1003), (4, 1004)]
-        """
-        return _lineage().ZippedRDD(self.ctx, [self, other])
+    >>> x = ctx.parallelize(range(0, 5))                       # doctest: +SKIP
+    >>> x.zip(ctx.parallelize(range(1000, 1005))).collect()    # doctest: +SKIP
+    [(0, 1000), (1, 1001), (2, 1002), (3, 1003), (4, 1004)]
+    """
+    return rdd._derive(ZippedNode(rdd.ctx, [rdd._node, other._node]))
 
-    def histogram(self: "RDD", buckets: int | list | tuple) -> tuple[Any, list[int]]:
-        """Counts in buckets: ``n`` even buckets between min and max, or the given sorted
-        bounds (the last bucket includes its upper bound).
 
-        >>> ctx.parallelize(range(51)).histogram(2)                # doctest: +SKIP
-        ([0, 25, 50], [25, 26])
-        """
-        if isinstance(buckets, int):
-            buckets, low, high, inc = _even_buckets(self, buckets)
-            if inc is None:  # one value, or one bucket
-                return buckets, [self.filter(_comparable).count()]
-            even = True
-        elif isinstance(buckets, (list, tuple)):
-            low, high, inc = _given_buckets(buckets)
-            even = inc is not None
-        else:
-            raise TypeError("buckets should be a list or tuple or number(int or long)")
+def histogram(rdd: "RDD", buckets: int | list | tuple) -> tuple[Any, list[int]]:
+    """Counts in buckets: ``n`` even buckets between min and max, or the given sorted
+    bounds (the last bucket includes its upper bound).
 
-        def count(it: Iterator) -> list[int]:
-            counters = [0] * len(buckets)
-            for x in it:
-                if not _comparable(x) or x > high or x < low:
-                    continue
-                counters[int((x - low) / inc) if even else bisect.bisect_right(buckets, x) - 1] += 1
-            last = counters.pop()  # the top bound belongs to the last bucket
-            counters[-1] += last
-            return counters
+    >>> ctx.parallelize(range(51)).histogram(2)                # doctest: +SKIP
+    ([0, 25, 50], [25, 26])
+    """
+    if isinstance(buckets, int):
+        buckets, low, high, inc = _even_buckets(rdd, buckets)
+        if inc is None:  # one value, or one bucket
+            return buckets, [rdd.filter(_comparable).count()]
+        even = True
+    elif isinstance(buckets, (list, tuple)):
+        low, high, inc = _given_buckets(buckets)
+        even = inc is not None
+    else:
+        raise TypeError("buckets should be a list or tuple or number(int or long)")
 
-        parts = self._run(count)
-        return buckets, [sum(column) for column in zip(*parts)] if parts else [0] * (len(buckets) - 1)
+    def count(it: Iterator) -> list[int]:
+        counters = [0] * len(buckets)
+        for x in it:
+            if not _comparable(x) or x > high or x < low:
+                continue
+            counters[int((x - low) / inc) if even else bisect.bisect_right(buckets, x) - 1] += 1
+        last = counters.pop()  # the top bound belongs to the last bucket
+        counters[-1] += last
+        return counters
 
-    def tree_aggregate(self: "RDD", zero_value: Any, seq_op: Callable, comb_op: Callable, depth: int = 2) -> Any:
-        """``aggregate``, checked as PySpark checks it; partial results meet in the driver,
-        which is what a tree of depth 1 does (the answer is the same at any depth)."""
-        if depth < 1:
-            raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
-        return self.aggregate(zero_value, seq_op, comb_op)
+    parts = run_partitions(rdd, count)
+    return buckets, [sum(column) for column in builtins.zip(*parts)] if parts else [0] * (len(buckets) - 1)
 
-    def tree_reduce(self: "RDD", f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
-        """``reduce``, checked as PySpark checks it; an empty RDD raises ValueError."""
-        if depth < 1:
-            raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
-        return self.reduce(f)
 
-    def to_local_iterator(self: "RDD", prefetch_partitions: bool = False) -> Iterator:
-        """Every element, one partition (one job) at a time, so the driver holds at most
-        one partition."""
-        for index in range(self.get_num_partitions()):
-            yield from self._run(list, [index])[0]
+def tree_aggregate(rdd: "RDD", zero_value: Any, seq_op: Callable, comb_op: Callable, depth: int = 2) -> Any:
+    """``aggregate``, checked as PySpark checks it; partial results meet in the driver,
+    which is what a tree of depth 1 does (the answer is the same at any depth)."""
+    if depth < 1:
+        raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
+    return rdd.aggregate(zero_value, seq_op, comb_op)
 
-    def take_sample(self: "RDD", with_replacement: bool, num: int, seed: int | None = None) -> list:
-        """``num`` elements drawn at random (PySpark's algorithm: oversample, then shuffle).
 
-        >>> len(ctx.parallelize(range(10)).take_sample(False, 15, 3))   # doctest: +SKIP
-        10
-        """
-        if num < 0:
-            raise ValueError("Sample size cannot be negative.")
-        if num > sys.maxsize - int(10.0 * math.sqrt(sys.maxsize)):
-            raise ValueError("Sample size cannot be greater than the maximum sample size.")
-        if num == 0 or self.get_num_partitions() == 0:
-            return []
-        total = self.count()
-        if total == 0:
-            return []
-        rng = random.Random(seed)
-        if not with_replacement and num >= total:
-            everything = self.collect()
-            rng.shuffle(everything)
-            return everything
-        fraction = _fraction_for_sample_size(num, total, with_replacement)
-        samples = self.sample(with_replacement, fraction, seed).collect()
-        while len(samples) < num:  # rare: the oversampling fell short
-            samples = self.sample(with_replacement, fraction, rng.randint(0, sys.maxsize)).collect()
-        rng.shuffle(samples)
-        return samples[:num]
+def tree_reduce(rdd: "RDD", f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
+    """``reduce``, checked as PySpark checks it; an empty RDD raises ValueError."""
+    if depth < 1:
+        raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
+    return rdd.reduce(f)
 
-    def random_split(self: "RDD", weights: list[float], seed: int | None = None) -> list["RDD"]:
-        """Disjoint random parts in proportion to ``weights`` (normalised to sum to 1).
 
-        >>> a, b = ctx.parallelize(range(500), 1).random_split([2, 3], 17)   # doctest: +SKIP
-        """
-        if any(w < 0.0 for w in weights):
-            raise ValueError("Weights must be nonnegative")
-        total = float(sum(weights))
-        if not total > 0:
-            raise ValueError("Sum of weights must be positive")
-        bounds = [0.0]
-        for w in weights:
-            bounds.append(bounds[-1] + w / total)
-        if seed is None:
-            seed = random.randint(0, 2**32 - 1)
-        return [self.map_partitions_with_index(_range_sampler(low, high, seed), True)
-                for low, high in zip(bounds, bounds[1:])]
+def to_local_iterator(rdd: "RDD", prefetch_partitions: bool = False) -> Iterator:
+    """Every element, one partition (one job) at a time, so the driver holds at most
+    one partition."""
+    for index in range(rdd.get_num_partitions()):
+        yield from run_partitions(rdd, list, [index])[0]
 
-    def sample_by_key(self: "RDD", with_replacement: bool, fractions: dict, seed: int | None = None) -> "RDD":
-        """A sample of (k, v) pairs with a fraction per key (stratified sampling)."""
-        for fraction in fractions.values():
-            if fraction < 0.0:
-                raise ValueError(f"Negative fraction value: {fraction}")
-        if seed is None:
-            seed = random.randint(0, sys.maxsize)
 
-        return self.map_partitions_with_index(element_sampler(seed, with_replacement, lambda kv: fractions[kv[0]]),
-                                              True)
+def take_sample(rdd: "RDD", with_replacement: bool, num: int, seed: int | None = None) -> list:
+    """``num`` elements drawn at random (PySpark's algorithm: oversample, then shuffle).
 
-    def pipe(self: "RDD", command: str, env: dict | None = None, check_code: bool = False) -> "RDD":
-        """Each partition's elements, one per line, through an external command; its output
-        lines are the new elements.  As in PySpark, the command gets only ``env``.
+    >>> len(ctx.parallelize(range(10)).take_sample(False, 15, 3))   # doctest: +SKIP
+    10
+    """
+    if num < 0:
+        raise ValueError("Sample size cannot be negative.")
+    if num > sys.maxsize - int(10.0 * math.sqrt(sys.maxsize)):
+        raise ValueError("Sample size cannot be greater than the maximum sample size.")
+    if num == 0 or rdd.get_num_partitions() == 0:
+        return []
+    total = rdd.count()
+    if total == 0:
+        return []
+    rng = random.Random(seed)
+    if not with_replacement and num >= total:
+        everything = rdd.collect()
+        rng.shuffle(everything)
+        return everything
+    fraction = fraction_for_sample_size(num, total, with_replacement)
+    samples = rdd.sample(with_replacement, fraction, seed).collect()
+    while len(samples) < num:  # rare: the oversampling fell short
+        samples = rdd.sample(with_replacement, fraction, rng.randint(0, sys.maxsize)).collect()
+    rng.shuffle(samples)
+    return samples[:num]
 
-        >>> ctx.parallelize(["1", "2", "", "3"]).pipe("cat").collect()   # doctest: +SKIP
-        ['1', '2', '', '3']
-        """
-        def run(it: Iterator) -> Iterator[str]:
-            proc = subprocess.Popen(shlex.split(command), env=env or {}, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE)
 
-            failed: list[BaseException] = []
+def random_split(rdd: "RDD", weights: list[float], seed: int | None = None) -> list["RDD"]:
+    """Disjoint random parts in proportion to ``weights`` (normalised to sum to 1).
 
-            def feed() -> None:
+    >>> a, b = ctx.parallelize(range(500), 1).random_split([2, 3], 17)   # doctest: +SKIP
+    """
+    if any(w < 0.0 for w in weights):
+        raise ValueError("Weights must be nonnegative")
+    total = float(sum(weights))
+    if not total > 0:
+        raise ValueError("Sum of weights must be positive")
+    bounds = [0.0]
+    for w in weights:
+        bounds.append(bounds[-1] + w / total)
+    if seed is None:
+        seed = random.randint(0, 2**32 - 1)
+    return [rdd.map_partitions_with_index(range_sampler(low, high, seed), True)
+            for low, high in builtins.zip(bounds, bounds[1:])]
+
+
+def sample_by_key(rdd: "RDD", with_replacement: bool, fractions: dict, seed: int | None = None) -> "RDD":
+    """A sample of (k, v) pairs with a fraction per key (stratified sampling)."""
+    for fraction in fractions.values():
+        if fraction < 0.0:
+            raise ValueError(f"Negative fraction value: {fraction}")
+    if seed is None:
+        seed = random.randint(0, sys.maxsize)
+
+    return rdd.map_partitions_with_index(element_sampler(seed, with_replacement, lambda kv: fractions[kv[0]]),
+                                          True)
+
+
+def pipe(rdd: "RDD", command: str, env: dict | None = None, check_code: bool = False) -> "RDD":
+    """Each partition's elements, one per line, through an external command; its output
+    lines are the new elements.  As in PySpark, the command gets only ``env``.
+
+    >>> ctx.parallelize(["1", "2", "", "3"]).pipe("cat").collect()   # doctest: +SKIP
+    ['1', '2', '', '3']
+    """
+    def run(it: Iterator) -> Iterator[str]:
+        proc = subprocess.Popen(shlex.split(command), env=env or {}, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE)
+
+        failed: list[BaseException] = []
+
+        def feed() -> None:
+            try:
+                for x in it:
+                    proc.stdin.write((str(x).rstrip("\n") + "\n").encode("utf-8"))
+            except BrokenPipeError:
+                pass  # the command stopped reading; its exit code says why
+            except BaseException as e:  # the upstream function raised: fail the task with it
+                failed.append(e)
+            finally:
                 try:
-                    for x in it:
-                        proc.stdin.write((str(x).rstrip("\n") + "\n").encode("utf-8"))
+                    proc.stdin.close()
                 except BrokenPipeError:
-                    pass  # the command stopped reading; its exit code says why
-                except BaseException as e:  # the upstream function raised: fail the task with it
-                    failed.append(e)
-                finally:
-                    try:
-                        proc.stdin.close()
-                    except BrokenPipeError:
-                        pass
+                    pass
 
-            # the copied context carries the task's request counting into the thread
-            feeder = threading.Thread(target=contextvars.copy_context().run, args=(feed,), daemon=True)
-            feeder.start()
+        # the copied context carries the task's request counting into the thread
+        feeder = threading.Thread(target=contextvars.copy_context().run, args=(feed,), daemon=True)
+        feeder.start()
 
-            def finish() -> Iterator[bytes]:  # runs once the output is read to its end
-                proc.wait()
-                feeder.join()
-                if failed:
-                    raise failed[0]
-                if check_code and proc.returncode:
-                    raise RuntimeError(f"Pipe function `{command}' exited with error code {proc.returncode}")
-                yield from ()
+        def finish() -> Iterator[bytes]:  # runs once the output is read to its end
+            proc.wait()
+            feeder.join()
+            if failed:
+                raise failed[0]
+            if check_code and proc.returncode:
+                raise RuntimeError(f"Pipe function `{command}' exited with error code {proc.returncode}")
+            yield from ()
 
-            lines = chain(iter(proc.stdout.readline, b""), finish())
-            return (line.rstrip(b"\n").decode("utf-8") for line in lines)
+        lines = chain(iter(proc.stdout.readline, b""), finish())
+        return (line.rstrip(b"\n").decode("utf-8") for line in lines)
 
-        return self.map_partitions(run)
+    return rdd.map_partitions(run)
 
-    def count_approx(self: "RDD", timeout: int, confidence: float = 0.95) -> int:
-        """The count; exact, since the job runs to the end."""
-        return self.count()
 
-    def sum_approx(self: "RDD", timeout: int, confidence: float = 0.95) -> BoundedFloat:
-        """The sum as a ``BoundedFloat``; exact, since the job runs to the end."""
-        total = float(self.map(float).sum())
-        return BoundedFloat(total, confidence, total, total)
+def count_approx(rdd: "RDD", timeout: int, confidence: float = 0.95) -> int:
+    """The count; exact, since the job runs to the end."""
+    return rdd.count()
 
-    def mean_approx(self: "RDD", timeout: int, confidence: float = 0.95) -> BoundedFloat:
-        """The mean as a ``BoundedFloat``; exact, since the job runs to the end."""
-        mean = float(self.map(float).mean())
-        return BoundedFloat(mean, confidence, mean, mean)
 
-    def count_approx_distinct(self: "RDD", relative_sd: float = 0.05) -> int:
-        """How many distinct elements, by their 32-bit portable hashes (PySpark hashes them
-        the same way before its HyperLogLog); exact, not estimated."""
-        if relative_sd < 0.000017:
-            raise ValueError("relativeSD should be greater than 0.000017")
-        return self.map(lambda x: portable_hash(x) & 0xFFFFFFFF).distinct().count()
+def sum_approx(rdd: "RDD", timeout: int, confidence: float = 0.95) -> BoundedFloat:
+    """The sum as a ``BoundedFloat``; exact, since the job runs to the end."""
+    total = float(rdd.map(float).sum())
+    return BoundedFloat(total, confidence, total, total)
+
+
+def mean_approx(rdd: "RDD", timeout: int, confidence: float = 0.95) -> BoundedFloat:
+    """The mean as a ``BoundedFloat``; exact, since the job runs to the end."""
+    mean = float(rdd.map(float).mean())
+    return BoundedFloat(mean, confidence, mean, mean)
+
+
+def count_approx_distinct(rdd: "RDD", relative_sd: float = 0.05) -> int:
+    """How many distinct elements, by their 32-bit portable hashes (PySpark hashes them
+    the same way before its HyperLogLog); exact, not estimated."""
+    if relative_sd < 0.000017:
+        raise ValueError("relativeSD should be greater than 0.000017")
+    return rdd.map(lambda x: portable_hash(x) & 0xFFFFFFFF).distinct().count()
 
 
 def _comparable(x: Any) -> bool:
@@ -266,25 +280,3 @@ def _given_buckets(buckets: list | tuple) -> tuple[Any, Any, Any]:
     if max(steps) - min(steps) < 1e-10:  # evenly spaced, up to rounding
         return low, high, (high - low) / (len(buckets) - 1)
     return low, high, None
-
-
-def _fraction_for_sample_size(lower_bound: int, total: int, with_replacement: bool) -> float:
-    """PySpark's ``_computeFractionForSampleSize``: enough to yield ``lower_bound`` elements
-    with very high probability."""
-    fraction = float(lower_bound) / total
-    if with_replacement:
-        deviations = 9 if lower_bound < 12 else 5
-        return fraction + deviations * math.sqrt(fraction / total)
-    gamma = -math.log(0.00005) / total
-    return min(1, fraction + gamma + math.sqrt(gamma * gamma + 2 * gamma * fraction))
-
-
-def _range_sampler(low: float, high: float, seed: int) -> Callable[[int, Iterator], Iterator]:
-    """PySpark's ``RDDRangeSampler``: keep elements whose uniform draw is in [low, high)."""
-    def sample(index: int, it: Iterator) -> Iterator:
-        rng = partition_rng(seed, index)
-        for x in it:
-            if low <= rng.random() < high:
-                yield x
-
-    return sample

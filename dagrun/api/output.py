@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import fsspec
 
 if TYPE_CHECKING:
-    from dagrun.graph.lineage import RDD
+    from dagrun.api.rdd import RDD
 
 _CODECS = {"gzip": ("gzip", ".gz"), "org.apache.hadoop.io.compress.GzipCodec": ("gzip", ".gz"),
            "bz2": ("bz2", ".bz2"), "bzip2": ("bz2", ".bz2"),

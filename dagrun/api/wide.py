@@ -20,181 +20,208 @@ from shuffle.writer import Aggregator
 
 from dagrun.graph.partitioners import HashPartitioner, RangePartitioner, identity as _identity, portable_hash
 
+from dagrun.graph.nodes import BinaryRecordsNode, ShuffledNode
+from dagrun.graph.prefix_sort import prefix_sorted
+from dagrun.runtime.prefix_sort import KeyPrefix
+
 if TYPE_CHECKING:
-    from dagrun.graph.lineage import RDD
+    from dagrun.api.rdd import RDD
 
 
-
-def _shuffled(*args, **kwargs) -> "RDD":
-    from dagrun.graph.lineage import ShuffledRDD
-
-    return ShuffledRDD(*args, **kwargs)
+def _shuffled(rdd: "RDD", *args, **kwargs) -> "RDD":
+    return rdd._derive(ShuffledNode(rdd._node, *args, **kwargs))
 
 
-class Shuffles:
-    def _reduce_partitions(self: "RDD", num_partitions: int | None) -> int:
-        if num_partitions:
-            return num_partitions
-        if self.ctx.config.default_parallelism:
-            return self.ctx.config.default_parallelism
-        return max(1, self.get_num_partitions())
+def _reduce_partitions(rdd: "RDD", num_partitions: int | None) -> int:
+    if num_partitions:
+        return num_partitions
+    if rdd.ctx.config.default_parallelism:
+        return rdd.ctx.config.default_parallelism
+    return max(1, rdd.get_num_partitions())
 
-    def partition_by(self: "RDD", num_partitions: int | None = None,
-                     partition_func: Callable[[Any], int] = portable_hash) -> "RDD":
-        """Redistribute (k, v) pairs so that partition ``partition_func(k) % n`` holds key k."""
-        partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
-        return _shuffled(self, partitioner, op_name="partition_by")
 
-    def combine_by_key(self: "RDD", create_combiner: Callable, merge_value: Callable, merge_combiners: Callable,
-                       num_partitions: int | None = None, partition_func: Callable = portable_hash) -> "RDD":
-        """The general per-key aggregation; the others are built on it.
+def partition_by(rdd: "RDD", num_partitions: int | None = None,
+                 partition_func: Callable[[Any], int] = portable_hash) -> "RDD":
+    """Redistribute (k, v) pairs so that partition ``partition_func(k) % n`` holds key k."""
+    partitioner = HashPartitioner(_reduce_partitions(rdd, num_partitions), partition_func)
+    return _shuffled(rdd, partitioner, op_name="partition_by")
 
-        >>> x = ctx.parallelize([("a", 1), ("b", 1), ("a", 2)])        # doctest: +SKIP
-        >>> sorted(x.combine_by_key(str, lambda c, v: c + str(v), lambda a, b: a + b).collect())
-        [('a', '12'), ('b', '1')]
-        """
-        aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
-        partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
-        return _shuffled(self, partitioner, map_side_aggregator=aggregator, reduce_aggregator=aggregator,
-                         combined=True, op_name="combine_by_key")
 
-    def reduce_by_key(self: "RDD", func: Callable[[Any, Any], Any], num_partitions: int | None = None,
-                      partition_func: Callable = portable_hash) -> "RDD":
-        """Merge the values of each key with an associative ``func``, combining on the map side."""
-        rdd = self.combine_by_key(_identity, func, func, num_partitions, partition_func)
-        rdd.op_name = "reduce_by_key"
-        return rdd
+def combine_by_key(rdd: "RDD", create_combiner: Callable, merge_value: Callable, merge_combiners: Callable,
+                   num_partitions: int | None = None, partition_func: Callable = portable_hash) -> "RDD":
+    """The general per-key aggregation; the others are built on it.
 
-    def aggregate_by_key(self: "RDD", zero_value: Any, seq_func: Callable, comb_func: Callable,
-                         num_partitions: int | None = None, partition_func: Callable = portable_hash) -> "RDD":
-        def create(v):
-            return seq_func(copy.deepcopy(zero_value), v)
+    >>> x = ctx.parallelize([("a", 1), ("b", 1), ("a", 2)])        # doctest: +SKIP
+    >>> sorted(x.combine_by_key(str, lambda c, v: c + str(v), lambda a, b: a + b).collect())
+    [('a', '12'), ('b', '1')]
+    """
+    aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
+    partitioner = HashPartitioner(_reduce_partitions(rdd, num_partitions), partition_func)
+    return _shuffled(rdd, partitioner, map_side_aggregator=aggregator, reduce_aggregator=aggregator,
+                     combined=True, op_name="combine_by_key")
 
-        return self.combine_by_key(create, seq_func, comb_func, num_partitions, partition_func)
 
-    def fold_by_key(self: "RDD", zero_value: Any, func: Callable, num_partitions: int | None = None,
-                    partition_func: Callable = portable_hash) -> "RDD":
-        def create(v):
-            return func(copy.deepcopy(zero_value), v)
+def reduce_by_key(rdd: "RDD", func: Callable[[Any, Any], Any], num_partitions: int | None = None,
+                  partition_func: Callable = portable_hash) -> "RDD":
+    """Merge the values of each key with an associative ``func``, combining on the map side."""
+    rdd = rdd.combine_by_key(_identity, func, func, num_partitions, partition_func)
+    rdd._node.op_name = "reduce_by_key"
+    return rdd
 
-        return self.combine_by_key(create, func, func, num_partitions, partition_func)
 
-    def group_by_key(self: "RDD", num_partitions: int | None = None, partition_func: Callable = portable_hash) -> "RDD":
-        """Group the values of each key into a list, in the order they were read."""
-        aggregator = Aggregator(_new_list, _append, _extend)
-        partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
-        return _shuffled(self, partitioner, reduce_aggregator=aggregator, combined=False, op_name="group_by_key")
+def aggregate_by_key(rdd: "RDD", zero_value: Any, seq_func: Callable, comb_func: Callable,
+                     num_partitions: int | None = None, partition_func: Callable = portable_hash) -> "RDD":
+    def create(v):
+        return seq_func(copy.deepcopy(zero_value), v)
 
-    def group_by(self: "RDD", f: Callable, num_partitions: int | None = None,
-                 partition_func: Callable = portable_hash) -> "RDD":
-        return self.map(lambda x: (f(x), x)).group_by_key(num_partitions, partition_func)
+    return rdd.combine_by_key(create, seq_func, comb_func, num_partitions, partition_func)
 
-    def distinct(self: "RDD", num_partitions: int | None = None) -> "RDD":
-        return self.map(lambda x: (x, None)).reduce_by_key(lambda x, _: x, num_partitions).map(lambda kv: kv[0])
 
-    def repartition(self: "RDD", num_partitions: int) -> "RDD":
-        """Exactly ``num_partitions`` partitions, spread round-robin through a shuffle."""
-        def spread(index: int, it: Iterator) -> Iterator:
-            position = random.Random(index).randrange(num_partitions)
-            for x in it:
-                position += 1
-                yield (position % num_partitions, x)
+def fold_by_key(rdd: "RDD", zero_value: Any, func: Callable, num_partitions: int | None = None,
+                partition_func: Callable = portable_hash) -> "RDD":
+    def create(v):
+        return func(copy.deepcopy(zero_value), v)
 
-        keyed = self.map_partitions_with_index(spread)
-        return _shuffled(keyed, HashPartitioner(num_partitions, _identity), op_name="repartition").values()
+    return rdd.combine_by_key(create, func, func, num_partitions, partition_func)
 
-    def sort_by_key(self: "RDD", ascending: bool = True, num_partitions: int | None = None,
-                    keyfunc: Callable[[Any], Any] = _identity) -> "RDD":
-        """Sort (k, v) pairs by key; partitions hold contiguous key ranges from a sample.
 
-        Like PySpark, this runs one small job to sample the keys.  Equal keys keep their order.
-        """
-        n = self._reduce_partitions(num_partitions)
-        bounds = _sample_bounds(self, n, keyfunc) if n > 1 else ()
-        partitioner = RangePartitioner(tuple(bounds), ascending, keyfunc)
-        return _shuffled(self, partitioner, sort_key=keyfunc, ascending=ascending, op_name="sort_by_key")
+def group_by_key(rdd: "RDD", num_partitions: int | None = None, partition_func: Callable = portable_hash) -> "RDD":
+    """Group the values of each key into a list, in the order they were read."""
+    aggregator = Aggregator(_new_list, _append, _extend)
+    partitioner = HashPartitioner(_reduce_partitions(rdd, num_partitions), partition_func)
+    return _shuffled(rdd, partitioner, reduce_aggregator=aggregator, combined=False, op_name="group_by_key")
 
-    def sort_by(self: "RDD", keyfunc: Callable, ascending: bool = True, num_partitions: int | None = None) -> "RDD":
-        """Sort by ``keyfunc(x)``; equal keys keep their order.
 
-        ``binary_records(...).sort_by(dagrun.key_prefix(k))`` sorts whole blocks of records
-        instead of one record at a time, with the same result.
-        """
-        from dagrun.graph.lineage import BinaryRecordsRDD
-        from dagrun.runtime.prefix_sort import KeyPrefix, sort_by_prefix
+def group_by(rdd: "RDD", f: Callable, num_partitions: int | None = None,
+             partition_func: Callable = portable_hash) -> "RDD":
+    return rdd.map(lambda x: (f(x), x)).group_by_key(num_partitions, partition_func)
 
-        if isinstance(keyfunc, KeyPrefix) and type(self) is BinaryRecordsRDD:
-            return sort_by_prefix(self, keyfunc.length, ascending, num_partitions)
-        return self.key_by(keyfunc).sort_by_key(ascending, num_partitions).values()
 
-    def repartition_and_sort_within_partitions(self: "RDD", num_partitions: int | None = None,
-                                               partition_func: Callable = portable_hash, ascending: bool = True,
-                                               keyfunc: Callable = _identity) -> "RDD":
-        partitioner = HashPartitioner(self._reduce_partitions(num_partitions), partition_func)
-        return _shuffled(self, partitioner, sort_key=keyfunc, ascending=ascending,
-                         op_name="repartition_and_sort_within_partitions")
+def distinct(rdd: "RDD", num_partitions: int | None = None) -> "RDD":
+    return rdd.map(lambda x: (x, None)).reduce_by_key(lambda x, _: x, num_partitions).map(lambda kv: kv[0])
 
-    # ---- joins ---------------------------------------------------------------------------
 
-    def cogroup(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
-        """``(k, ([values in self], [values in other]))`` for every key of either side."""
-        return self.group_with(other, num_partitions=num_partitions)
+def repartition(rdd: "RDD", num_partitions: int) -> "RDD":
+    """Exactly ``num_partitions`` partitions, spread round-robin through a shuffle."""
+    def spread(index: int, it: Iterator) -> Iterator:
+        position = random.Random(index).randrange(num_partitions)
+        for x in it:
+            position += 1
+            yield (position % num_partitions, x)
 
-    def group_with(self: "RDD", other: "RDD", *others: "RDD", num_partitions: int | None = None) -> "RDD":
-        rdds = (self, other, *others)
-        count = len(rdds)
-        tagged = [r.map_values(_tagger(i)) for i, r in enumerate(rdds)]
+    keyed = rdd.map_partitions_with_index(spread)
+    return _shuffled(keyed, HashPartitioner(num_partitions, _identity), op_name="repartition").values()
 
-        def dispatch(seq):
-            bufs: tuple[list, ...] = tuple([] for _ in range(count))
-            for i, v in seq:
-                bufs[i].append(v)
-            return bufs
 
-        return reduce(lambda a, b: a.union(b), tagged).group_by_key(num_partitions).map_values(dispatch)
+def sort_by_key(rdd: "RDD", ascending: bool = True, num_partitions: int | None = None,
+                keyfunc: Callable[[Any], Any] = _identity) -> "RDD":
+    """Sort (k, v) pairs by key; partitions hold contiguous key ranges from a sample.
 
-    def _join(self: "RDD", other: "RDD", num_partitions: int | None, fill_left: bool, fill_right: bool) -> "RDD":
-        def dispatch(seq):
-            left, right = [], []
-            for i, v in seq:
-                (left if i == 0 else right).append(v)
-            if fill_right and not right:
-                right.append(None)
-            if fill_left and not left:
-                left.append(None)
-            return [(v, w) for v in left for w in right]
+    Like PySpark, this runs one small job to sample the keys.  Equal keys keep their order.
+    """
+    n = _reduce_partitions(rdd, num_partitions)
+    bounds = _sample_bounds(rdd, n, keyfunc) if n > 1 else ()
+    partitioner = RangePartitioner(tuple(bounds), ascending, keyfunc)
+    return _shuffled(rdd, partitioner, sort_key=keyfunc, ascending=ascending, op_name="sort_by_key")
 
-        tagged = self.map_values(_tagger(0)).union(other.map_values(_tagger(1)))
-        return tagged.group_by_key(num_partitions).flat_map_values(dispatch)
 
-    def join(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
-        """Inner join: ``(k, (v, w))`` for every pair of values with the same key."""
-        return self._join(other, num_partitions, False, False)
+def sort_by(rdd: "RDD", keyfunc: Callable, ascending: bool = True, num_partitions: int | None = None) -> "RDD":
+    """Sort by ``keyfunc(x)``; equal keys keep their order.
 
-    def left_outer_join(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
-        return self._join(other, num_partitions, False, True)
+    ``binary_records(...).sort_by(dagrun.key_prefix(k))`` sorts whole blocks of records
+    instead of one record at a time, with the same result.
+    """
+    if isinstance(keyfunc, KeyPrefix) and type(rdd._node) is BinaryRecordsNode:
+        return _sort_by_prefix(rdd, keyfunc.length, ascending, _reduce_partitions(rdd, num_partitions))
+    return rdd.key_by(keyfunc).sort_by_key(ascending, num_partitions).values()
 
-    def right_outer_join(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
-        return self._join(other, num_partitions, True, False)
 
-    def full_outer_join(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
-        return self._join(other, num_partitions, True, True)
+def _sort_by_prefix(rdd: "RDD", key_length: int, ascending: bool, n: int) -> "RDD":
+    """The fast path behind ``binary_records(...).sort_by(key_prefix(k))``."""
+    key_length = min(key_length, rdd._node.record_length)
+    prefix = KeyPrefix(key_length)
+    bounds = tuple(_sample_bounds(rdd.map(lambda r: (prefix(r), None)), n, _identity)) if n > 1 else ()
+    return rdd._derive(prefix_sorted(rdd._node, key_length, bounds, ascending))
 
-    def subtract_by_key(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
-        """Pairs of self whose key is not in other."""
-        return (self.cogroup(other, num_partitions)
-                .filter(lambda kv: kv[1][0] and not kv[1][1])
-                .flat_map_values(lambda vs: vs[0]))
 
-    def subtract(self: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
-        """Elements of self that are not in other (duplicates in self are kept)."""
-        return (self.map(lambda x: (x, True))
-                .subtract_by_key(other.map(lambda x: (x, True)), num_partitions).keys())
+def repartition_and_sort_within_partitions(rdd: "RDD", num_partitions: int | None = None,
+                                           partition_func: Callable = portable_hash, ascending: bool = True,
+                                           keyfunc: Callable = _identity) -> "RDD":
+    partitioner = HashPartitioner(_reduce_partitions(rdd, num_partitions), partition_func)
+    return _shuffled(rdd, partitioner, sort_key=keyfunc, ascending=ascending,
+                     op_name="repartition_and_sort_within_partitions")
 
-    def intersection(self: "RDD", other: "RDD") -> "RDD":
-        """Distinct elements present in both."""
-        return (self.map(lambda v: (v, None)).cogroup(other.map(lambda v: (v, None)))
-                .filter(lambda kv: all(kv[1])).keys())
+# ---- joins ---------------------------------------------------------------------------
+
+
+def cogroup(rdd: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+    """``(k, ([values in rdd], [values in other]))`` for every key of either side."""
+    return rdd.group_with(other, num_partitions=num_partitions)
+
+
+def group_with(rdd: "RDD", other: "RDD", *others: "RDD", num_partitions: int | None = None) -> "RDD":
+    rdds = (rdd, other, *others)
+    count = len(rdds)
+    tagged = [r.map_values(_tagger(i)) for i, r in enumerate(rdds)]
+
+    def dispatch(seq):
+        bufs: tuple[list, ...] = tuple([] for _ in range(count))
+        for i, v in seq:
+            bufs[i].append(v)
+        return bufs
+
+    return reduce(lambda a, b: a.union(b), tagged).group_by_key(num_partitions).map_values(dispatch)
+
+
+def _join(rdd: "RDD", other: "RDD", num_partitions: int | None, fill_left: bool, fill_right: bool) -> "RDD":
+    def dispatch(seq):
+        left, right = [], []
+        for i, v in seq:
+            (left if i == 0 else right).append(v)
+        if fill_right and not right:
+            right.append(None)
+        if fill_left and not left:
+            left.append(None)
+        return [(v, w) for v in left for w in right]
+
+    tagged = rdd.map_values(_tagger(0)).union(other.map_values(_tagger(1)))
+    return tagged.group_by_key(num_partitions).flat_map_values(dispatch)
+
+
+def join(rdd: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+    """Inner join: ``(k, (v, w))`` for every pair of values with the same key."""
+    return _join(rdd, other, num_partitions, False, False)
+
+
+def left_outer_join(rdd: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+    return _join(rdd, other, num_partitions, False, True)
+
+
+def right_outer_join(rdd: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+    return _join(rdd, other, num_partitions, True, False)
+
+
+def full_outer_join(rdd: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+    return _join(rdd, other, num_partitions, True, True)
+
+
+def subtract_by_key(rdd: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+    """Pairs of rdd whose key is not in other."""
+    return (rdd.cogroup(other, num_partitions)
+            .filter(lambda kv: kv[1][0] and not kv[1][1])
+            .flat_map_values(lambda vs: vs[0]))
+
+
+def subtract(rdd: "RDD", other: "RDD", num_partitions: int | None = None) -> "RDD":
+    """Elements of rdd that are not in other (duplicates in rdd are kept)."""
+    return (rdd.map(lambda x: (x, True))
+            .subtract_by_key(other.map(lambda x: (x, True)), num_partitions).keys())
+
+
+def intersection(rdd: "RDD", other: "RDD") -> "RDD":
+    """Distinct elements present in both."""
+    return (rdd.map(lambda v: (v, None)).cogroup(other.map(lambda v: (v, None)))
+            .filter(lambda kv: all(kv[1])).keys())
 
 
 _SAMPLE_SCAN = 50_000  # records per partition read to sample range bounds

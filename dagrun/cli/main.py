@@ -1,9 +1,7 @@
 """The ``dagrun`` command line: ``run``, ``demo``, ``gen`` and the other subcommands.
 
 Each subcommand lives in its own module and registers itself here; this module only
-parses arguments and dispatches.  Subcommands of a higher layer (``dagrun lambda`` lives in
-``lambda_executor``, above dagrun) are named by dotted path and imported at run time, so
-dagrun never imports them statically.
+parses arguments and dispatches.
 """
 
 from __future__ import annotations
@@ -12,8 +10,10 @@ import argparse
 import importlib
 import sys
 
-# "module:function" that adds a subcommand; resolved when the parser is built
-PLUGIN_COMMANDS = ("lambda_executor.cli:add_parser",)
+
+# Commands that live above dagrun's layer, by dotted path (imported at run time, as the
+# backend registry does), so dagrun never imports lambda_executor statically.
+PLUGIN_COMMANDS = ("lambda_executor.cli",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,9 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parser(sub)
     demo.add_parser(sub)
     gen.add_gen_parser(sub)
-    for target in PLUGIN_COMMANDS:
-        module, _, name = target.partition(":")
-        getattr(importlib.import_module(module), name)(sub)
+    for module in PLUGIN_COMMANDS:
+        importlib.import_module(module).add_parser(sub)
     bench.add_parser(sub)
     report.add_parser(sub)
     plan.add_parser(sub)

@@ -14,10 +14,10 @@ import pickle
 from typing import Any, Iterator
 
 from dagrun.runtime.inputs import _list_files, _open
-from dagrun.graph.lineage import RDD, Split
+from dagrun.graph.nodes import Node, Split
 
 
-class WholeFilesRDD(RDD):
+class WholeFilesNode(Node):
     """Each file of ``path`` read whole, as ``kind`` says: ``"text"`` and ``"binary"`` give
     ``(name, contents)`` pairs, ``"pickle"`` the elements of pickled batches."""
 

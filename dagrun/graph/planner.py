@@ -1,4 +1,4 @@
-"""The planner: RDD lineage becomes a stage DAG, and the stage DAG becomes a ``JobSpec``.
+"""The planner: Node lineage becomes a stage DAG, and the stage DAG becomes a ``JobSpec``.
 
 Policy:
 - Narrow operations fuse: a stage is the chain of narrow RDDs between its sources (input
@@ -22,7 +22,7 @@ import networkx as nx
 
 from scheduler.core.dag import JobSpec, StageSpec
 
-from dagrun.graph.lineage import RDD, ShuffleDependency, Split
+from dagrun.graph.nodes import Node, ShuffleDependency, Split
 from dagrun.graph.user_code import ship_user_modules
 from dagrun.runtime.task import StagePlan
 
@@ -43,7 +43,7 @@ class CachePartitioner:
 @dataclass
 class Stage:
     stage_id: int
-    rdd: RDD
+    rdd: Node
     kind: str  # "shuffle" | "cache" | "result"
     dependency: ShuffleDependency | None = None
     parents: list[int] = field(default_factory=list)
@@ -60,7 +60,7 @@ class Stage:
 class StageGraph:
     """The stage DAG of one job, built by walking lineage from the final RDD."""
 
-    def __init__(self, final: RDD, ctx_next_id: Callable[[str], int], result_kind: str = "result"):
+    def __init__(self, final: Node, ctx_next_id: Callable[[str], int], result_kind: str = "result"):
         self.graph = nx.DiGraph()
         self._next_id = ctx_next_id
         self._by_shuffle: dict[int, Stage] = {}
@@ -70,7 +70,7 @@ class StageGraph:
     def stages(self) -> list[Stage]:
         return [self.graph.nodes[s]["stage"] for s in nx.topological_sort(self.graph)]
 
-    def _new_stage(self, rdd: RDD, kind: str, dep: ShuffleDependency | None) -> Stage:
+    def _new_stage(self, rdd: Node, kind: str, dep: ShuffleDependency | None) -> Stage:
         stage = Stage(self._next_id("stage"), rdd, kind, dep)
         self.graph.add_node(stage.stage_id, stage=stage)
         return stage
@@ -86,7 +86,7 @@ class StageGraph:
                 stage.parents.append(parent.stage_id)
             self.graph.add_edge(parent.stage_id, stage.stage_id)
 
-    def _boundaries(self, top: RDD, top_is_cache: bool) -> list[tuple]:
+    def _boundaries(self, top: Node, top_is_cache: bool) -> list[tuple]:
         """Shuffle and persist boundaries reachable from ``top`` through narrow dependencies."""
         found, seen, stack = [], set(), [(top, True)]
         while stack:
@@ -106,7 +106,7 @@ class StageGraph:
         return found
 
 
-def reads_of(rdd: RDD, split: Split, is_top: bool = True, cache_top: bool = False) -> list[tuple[int, int]]:
+def reads_of(rdd: Node, split: Split, is_top: bool = True, cache_top: bool = False) -> list[tuple[int, int]]:
     """The (shuffle, reduce partition) pairs that computing ``split`` of ``rdd`` reads."""
     if rdd._cache_id is not None and not (is_top and cache_top):
         return [(rdd._cache_id, split.index)]
@@ -121,7 +121,7 @@ def reads_of(rdd: RDD, split: Split, is_top: bool = True, cache_top: bool = Fals
     return out
 
 
-def plan_job(ctx, rdd: RDD, func: Callable | None, partitions: list[int], job_id: str,
+def plan_job(ctx, rdd: Node, func: Callable | None, partitions: list[int], job_id: str,
              kind: str = "result") -> tuple[JobSpec, StageGraph]:
     """Cut ``rdd``'s lineage into stages and serialize them for the scheduler."""
     graph = StageGraph(rdd, ctx._next_id)
@@ -165,9 +165,9 @@ def _dumps_split(split: Split) -> bytes:
         return cloudpickle.dumps(split, protocol=5)
 
 
-def _expected_seconds(rdd: RDD) -> float:
+def _expected_seconds(rdd: Node) -> float:
     """A first guess of a task's duration before any has finished: ~100 MB/s of input."""
-    from dagrun.graph.lineage import TextFileRDD
+    from dagrun.graph.nodes import TextFileNode
 
     stack, seen = [rdd], set()
     while stack:
@@ -175,8 +175,23 @@ def _expected_seconds(rdd: RDD) -> float:
         if r.rdd_id in seen:
             continue
         seen.add(r.rdd_id)
-        if isinstance(r, TextFileRDD):
+        if isinstance(r, TextFileNode):
             return max(1.0, r.split_size / 100e6)
         if r.shuffle_dependency is None:
             stack.extend(r.parents)
     return 1.0
+
+
+def fused_chain(top: Node, cache_top: bool) -> list[Node]:
+    """The nodes of ``top``'s stage, top first: the narrow steps fused into one task."""
+    chain, stack, seen = [], [top], set()
+    while stack:
+        rdd = stack.pop()
+        if rdd.rdd_id in seen:
+            continue
+        seen.add(rdd.rdd_id)
+        chain.append(rdd)
+        if (rdd._cache_id is not None and not (rdd is top and cache_top)) or rdd.shuffle_dependency is not None:
+            continue
+        stack.extend(reversed(rdd.parents))
+    return chain

@@ -43,6 +43,7 @@ from typing import Any
 
 from scheduler.slots import lambda_vcpus
 
+from dagrun.graph.planner import fused_chain
 from dagrun.observe.ledger import DEFAULT_PRICES, REQUEST_KINDS, CostRow, fmt_bytes, gb_s_price, prices
 
 MIB = 1 << 20
@@ -136,14 +137,13 @@ class StageShape:
 
 def stage_shapes(graph: Any, measured: dict[int, float] | None = None, job: str = "") -> list[StageShape]:
     """The stages of ``graph`` in topological order, with the file bytes each reads."""
-    from dagrun.observe.explain import fused_chain
-    from dagrun.graph.lineage import BinaryRecordsRDD, TextFileRDD
+    from dagrun.graph.nodes import BinaryRecordsNode, TextFileNode
 
     out = []
     for stage in graph.stages():
         input_bytes = 0
         for rdd in fused_chain(stage.rdd, stage.kind == "cache"):
-            if isinstance(rdd, (TextFileRDD, BinaryRecordsRDD)) and (rdd is stage.rdd or rdd._cache_id is None):
+            if isinstance(rdd, (TextFileNode, BinaryRecordsNode)) and (rdd is stage.rdd or rdd._cache_id is None):
                 input_bytes += sum(max(0, s.data.end - s.data.start) for s in rdd.splits)
         out.append(StageShape(stage.stage_id, stage.name, stage.kind, stage.rdd.get_num_partitions(),
                               list(stage.parents), input_bytes, (measured or {}).get(stage.stage_id), job))
@@ -342,3 +342,9 @@ def estimate_graph(graph: Any, input_size: str | int | None, a: Assumptions) -> 
 
     size = parse_bytes(input_size) if input_size is not None else None
     return project([stage_shapes(graph)], size, a)
+
+
+def estimate_text(graph: Any, input_size: str | int | None, config: Any, throughput_mb_s: float | None = None) -> str:
+    """The request and cost estimate ``explain(cost=True)`` prints (see ``dagrun.observe.estimate``)."""
+    assumptions = Assumptions.from_config(config, throughput_mb_s=throughput_mb_s)
+    return estimate_graph(graph, input_size, assumptions).text(brief=True)

@@ -9,27 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dagrun.graph.planner import StageGraph
+from dagrun.graph.planner import StageGraph, fused_chain
+from dagrun.observe.estimate import estimate_text
 
 if TYPE_CHECKING:
-    from dagrun.graph.lineage import RDD
+    from dagrun.graph.nodes import Node
 
 
-def fused_chain(top: "RDD", cache_top: bool) -> list["RDD"]:
-    chain, stack, seen = [], [top], set()
-    while stack:
-        rdd = stack.pop()
-        if rdd.rdd_id in seen:
-            continue
-        seen.add(rdd.rdd_id)
-        chain.append(rdd)
-        if (rdd._cache_id is not None and not (rdd is top and cache_top)) or rdd.shuffle_dependency is not None:
-            continue
-        stack.extend(reversed(rdd.parents))
-    return chain
-
-
-def explain(rdd: "RDD", cost: bool = False, input_size: str | int | None = None) -> str:
+def explain(rdd: "Node", cost: bool = False, input_size: str | int | None = None) -> str:
     graph = StageGraph(rdd, rdd.ctx._next_id)
     stages = graph.stages()
     lines = [f"== dagrun plan: {len(stages)} stage{'s' if len(stages) != 1 else ''} =="]
@@ -58,7 +45,5 @@ def explain(rdd: "RDD", cost: bool = False, input_size: str | int | None = None)
             if r.describe_input():
                 lines.append(f"        input: {r.describe_input()}")
     if cost:
-        from dagrun.observe.ledger import estimate_text
-
         lines.append(estimate_text(graph, input_size, rdd.ctx.config))
     return "\n".join(lines)

@@ -251,14 +251,6 @@ def print_line(info: Any, setting: str, stream: TextIO | None = None) -> None:
     print(info.cost, file=stream, flush=True)
 
 
-def estimate_text(graph: Any, input_size: str | int | None, config: Any, throughput_mb_s: float | None = None) -> str:
-    """The request and cost estimate ``explain(cost=True)`` prints (see ``dagrun.observe.estimate``)."""
-    from dagrun.observe.estimate import Assumptions, estimate_graph
-
-    assumptions = Assumptions.from_config(config, throughput_mb_s=throughput_mb_s)
-    return estimate_graph(graph, input_size, assumptions).text(brief=True)
-
-
 def fmt_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":

@@ -3,7 +3,7 @@
 Each rule is a dict with a ``kind`` and a selector.  Task faults fire in the executor, on
 the given attempt only (default 0, so the retry succeeds); block faults fire in the driver
 right after the selected map output commits; store and launch faults share their counts
-through marker files, so every process draws from one budget (STYLE item 12).
+through marker files, so every process draws from one budget.
 
 Kinds:
 - ``fail``: the task raises ``InjectedFault``.

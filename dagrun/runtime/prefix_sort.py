@@ -19,15 +19,11 @@ sort instead, so it spills rather than fails.
 from __future__ import annotations
 
 import bisect
-import collections
 import itertools
-import operator
 from dataclasses import dataclass
 from typing import Iterator
 
 from dagrun import optional
-from dagrun.graph.lineage import RDD, ShuffledRDD
-from dagrun.graph.partitioners import HashPartitioner, identity
 
 _YIELD_BATCH = 1 << 16  # records cut from the sorted buffer per list, to bound memory
 
@@ -153,74 +149,3 @@ def cut_runs(chunk: bytes, record_length: int, key_length: int, bounds: tuple, a
         if end > start:
             yield (p if ascending else last - p), ordered[start * record_length : end * record_length]
         start = end
-
-
-def sort_by_prefix(rdd: RDD, key_length: int, ascending: bool, num_partitions: int | None) -> RDD:
-    """The fast path behind ``binary_records(...).sort_by(key_prefix(k))``."""
-    from dagrun.api.wide import _sample_bounds
-
-    key_length = min(key_length, rdd.record_length)
-    n = rdd._reduce_partitions(num_partitions)
-    prefix = KeyPrefix(key_length)
-    bounds = tuple(_sample_bounds(rdd.map(lambda r: (prefix(r), None)), n, identity)) if n > 1 else ()
-    runs = PrefixRunsRDD(rdd, key_length, bounds, ascending)
-    # as in sort_by_key, an empty sample (no records) leaves one partition, not n
-    return PrefixSortedRDD(runs, len(bounds) + 1, rdd.record_length, key_length, ascending)
-
-
-class PrefixRunsRDD(RDD):
-    """The map side: ``(reduce partition, sorted run)`` pairs from each split of the records."""
-
-    op_name = "sort_by (byte-prefix runs)"
-
-    def __init__(self, parent: RDD, key_length: int, bounds: tuple, ascending: bool):
-        super().__init__(parent.ctx, [parent])
-        self.key_length, self.bounds, self.ascending = key_length, bounds, ascending
-
-    def _make_splits(self):
-        return self.parents[0].splits
-
-    def compute(self, split, tc) -> Iterator:
-        parent = self.parents[0]
-        for chunk in parent.chunks(split, tc):
-            yield from cut_runs(chunk, parent.record_length, self.key_length, self.bounds, self.ascending)
-
-
-class PrefixSortedRDD(ShuffledRDD):
-    """The reduce side: the records of one range partition, in order."""
-
-    def __init__(self, runs: PrefixRunsRDD, num_partitions: int, record_length: int, key_length: int,
-                 ascending: bool):
-        super().__init__(runs, HashPartitioner(num_partitions, identity), ascending=ascending,
-                         op_name="sort_by (byte-prefix)")
-        self.record_length, self.key_length = record_length, key_length
-
-    def compute(self, split, tc) -> Iterator:
-        # The sort holds the joined runs and their sorted copy, plus 16 bytes a record of
-        # keys and order: a little over twice the partition.
-        limit = tc.config.shuffle_memory // 2
-        reads = tc.read_shuffle(self.dependency.shuffle_id, split.index)
-        runs: list[bytes] = []
-        total = 0
-        for _, run in reads:
-            runs.append(run)
-            total += len(run)
-            if total > limit:
-                return self._external(tc, runs, reads)
-        return sorted_records(runs, self.record_length, self.key_length, reverse=not self.ascending)
-
-    def _external(self, tc, runs: list[bytes], rest: Iterator) -> Iterator:
-        prefix, length = KeyPrefix(self.key_length), self.record_length
-
-        def pairs():
-            held = collections.deque(runs)  # each run is dropped once it is split
-            runs.clear()
-            while held:
-                for record in split_records(held.popleft(), length):
-                    yield prefix(record), record
-            for _, run in rest:
-                for record in split_records(run, length):
-                    yield prefix(record), record
-
-        ordered = tc.sort(pairs(), key=operator.itemgetter(0), reverse=not self.ascending)
-        return (record for _, record in ordered)

@@ -24,7 +24,7 @@ from shuffle.writer import write_map_output
 from dagrun.config import Config
 from dagrun.runtime.faults import apply_task_faults, store_fault_hook
 from dagrun.runtime.inputs import input_get_hook
-from dagrun.api.shared_vars import task_updates
+from dagrun.runtime.shared_vars import task_updates
 
 _STAGE_CACHE_SIZE = 32
 _stores: dict[tuple, BlockStore] = {}

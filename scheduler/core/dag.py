@@ -9,7 +9,7 @@ State:
 - ``DagState`` (one per job): the stages, their readiness, the tasks parked on a fetch
   failure, and the result stage's committed values.
 
-Policy (DESIGN invariant 4):
+Policy (docs/architecture.md, Invariants, 4. Failures are classified):
 - A stage's tasks are submitted once every shuffle it reads is complete.  A map stage whose
   outputs are all tracked already (a persisted RDD, or an earlier job's) is skipped.
 - A fetch failure unregisters only the named map outputs, resubmits only those map tasks,

@@ -1,4 +1,4 @@
-"""The launch-rate controller (DESIGN invariant 6).
+"""The launch-rate controller (docs/architecture.md, Invariants, 6. Linear ramp).
 
 State: the rate's base and the time the current ramp began, and a token balance.
 

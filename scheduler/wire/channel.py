@@ -3,7 +3,7 @@
 State: one ``Connection`` per executor, a framed byte stream over TCP (TLS when the peer is
 not on loopback) or an in-process queue pair for the inline backend.
 
-Policy and promises (DESIGN invariant 7):
+Policy and promises (docs/architecture.md, Invariants, 7. Authenticated control channel):
 - Before any payload is exchanged, both sides prove knowledge of the per-job secret by a
   mutual HMAC-SHA256 challenge.  Nothing is unpickled before that succeeds.  Over TLS the
   challenge also covers the fingerprint of the driver's certificate as each side sees it,

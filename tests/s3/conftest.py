@@ -1,4 +1,4 @@
-"""S3 fixtures: a ThreadedMotoServer on 127.0.0.1 behind a counting proxy (STYLE item 13).
+"""S3 fixtures: a ThreadedMotoServer on 127.0.0.1 behind a counting proxy.
 
 State: per test module, one moto server and one :class:`~s3proxy.CountingProxy` in front
 of it, and the boto3 environment pointing at the proxy: ``AWS_ENDPOINT_URL_S3``, fake

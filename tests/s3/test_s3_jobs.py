@@ -88,8 +88,8 @@ def test_text_file_on_s3_is_split_by_byte_range_like_a_local_file(s3, tmp_path) 
     with dagrun.Context(executor="inline", max_executors=2, conf=BASE_CONF) as ctx:
         rdd = ctx.text_file(url, split_size=8 << 10)
         on_disk = ctx.text_file(str(local), split_size=8 << 10)
-        ranges = [(s.data.start, s.data.end) for s in rdd.splits]
-        assert len(ranges) >= 5 and ranges == [(s.data.start, s.data.end) for s in on_disk.splits]
+        ranges = [(s.data.start, s.data.end) for s in rdd._node.splits]
+        assert len(ranges) >= 5 and ranges == [(s.data.start, s.data.end) for s in on_disk._node.splits]
         s3.proxy.reset()
         assert rdd.collect() == LINES
         assert rdd.count() == len(LINES)

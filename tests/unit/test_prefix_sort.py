@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import dagrun
 from dagrun import optional
+from dagrun.graph import prefix_sort as prefix_nodes
 from dagrun.runtime import prefix_sort
 from dagrun.runtime.prefix_sort import KeyPrefix, cut_runs, key_prefix, sort_block
 
@@ -57,7 +58,7 @@ def test_fast_path_partitions_equal_the_general_path(tmp_path_factory, implement
     path = write_records(tmp_path_factory.mktemp("records"), random_records(seed, count, length))
     with dagrun.Context(executor="inline", max_executors=2, conf={"progress": "off"}) as ctx:
         fast, general = both_ways(ctx, path, length, key, ascending, partitions, split_records * length)
-        assert isinstance(fast, prefix_sort.PrefixSortedRDD)
+        assert isinstance(fast._node, prefix_nodes.PrefixSortedNode)
         assert fast.glom().collect() == general.glom().collect()
 
 

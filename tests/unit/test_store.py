@@ -1,7 +1,7 @@
 """BlockStore: the conformance suite on local disk and memory, plus local-only behaviour.
 
 S3: another suite subclasses ``BlockStoreConformance`` against a ThreadedMotoServer
-(tests/s3, see STYLE.md item 13), for example::
+(tests/s3), for example::
 
     class TestS3BlockStore(BlockStoreConformance):
         @pytest.fixture

@@ -1,19 +1,19 @@
-"""RDD lineage: the ``RDD`` class and the concrete RDDs that make up a job's graph.
+"""Lineage nodes: the ``Node`` base and the concrete nodes that make up a job's graph.
 
-State: each RDD knows its Context (driver side only), its dependencies, its partitions
+State: each node knows its Context (driver side only), its dependencies, its partitions
 (computed once, on the driver) and, when persisted, the id under which its partitions are
 kept in the store.
 
 Policy:
-- Narrow RDDs pickle their parents, so a stage's blob is the fused chain of narrow
-  operations back to its sources.  A ``ShuffledRDD`` drops its parent when pickled: the
+- Narrow nodes pickle their parents, so a stage's blob is the fused chain of narrow
+  operations back to its sources.  A ``ShuffledNode`` drops its parent when pickled: the
   stage boundary is exactly where the pickled lineage stops.
 - Partition objects carry what a task needs of its partition (a parallelize slice, a byte
   range, the parent partitions of a union or coalesce), so a task blob is one partition.
-- ``iterator(split, tc)`` reads a persisted RDD's partition from the store when the task was
+- ``iterator(split, tc)`` reads a persisted node's partition from the store when the task was
   given it as an input, and computes it otherwise.
 
-The methods users call live in ``transformations``, ``shuffles`` and ``actions``; this
+The methods users call are ``dagrun.RDD``'s (``dagrun/api``), which build these nodes; this
 module holds what the planner and the task runtime rely on.
 """
 
@@ -26,11 +26,6 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from dagrun.api.actions import Actions
-from dagrun.api.more_ops import MoreOps
-from dagrun.api.wide import Shuffles
-from dagrun.api.narrow import Transformations
-
 if TYPE_CHECKING:
     from dagrun.api.context import Context
     from dagrun.runtime.task import TaskContext
@@ -38,7 +33,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Split:
-    """A partition of an RDD: its index plus whatever reading it needs."""
+    """A partition of a node: its index plus whatever reading it needs."""
 
     index: int
     data: Any = None
@@ -62,21 +57,18 @@ def _callsite() -> str:
     return "?"
 
 
-class RDD(Transformations, Shuffles, Actions, MoreOps):
-    """A lazy, partitioned collection.  Nothing runs until an action is called.
+class Node:
+    """One step of a job's lineage: its parents, its partitions, and how to compute one.
 
-    Example:
-        >>> with dagrun.Context(executor="inline") as ctx:           # doctest: +SKIP
-        ...     ctx.parallelize([1, 2, 3]).map(lambda x: x * 2).collect()
-        [2, 4, 6]
+    ``dagrun.RDD`` is the user's handle on a node; nodes know nothing of that API.
     """
 
     op_name = "rdd"
 
-    def __init__(self, ctx: "Context", parents: Iterable["RDD"] = ()):
+    def __init__(self, ctx: "Context", parents: Iterable["Node"] = ()):
         self.ctx = ctx
         self.rdd_id = ctx._next_id("rdd")
-        self.parents: list[RDD] = list(parents)
+        self.parents: list[Node] = list(parents)
         self.partitioner: Any = None
         self._name = f"{self.op_name} at {_callsite()}"
         self._splits: list[Split] | None = None
@@ -90,7 +82,7 @@ class RDD(Transformations, Shuffles, Actions, MoreOps):
     def compute(self, split: Split, tc: "TaskContext") -> Iterator:
         raise NotImplementedError
 
-    def narrow_parents(self, split: Split) -> list[tuple["RDD", Split]]:
+    def narrow_parents(self, split: Split) -> list[tuple["Node", Split]]:
         """The parent partitions this partition is computed from within its stage."""
         return [(self.parents[0], split)] if self.parents else []
 
@@ -121,73 +113,19 @@ class RDD(Transformations, Shuffles, Actions, MoreOps):
         return state
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}[{self.rdd_id}] {self._name}"
-
-    def id(self) -> int:
-        """A unique id for this RDD within its Context."""
-        return self.rdd_id
+        return f"{type(self).__name__.removesuffix('Node')}RDD[{self.rdd_id}] {self._name}"
 
     def get_num_partitions(self) -> int:
-        """The number of partitions, as PySpark's ``getNumPartitions``."""
         return len(self.splits)
 
-    def persist(self, storage_level: Any = None) -> "RDD":
-        """Keep this RDD's partitions in the store after the first job computes them."""
-        if self._cache_id is None:
-            self._cache_id = self.ctx._next_id("shuffle")
-            self.ctx._cached.add(self._cache_id)
-        return self
-
-    def cache(self) -> "RDD":
-        return self.persist()
-
-    def unpersist(self, blocking: bool = False) -> "RDD":
-        if self._cache_id is not None:
-            self.ctx._drop_cached(self._cache_id)
-            self._cache_id = None
-        return self
-
-    @property
-    def is_cached(self) -> bool:
-        return self._cache_id is not None
-
     def name(self) -> str:
-        """The RDD's name: ``set_name``'s, else the operation and where it was called."""
         return self._name
-
-    def set_name(self, name: str) -> "RDD":
-        self._name = name
-        return self
-
-    def explain(self, cost: bool = False, input_size: str | int | None = None) -> str:
-        """Print and return the stage plan: stages, partitions, shuffle boundaries."""
-        from dagrun.observe.explain import explain
-
-        text = explain(self, cost=cost, input_size=input_size)
-        print(text)
-        return text
-
-    def to_debug_string(self) -> str:
-        lines: list[str] = []
-
-        def walk(rdd: RDD, depth: int) -> None:
-            lines.append(f"{'  ' * depth}({rdd.get_num_partitions()}) {rdd!r}")
-            for parent in rdd.parents:
-                walk(parent, depth + 1 if rdd.shuffle_dependency else depth)
-
-        walk(self, 0)
-        return "\n".join(lines)
-
-    @property
-    def context(self) -> "Context":
-        """The Context this RDD belongs to (PySpark's ``rdd.context``)."""
-        return self.ctx
 
 
 # ---- sources ---------------------------------------------------------------------------------
 
 
-class ParallelCollectionRDD(RDD):
+class ParallelCollectionNode(Node):
     """A local collection, sliced exactly as PySpark slices it.
 
     A ``range`` is cut by element: slice i starts at ``int(i * n / k)``.  Any other
@@ -222,7 +160,7 @@ class ParallelCollectionRDD(RDD):
         return state
 
 
-class TextFileRDD(RDD):
+class TextFileNode(Node):
     op_name = "text_file"
 
     def __init__(self, ctx, path, split_size: int, min_partitions: int, storage_options: dict | None):
@@ -255,7 +193,7 @@ class TextFileRDD(RDD):
         return text
 
 
-class BinaryRecordsRDD(RDD):
+class BinaryRecordsNode(Node):
     op_name = "binary_records"
 
     def __init__(self, ctx, path, record_length: int, split_size: int, min_partitions: int, storage_options):
@@ -292,14 +230,14 @@ class BinaryRecordsRDD(RDD):
 # ---- narrow ----------------------------------------------------------------------------------
 
 
-class MapPartitionsRDD(RDD):
+class MapPartitionsNode(Node):
     """``f(partition_index, iterator)``; chains of these fuse into one function per stage."""
 
     op_name = "map_partitions"
 
-    def __init__(self, parent: RDD, func: Callable[[int, Iterator], Iterable], preserves_partitioning=False,
+    def __init__(self, parent: Node, func: Callable[[int, Iterator], Iterable], preserves_partitioning=False,
                  op_name: str | None = None):
-        if isinstance(parent, MapPartitionsRDD) and parent._cache_id is None:
+        if isinstance(parent, MapPartitionsNode) and parent._cache_id is None:
             inner, outer = parent.func, func
             func = lambda index, it: outer(index, inner(index, it))  # noqa: E731 - fused pipeline
             preserves_partitioning = preserves_partitioning and parent.preserves_partitioning
@@ -320,7 +258,7 @@ class MapPartitionsRDD(RDD):
         return iter(self.func(split.index, self.parents[0].iterator(split, tc)))
 
 
-class UnionRDD(RDD):
+class UnionNode(Node):
     op_name = "union"
 
     def _make_splits(self) -> list[Split]:
@@ -337,12 +275,12 @@ class UnionRDD(RDD):
         return self.parents[split.data].iterator(split.parents[0], tc)
 
 
-class CoalescedRDD(RDD):
+class CoalescedNode(Node):
     """Spark's no-locality coalesce: partition i takes parents [i*n//k, (i+1)*n//k)."""
 
     op_name = "coalesce"
 
-    def __init__(self, parent: RDD, num_partitions: int):
+    def __init__(self, parent: Node, num_partitions: int):
         super().__init__(parent.ctx, [parent])
         self.num_partitions = num_partitions
 
@@ -358,7 +296,7 @@ class CoalescedRDD(RDD):
         return itertools.chain.from_iterable(self.parents[0].iterator(p, tc) for p in split.parents)
 
 
-class ZippedRDD(RDD):
+class ZippedNode(Node):
     op_name = "zip"
 
     def _make_splits(self) -> list[Split]:
@@ -382,7 +320,7 @@ class ZippedRDD(RDD):
 _MISSING = object()
 
 
-class CartesianRDD(RDD):
+class CartesianNode(Node):
     op_name = "cartesian"
 
     def _make_splits(self) -> list[Split]:
@@ -403,12 +341,12 @@ class CartesianRDD(RDD):
 # ---- shuffle ---------------------------------------------------------------------------------
 
 
-class ShuffledRDD(RDD):
+class ShuffledNode(Node):
     """The reduce side of a shuffle.  Its parent is the previous stage; it is not pickled."""
 
     op_name = "shuffle"
 
-    def __init__(self, parent: RDD, partitioner, *, map_side_aggregator=None, reduce_aggregator=None,
+    def __init__(self, parent: Node, partitioner, *, map_side_aggregator=None, reduce_aggregator=None,
                  combined: bool = False, sort_key: Callable | None = None, ascending: bool = True,
                  op_name: str | None = None):
         self.op_name = op_name or self.op_name
