@@ -21,6 +21,7 @@ def test_ctrl_c_waits_for_the_invocations_then_cleans_the_store(lambda_endpoint,
         import dagrun
 
         def slow(x):
+            open({str(tmp_path / "started")!r}, "a").close()  # the test waits for a task to be running
             time.sleep(4.0)  # long enough to be mid-task when Ctrl-C comes
             return x % 3, x
 
@@ -32,9 +33,9 @@ def test_ctrl_c_waits_for_the_invocations_then_cleans_the_store(lambda_endpoint,
                             env={**os.environ, "AWS_ENDPOINT_URL_LAMBDA": endpoint.url})
     try:
         deadline = time.time() + 60
-        while endpoint.in_flight < 2 and time.time() < deadline:  # tasks are running in invocations
+        while not (tmp_path / "started").exists() and time.time() < deadline:  # a task runs in an invocation
             time.sleep(0.05)
-        time.sleep(0.5)
+        time.sleep(0.3)
         assert endpoint.in_flight >= 1
         proc.send_signal(signal.SIGINT)
         interrupted = time.time()
