@@ -43,6 +43,8 @@ __all__ = ["AttemptRecord", "Driver"]
 
 log = logging.getLogger("dagrun.scheduler")
 
+_DRAIN_LIMIT = 10_000  # events read back to back before a tick may run
+
 
 class Driver:
     tick = 0.05
@@ -133,19 +135,17 @@ class Driver:
             except queue.Empty:
                 item = None
             try:
-                if item is not None:
-                    # then whatever queued up while that one (or a stall) kept the loop busy
-                    batch = [item]
-                    for _ in range(self.events.qsize()):
-                        try:
-                            batch.append(self.events.get_nowait())
-                        except queue.Empty:
-                            break
-                    for item in batch:
-                        if item[0] == "stop":
-                            self._shutdown(item[1])
-                            return
-                        self._dispatch(item)
+                if item is not None and not self._handle_item(item):
+                    return
+                # whatever queued up while that one (or a stall) kept the loop busy is read
+                # before any check that depends on time, bounded so ticks still happen
+                for _ in range(_DRAIN_LIMIT):
+                    try:
+                        item = self.events.get_nowait()
+                    except queue.Empty:
+                        break
+                    if not self._handle_item(item):
+                        return
                 if time.monotonic() >= next_tick:
                     self._perform(self.core.handle(Tick(time.monotonic())))
                     next_tick = time.monotonic() + self.tick
@@ -153,12 +153,23 @@ class Driver:
                 log.exception("driver loop error")
                 self._perform(self.core.handle(CancelJob(None, time.monotonic(), exc)))
 
+    def _handle_item(self, item: tuple) -> bool:
+        if item[0] == "stop":
+            self._shutdown(item[1])
+            return False
+        self._dispatch(item)
+        return True
+
     def _dispatch(self, item: tuple) -> None:
         now = time.monotonic()
         kind = item[0]
         if kind == "msg":
             self._on_message(item[1], item[2], now)
         elif kind == "job":
+            if self.core.dag is not None:
+                item[2].set_exception(RuntimeError(f"job {self.core.dag.job.job_id} is still running on this "
+                                                   "driver; run jobs one after another (one job at a time)"))
+                return
             job, self._future, self._progress = item[1], item[2], item[3]
             self._dag = None
             out = self.core.handle(SubmitJob(job, now))

@@ -30,7 +30,7 @@ from shuffle.codec import decode_records
 from shuffle.errors import ChecksumMismatch, FetchFailed
 from shuffle.spill import AggregatorLike, external_combine, external_sort
 from shuffle.store import BlockStore
-from shuffle.writer import BlockRef
+from shuffle.writer import BlockColumn, BlockRef
 
 __all__ = ["merge_combiners", "read_blocks", "sort_records"]
 
@@ -39,9 +39,9 @@ def _describe(block: BlockRef, problem: str) -> str:
     return f"{block.key} [{block.offset}, {block.offset + block.length}): {problem}"
 
 
-def read_blocks(store: BlockStore, blocks: list[BlockRef], max_concurrency: int = 16) -> Iterator:
-    """Records of ``blocks`` in the given order; raises ``FetchFailed`` before yielding any
-    record if a block is missing or corrupt."""
+def read_blocks(store: BlockStore, blocks: BlockColumn | Iterable[BlockRef], max_concurrency: int = 16) -> Iterator:
+    """Records of ``blocks`` (a reducer's ``BlockColumn``, or ``BlockRef``s) in the given order;
+    raises ``FetchFailed`` before yielding any record if a block is missing or corrupt."""
     wanted = [b for b in blocks if b.length > 0]
     results = store.get_ranges([(b.key, b.offset, b.offset + b.length) for b in wanted],
                                max_concurrency, return_exceptions=True)

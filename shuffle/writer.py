@@ -22,21 +22,23 @@ Policy:
   always means "object exists".
 
 Promise: the returned :class:`MapStatus` locates, counts and checksums every partition's
-segment, so a reducer needs no index object and no LIST.
+segment, so a reducer needs no index object and no LIST.  A reducer is handed its
+:class:`BlockColumn`: one reduce partition's non-empty segments across all maps.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from shuffle.codec import RecordEncoder, default_codec_for
 from shuffle.layout import block_key
 from shuffle.spill import CombineMap, chunked
 from shuffle.store import BlockStore
 
-__all__ = ["Aggregator", "BlockRef", "MapStatus", "Segment", "write_map_output"]
+__all__ = ["Aggregator", "BlockColumn", "BlockRef", "MapStatus", "Segment", "write_map_output"]
 
 _CHECK_EVERY = 4096
 _LIVE_OBJECT_FACTOR = 4  # Python objects take ~2-5x their pickled size
@@ -65,27 +67,98 @@ class BlockRef:
     checksum: int
 
 
+def _numbers(code: str, values: Iterable[int] = ()) -> array:
+    return array(code, values)
+
+
 @dataclass(frozen=True)
 class MapStatus:
-    """What a map attempt wrote: its object key and one segment per reduce partition."""
+    """What a map attempt wrote: its object key and, per reduce partition, where its segment
+    lies (offset, length), how many records it holds and its CRC32, as four arrays.
+
+    Arrays, not one object per segment: the driver holds M of these per shuffle, so a
+    shuffle costs O(M x R) machine numbers, never O(M x R) Python objects.
+    """
 
     shuffle_id: int
     map_id: int
     attempt: int
     key: str
-    segments: tuple[Segment, ...]
+    offsets: array = field(repr=False)
+    lengths: array = field(repr=False)
+    counts: array = field(repr=False)
+    checksums: array = field(repr=False)
+
+    @classmethod
+    def of_segments(cls, shuffle_id: int, map_id: int, attempt: int, key: str,
+                    segments: Iterable[Segment]) -> "MapStatus":
+        segments = list(segments)
+        return cls(shuffle_id, map_id, attempt, key, _numbers("Q", (s.offset for s in segments)),
+                   _numbers("Q", (s.length for s in segments)), _numbers("Q", (s.count for s in segments)),
+                   _numbers("I", (s.checksum for s in segments)))
+
+    @property
+    def num_partitions(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        return tuple(map(Segment, self.offsets, self.lengths, self.counts, self.checksums))
 
     def block(self, reduce_id: int) -> BlockRef:
-        s = self.segments[reduce_id]
-        return BlockRef(self.shuffle_id, self.map_id, self.key, s.offset, s.length, s.count, s.checksum)
+        r = reduce_id
+        return BlockRef(self.shuffle_id, self.map_id, self.key, self.offsets[r], self.lengths[r],
+                        self.counts[r], self.checksums[r])
 
     @property
     def bytes_written(self) -> int:
-        return sum(s.length for s in self.segments)
+        return sum(self.lengths)
 
     @property
     def records_written(self) -> int:
-        return sum(s.count for s in self.segments)
+        return sum(self.counts)
+
+
+class BlockColumn:
+    """One reduce partition's blocks of one shuffle: its column of the shuffle's map statuses.
+
+    Only the non-empty segments, in map order, as parallel arrays plus their object keys:
+    what travels to a reducer is O(M) numbers.  Iterating gives ``BlockRef``s, so a reader
+    treats it like a list of them.
+    """
+
+    __slots__ = ("shuffle_id", "reduce_id", "num_maps", "map_ids", "keys", "offsets", "lengths", "counts",
+                 "checksums")
+
+    def __init__(self, shuffle_id: int, reduce_id: int, statuses: Sequence[MapStatus]):
+        self.shuffle_id, self.reduce_id, self.num_maps = shuffle_id, reduce_id, len(statuses)
+        r = reduce_id
+        chosen = [s for s in statuses if s.lengths[r]]
+        self.map_ids = _numbers("Q", (s.map_id for s in chosen))
+        self.keys = [s.key for s in chosen]
+        self.offsets = _numbers("Q", (s.offsets[r] for s in chosen))
+        self.lengths = _numbers("Q", (s.lengths[r] for s in chosen))
+        self.counts = _numbers("Q", (s.counts[r] for s in chosen))
+        self.checksums = _numbers("I", (s.checksums[r] for s in chosen))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[BlockRef]:
+        sid = self.shuffle_id
+        return map(lambda m, k, o, n, c, x: BlockRef(sid, m, k, o, n, c, x), self.map_ids, self.keys,
+                   self.offsets, self.lengths, self.counts, self.checksums)
+
+    def __getstate__(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple) -> None:
+        for name, value in zip(self.__slots__, state):
+            setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        return (f"BlockColumn(shuffle {self.shuffle_id}, reduce {self.reduce_id}: {len(self)} of "
+                f"{self.num_maps} maps non-empty)")
 
 
 @dataclass(frozen=True)
@@ -111,13 +184,22 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
         raise ValueError(f"num_partitions must be >= 1, got {num_partitions}")
     key = block_key(job_id, shuffle_id, map_id, attempt, prefixes)
     codec = codec or default_codec_for(store.protocol)
-    encoders = [RecordEncoder(codec) for _ in range(num_partitions)]
-    chunks: list[list[bytes]] = [[] for _ in range(num_partitions)]
     n = num_partitions
+    # an encoder only for partitions that get records: with many reduce partitions and
+    # little data per map (an M x M shuffle of small data) most segments stay empty
+    encoders: dict[int, RecordEncoder] = {}
+    chunks: dict[int, list[bytes]] = {}
+
+    def encoder(p: int) -> RecordEncoder:
+        enc = encoders.get(p)
+        if enc is None:
+            enc = encoders[p] = RecordEncoder(codec)
+            chunks[p] = []
+        return enc
 
     def encode_all() -> None:
-        for enc, out in zip(encoders, chunks):
-            out.extend(enc.take_chunks())
+        for p, enc in encoders.items():
+            chunks[p].extend(enc.take_chunks())
 
     if aggregator is None:
         # Partition a chunk at a time: one call for the chunk's partition numbers (the
@@ -130,16 +212,17 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
                 bad = next(i for i, p in enumerate(parts) if not 0 <= p < n)
                 raise _bad_partition(parts[bad], keys[bad], n)
             if n == 1:
-                encoders[0].extend(chunk)
+                encoder(0).extend(chunk)
             else:
-                buckets: list[list] = [[] for _ in range(n)]
-                appends = [b.append for b in buckets]
+                buckets: dict[int, list] = {}
                 for p, record in zip(parts, chunk):
-                    appends[p](record)
-                for enc, bucket in zip(encoders, buckets):
-                    if bucket:
-                        enc.extend(bucket)
-            pending = sum(e.pending_bytes() for e in encoders) * _LIVE_OBJECT_FACTOR
+                    bucket = buckets.get(p)
+                    if bucket is None:
+                        bucket = buckets[p] = []
+                    bucket.append(record)
+                for p, bucket in buckets.items():
+                    encoder(p).extend(bucket)
+            pending = sum(e.pending_bytes() for e in encoders.values()) * _LIVE_OBJECT_FACTOR
             if pending > memory_budget:
                 encode_all()
     else:
@@ -150,7 +233,7 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
                 p = partition_of(k)
                 if not 0 <= p < n:
                     raise _bad_partition(p, k, n)
-                encoders[p].add((k, c))
+                encoder(p).add((k, c))
             encode_all()
 
         for chunk in chunked(records, 2048):
@@ -159,10 +242,15 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
         spill()
 
     encode_all()
-    segments, offset = [], 0
-    for enc, out in zip(encoders, chunks):
-        length = sum(map(len, out))
-        segments.append(Segment(offset, length, enc.count, enc.checksum))
+    offsets, lengths, counts, checksums = (_numbers(c, bytes(8 * n if c == "Q" else 4 * n)) for c in "QQQI")
+    offset, parts_in_order = 0, []
+    for p in sorted(encoders):
+        length = sum(map(len, chunks[p]))
+        offsets[p], lengths[p], counts[p], checksums[p] = offset, length, encoders[p].count, encoders[p].checksum
         offset += length
-    store.put(key, b"".join(itertools.chain.from_iterable(chunks)))
-    return MapStatus(shuffle_id, map_id, attempt, key, tuple(segments))
+        parts_in_order.append(chunks[p])
+    for p in range(n):  # an empty segment sits where the next non-empty one starts
+        if not lengths[p] and p:
+            offsets[p] = offsets[p - 1] + lengths[p - 1]
+    store.put(key, b"".join(itertools.chain.from_iterable(parts_in_order)))
+    return MapStatus(shuffle_id, map_id, attempt, key, offsets, lengths, counts, checksums)

@@ -2,6 +2,7 @@
 
     dagrun bench scan|aggregate|sort|sort-lambda|wordlen --size 1GB [--executors 2] [--store URL]
                  [--memory 1GB] [--compare] [--json OUT]
+    dagrun bench scheduler [--executors 16] [--tasks 10000] [--maps 2000]  (``bench_scheduler``)
 
 Policy: data is generated once per (kind, size, seed) under ``--data`` (default
 ``./bench-data``) and read once before timing so the page cache is warm.  dagrun's wall
@@ -29,9 +30,11 @@ from dagrun.cli.gen import parse_size
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="benchmark a job against peers on the same data")
-    p.add_argument("bench", choices=sorted(JOBS))
+    p.add_argument("bench", choices=sorted([*JOBS, "scheduler"]))
     p.add_argument("--size", default="256MB", help="input size, e.g. 1GB (default 256MB)")
-    p.add_argument("--executors", type=int, default=2)
+    p.add_argument("--executors", type=int, default=None, help="local executors (default 2; scheduler: 16)")
+    p.add_argument("--tasks", type=int, default=10_000, help="scheduler: one-element tasks to dispatch")
+    p.add_argument("--maps", type=int, default=2000, help="scheduler: map (and reduce) partitions of the shuffle")
     p.add_argument("--store", default=None, help="shuffle store URL (default: a temp dir)")
     p.add_argument("--memory", default=None, help="memory budget per executor for shuffle data, e.g. 1GB")
     p.add_argument("--compare", action="store_true", help="also run the peers on the same data")
@@ -95,6 +98,11 @@ def job_stats(jobs: list) -> dict[str, Any]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.bench == "scheduler":
+        from dagrun.cli.bench_scheduler import run
+
+        return run(args)
+    args.executors = args.executors or 2
     size = parse_size(args.size)
     memory = parse_bytes(args.memory) if args.memory else None
     os.makedirs(args.data, exist_ok=True)

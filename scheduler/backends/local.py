@@ -3,7 +3,8 @@
 It emulates Lambda's limits: each process gets ``executor_timeout`` seconds of life and is
 killed when that runs out (plus a short grace), the way Lambda ends an invocation; each has
 its own scratch directory.  A monitor thread per process reports its exit to the driver,
-which treats an exit before retirement as a lost executor.
+which treats an exit before retirement as a lost executor; an executor's stderr is copied
+to the driver's, and its last lines go with the exit reason.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Sequence
+from collections import deque
+from typing import IO, Any, Sequence
 
 from scheduler.backends import ExecutorSettings, Notify
 
 _KILL_GRACE = 0.2  # the process's deadline counts from its launch, as a Lambda invocation's does
+_TAIL_LINES = 12
 
 
 class LocalBackend:
@@ -55,16 +58,25 @@ class LocalBackend:
         env = {**os.environ, "DAGRUN_SECRET": s.secret.hex(), "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": executor_path()}
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno()
-                                if _has_fileno(sys.stderr) else None)
+                                if _has_fileno(sys.stderr) else None, stderr=subprocess.PIPE)
         with self._lock:
             self._procs[executor_id] = proc
-        threading.Thread(target=self._watch, args=(executor_id, proc, scratch), daemon=True,
+        # the last lines of its stderr, so an executor that dies says why in the driver's error
+        tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        tee = threading.Thread(target=_tee, args=(proc.stderr, tail), daemon=True, name=f"dagrun-stderr-{executor_id}")
+        tee.start()
+        threading.Thread(target=self._watch, args=(executor_id, proc, scratch, tee, tail), daemon=True,
                          name=f"dagrun-watch-{executor_id}").start()
 
-    def _watch(self, executor_id: str, proc: subprocess.Popen, scratch: str) -> None:
+    def _watch(self, executor_id: str, proc: subprocess.Popen, scratch: str, tee: threading.Thread,
+               tail: deque) -> None:
         try:
             code = proc.wait(timeout=self.settings.executor_timeout + _KILL_GRACE)
             reason = "exited" if code == 0 else f"exited with code {code}"
+            if code != 0:
+                tee.join(1.0)
+                if tail:
+                    reason += ": " + "".join(tail).strip()
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -99,6 +111,22 @@ class LocalBackend:
             except subprocess.TimeoutExpired:
                 proc.kill()
         shutil.rmtree(self._scratch_root, ignore_errors=True)
+
+
+def _tee(stream: IO[bytes], tail: deque) -> None:
+    """Copy an executor's stderr to ours as it comes, keeping its last lines."""
+    out = getattr(sys.stderr, "buffer", None)
+    for line in iter(stream.readline, b""):
+        tail.append(line.decode(errors="replace"))
+        try:
+            if out is not None:
+                out.write(line)
+                out.flush()
+            else:
+                sys.stderr.write(line.decode(errors="replace"))
+        except (OSError, ValueError):
+            pass  # our stderr is gone; keep reading so the executor never blocks on a full pipe
+    stream.close()
 
 
 def _has_fileno(stream) -> bool:

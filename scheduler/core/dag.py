@@ -5,7 +5,7 @@ answers with the task specs that may run now.
 
 State:
 - ``MapOutputTracker`` (outlives jobs, so persisted stages are reused): for each shuffle,
-  the committed ``MapStatus`` of each map partition.
+  the committed ``MapStatus`` of each map partition (segment tables as arrays) and a count.
 - ``DagState`` (one per job): the stages, their readiness, the tasks parked on a fetch
   failure, and the result stage's committed values.
 
@@ -14,18 +14,20 @@ Policy (docs/architecture.md, Invariants, 4. Failures are classified):
   outputs are all tracked already (a persisted RDD, or an earlier job's) is skipped.
 - A fetch failure unregisters only the named map outputs, resubmits only those map tasks,
   and parks the failed task until they commit again.  A stage is never resubmitted whole.
-- A task is given exactly the ``BlockRef``s it needs: for each (shuffle, reduce partition)
-  it reads, one per map partition, in map order.  It never needs a LIST.
+- A task is given exactly the blocks it needs: for each (shuffle, reduce partition) it
+  reads, one ``BlockColumn`` (the non-empty segments of every map, in map order).  It never
+  needs a LIST.  A commit costs O(1) (a slot and a count), readiness O(parents).
 
 The scheduler knows nothing of RDDs: a task is a (stage, partition) plus opaque blobs.
 """
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
-from shuffle.writer import BlockRef, MapStatus
+from shuffle.writer import BlockColumn, MapStatus
 
 from scheduler.core.events import TaskKey, TaskSpec
 
@@ -53,54 +55,89 @@ class JobSpec:
     runner: str  # dotted path of the function executors run each task with, given by the planner
 
 
+class _Shuffle:
+    """One shuffle's committed map statuses, slot per map, with a count so that completeness is O(1)."""
+
+    __slots__ = ("statuses", "stamps", "registered")
+
+    def __init__(self, num_maps: int) -> None:
+        self.statuses: list[MapStatus | None] = [None] * num_maps
+        self.stamps = array("Q", bytes(8 * num_maps))  # the epoch each output was registered at
+        self.registered = 0
+
+
 class MapOutputTracker:
-    """Committed map outputs by shuffle; the first committed attempt of each map wins."""
+    """Committed map outputs by shuffle; the first committed attempt of each map wins.
+
+    Per shuffle, one slot per map holding its ``MapStatus`` (whose segment table is four
+    arrays), so a commit is O(1) and a reducer's inputs are one ``BlockColumn``, built in O(M).
+    """
 
     def __init__(self) -> None:
-        self.outputs: dict[int, dict[int, MapStatus]] = {}
-        self.num_maps: dict[int, int] = {}
+        self._shuffles: dict[int, _Shuffle] = {}
         # Spark's epoch: a fetch failure from a task launched before an output was
         # (re)registered says nothing about that newer output
         self.epoch = 0
-        self.stamps: dict[tuple[int, int], int] = {}
+
+    @property
+    def outputs(self) -> dict[int, dict[int, MapStatus]]:
+        """The committed statuses as {shuffle: {map: status}} (a copy, for inspection)."""
+        return {sid: {m: st for m, st in enumerate(sh.statuses) if st is not None}
+                for sid, sh in self._shuffles.items()}
+
+    @property
+    def num_maps(self) -> dict[int, int]:
+        return {sid: len(sh.statuses) for sid, sh in self._shuffles.items()}
 
     def register_shuffle(self, shuffle_id: int, num_maps: int) -> None:
-        self.num_maps.setdefault(shuffle_id, num_maps)
-        self.outputs.setdefault(shuffle_id, {})
+        if shuffle_id not in self._shuffles:
+            self._shuffles[shuffle_id] = _Shuffle(num_maps)
 
     def register(self, shuffle_id: int, map_id: int, status: MapStatus) -> bool:
-        maps = self.outputs.setdefault(shuffle_id, {})
-        if map_id in maps:
+        shuffle = self._shuffles.get(shuffle_id)
+        if shuffle is None:
+            raise KeyError(f"shuffle {shuffle_id} was never registered with the tracker")
+        if shuffle.statuses[map_id] is not None:
             return False
-        maps[map_id] = status
+        shuffle.statuses[map_id] = status
+        shuffle.registered += 1
         self.epoch += 1
-        self.stamps[(shuffle_id, map_id)] = self.epoch
+        shuffle.stamps[map_id] = self.epoch
         return True
 
     def unregister(self, shuffle_id: int, map_ids: tuple[int, ...], seen_epoch: int | None = None) -> list[MapStatus]:
         """Forget outputs reported lost, unless they were registered after ``seen_epoch``."""
-        maps = self.outputs.get(shuffle_id, {})
-        lost = [m for m in map_ids if m in maps
-                and (seen_epoch is None or self.stamps.get((shuffle_id, m), 0) <= seen_epoch)]
-        return [maps.pop(m) for m in lost]
+        shuffle = self._shuffles.get(shuffle_id)
+        if shuffle is None:
+            return []
+        lost = []
+        for m in dict.fromkeys(map_ids):
+            status = shuffle.statuses[m] if 0 <= m < len(shuffle.statuses) else None
+            if status is not None and (seen_epoch is None or shuffle.stamps[m] <= seen_epoch):
+                shuffle.statuses[m] = None
+                shuffle.registered -= 1
+                lost.append(status)
+        return lost
 
     def missing(self, shuffle_id: int) -> list[int]:
-        maps = self.outputs.get(shuffle_id, {})
-        return [m for m in range(self.num_maps.get(shuffle_id, 0)) if m not in maps]
+        shuffle = self._shuffles.get(shuffle_id)
+        if shuffle is None or shuffle.registered == len(shuffle.statuses):
+            return []
+        return [m for m, status in enumerate(shuffle.statuses) if status is None]
 
     def complete(self, shuffle_id: int) -> bool:
-        return shuffle_id in self.num_maps and not self.missing(shuffle_id)
+        shuffle = self._shuffles.get(shuffle_id)
+        return shuffle is not None and shuffle.registered == len(shuffle.statuses)
 
-    def blocks(self, shuffle_id: int, reduce_id: int) -> list[BlockRef] | None:
+    def blocks(self, shuffle_id: int, reduce_id: int) -> BlockColumn | None:
         """The blocks reduce partition ``reduce_id`` reads, or None while any map is missing."""
         if not self.complete(shuffle_id):
             return None
-        maps = self.outputs[shuffle_id]
-        return [maps[m].block(reduce_id) for m in range(self.num_maps[shuffle_id])]
+        return BlockColumn(shuffle_id, reduce_id, self._shuffles[shuffle_id].statuses)
 
     def drop_shuffle(self, shuffle_id: int) -> list[MapStatus]:
-        self.num_maps.pop(shuffle_id, None)
-        return list(self.outputs.pop(shuffle_id, {}).values())
+        shuffle = self._shuffles.pop(shuffle_id, None)
+        return [] if shuffle is None else [s for s in shuffle.statuses if s is not None]
 
 
 class DagState:
@@ -123,7 +160,7 @@ class DagState:
     def start(self) -> list[TaskSpec]:
         return self._submit_ready()
 
-    def inputs(self, key: TaskKey) -> dict[tuple[int, int], list[BlockRef]] | None:
+    def inputs(self, key: TaskKey) -> dict[tuple[int, int], BlockColumn] | None:
         """The blocks a task reads, or None if one of its map outputs is missing right now."""
         stage = self.job.stages[key[0]]
         out = {}

@@ -138,6 +138,7 @@ class Launch:
 class Kill:
     executor_id: str
     reason: str
+    timed_out: tuple[TaskKey, int] | None = None  # the attempt that ran past task_timeout, if that is why
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,8 @@ class JobCore:
         self._open: dict[tuple[TaskKey, int], AttemptRecord] = {}
         self._open_by_executor: dict[str, set[tuple[TaskKey, int]]] = {}
         self._held: dict[str, dict[str, None]] = {}
+        self._by_attempt: dict[tuple[TaskKey, int], AttemptRecord] = {}
+        self._current: tuple | None = None  # the attempt whose result is being handled
         self._refetched: Counter = Counter()
 
     # ---- the one entry point ---------------------------------------------------------------
@@ -218,6 +220,7 @@ class JobCore:
     def _on_result(self, ev: ResultReceived) -> list:
         attempt_key = (ev.key, ev.attempt)
         record = self._close_attempt(ev.executor_id, attempt_key)
+        self._current = (attempt_key, record) if record is not None else None
         if record is not None:
             record.finished, record.metrics = ev.finished or self._wall(ev.now), ev.metrics
         out: list = []
@@ -267,7 +270,7 @@ class JobCore:
             elif isinstance(ins, AbortJob):
                 out += self._abort(ins, now)
             elif isinstance(ins, Kill):
-                self._held.pop(ins.executor_id, None)
+                self._killed(ins, now)
                 out.append(ins)
             else:  # Launch, Retire: the I/O shell's business
                 out.append(ins)
@@ -299,19 +302,32 @@ class JobCore:
                                ins.speculative, self._wall(now), epoch=self.tracker.epoch)
         self.attempts.append(record)
         self._open[(ins.key, ins.attempt)] = record
+        self._by_attempt[(ins.key, ins.attempt)] = record
         self._open_by_executor.setdefault(ins.executor_id, set()).add((ins.key, ins.attempt))
         return [SendTask(ins.executor_id, job.job_id, ins.key[0], ins.key[1], ins.attempt, stage_key, blob,
                          job.task_blobs[ins.key], inputs, job.runner, ins.speculative)]
+
+    def _killed(self, ins: Kill, now: float) -> None:
+        self._held.pop(ins.executor_id, None)
+        for attempt_key in self._open_by_executor.pop(ins.executor_id, set()):
+            record = self._open.pop(attempt_key, None)
+            if record is None or record.outcome != "running":
+                continue
+            record.finished = self._wall(now)
+            if attempt_key == ins.timed_out:
+                record.outcome, record.error = "failed", f"TaskTimeout: {ins.reason}"
+            else:
+                record.outcome = "lost"
 
     def _close_attempt(self, executor_id: str, attempt_key) -> AttemptRecord | None:
         self._open_by_executor.get(executor_id, set()).discard(attempt_key)
         return self._open.pop(attempt_key, None)
 
     def _record(self, key: TaskKey, attempt: int) -> AttemptRecord | None:
-        for record in reversed(self.attempts):
-            if (record.stage_id, record.partition, record.attempt) == (*key, attempt):
-                return record
-        return None
+        record = self._by_attempt.get((key, attempt))
+        if record is None and self._current is not None and self._current[0] == (key, attempt):
+            record = self._current[1]  # a late attempt of a job that has ended
+        return record
 
     def _commit(self, ins: Commit, now: float) -> list:
         value = self._results.pop((ins.key, ins.attempt), None)
@@ -340,23 +356,21 @@ class JobCore:
         dag = self.dag
         if dag is None:
             return []
-        for map_id in ins.map_ids:
-            self._refetched[(ins.shuffle_id, map_id)] += 1
-        worst = max(ins.map_ids, key=lambda m: self._refetched[(ins.shuffle_id, m)], default=None)
-        if worst is not None and self._refetched[(ins.shuffle_id, worst)] > self.max_refetches:
-            record = self._record(ins.key, ins.attempt)
-            detail = record.error if record is not None and record.error else "its block could not be read"
-            stage = dag.job.stages[ins.key[0]]
-            reason = (f"could not read map output {worst} of shuffle {ins.shuffle_id} after it was "
-                      f"regenerated {self.max_refetches} times ({detail}); the block is damaged every "
-                      "time it is written: check the store and the map stage's output")
-            return self._fail(JobAborted(dag.job.job_id, ins.key[0], ins.key[1], stage.name, reason), now)
         record = self._record(ins.key, ins.attempt)
         specs, lost = dag.on_refetch(ins.key, ins.shuffle_id, ins.map_ids, record.epoch if record else None)
+        out: list = [DropOutput(status) for status in lost]
+        for status in lost:  # each one a regeneration that was read and found unreadable
+            self._refetched[(ins.shuffle_id, status.map_id)] += 1
+            if self._refetched[(ins.shuffle_id, status.map_id)] > self.max_refetches:
+                detail = record.error if record is not None and record.error else "it could not be read"
+                stage = dag.job.stages[ins.key[0]]
+                reason = (f"could not read block {status.key} (map output {status.map_id} of shuffle "
+                          f"{ins.shuffle_id}) after it was regenerated {self.max_refetches} times: {detail}. "
+                          "It is damaged every time it is written: check the store and the map stage's output")
+                return out + self._fail(JobAborted(dag.job.job_id, ins.key[0], ins.key[1], stage.name, reason), now)
         # tasks still waiting to start would only fail the same way: hold them until the maps are back
         parked = self.machine.park(dag.readers_of(ins.shuffle_id), now)
         dag.park(parked, ins.shuffle_id)
-        out: list = [DropOutput(status) for status in lost]
         return out + self._run(self.machine.submit(specs, now), now)
 
     def _abort(self, ins: AbortJob, now: float) -> list:
@@ -391,4 +405,5 @@ class JobCore:
         log = self.machine.take_log(self._log_start)
         self._log_start = 0
         attempts, self.attempts = self.attempts, []
+        self._by_attempt = {}
         return attempts, log

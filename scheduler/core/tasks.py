@@ -29,9 +29,10 @@ Policy:
   running is dropped (``Discard``); the first successful attempt wins (``Commit``).
 - An attempt running longer than ``task_timeout`` is a task error ("timed out after N s")
   and its executor is killed (a running task cannot be stopped any other way).
-- ``max_launch_failures`` executors in a row that end before registering abort the job with
-  the last one's own words: a broken environment must not relaunch forever.  Giving an
-  executor a task resets the count.
+- ``max_launch_failures`` executors in a row that end before registering, over at least
+  ``launch_failure_window`` seconds, abort the job with the last one's own words: a broken
+  environment must not relaunch forever, and a loaded host that starts executors slowly
+  gets time.  Any executor that registers resets the count.
 - Speculation: once ``speculation_quantile`` of a stage's tasks are done, a task whose only
   attempt has run longer than ``speculation_multiplier`` x the stage median gets one backup
   attempt on another executor.
@@ -46,8 +47,7 @@ deadlines, launch and task timeouts, idle retirement) is swept on a ``Tick`` at 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Literal
+from typing import Callable, Iterable
 
 from scheduler.core.events import (
     AbortJob, Assign, Commit, Discard, Event, ExecutorLost, ExecutorRegistered, ExecutorRetired,
@@ -55,85 +55,11 @@ from scheduler.core.events import (
     TaskKey, TaskSpec, TaskSucceeded, Throttled, Tick,
 )
 from scheduler.core.ramp import Ramp
+from scheduler.core.records import ExecutorRecord, PendingQueue, Policy, Running, RunningMedian, TaskRecord
+
+__all__ = ["ExecutorRecord", "Policy", "Running", "RunningMedian", "SWEEP_EVERY", "TaskRecord", "TaskStateMachine"]
 
 SWEEP_EVERY = 0.25  # seconds between time-driven checks
-
-
-@dataclass(frozen=True)
-class Policy:
-    max_executors: int = 2
-    max_attempts: int = 4
-    max_executor_losses: int = 8
-    retire_margin: float = 5.0
-    idle_timeout: float = 60.0
-    heartbeat_timeout: float = 30.0
-    launch_timeout: float = 120.0
-    ramp_initial: float = 4.0
-    ramp_slope: float = 4.0
-    speculation: bool = True
-    speculation_quantile: float = 0.75
-    speculation_multiplier: float = 1.5
-    speculation_min_seconds: float = 0.2
-    task_timeout: float | None = None  # seconds an attempt may run; None: no limit
-    max_launch_failures: int = 10  # executors in a row that end before registering
-
-
-@dataclass
-class Running:
-    executor_id: str
-    started: float
-    speculative: bool
-
-
-@dataclass
-class TaskRecord:
-    spec: TaskSpec
-    status: Literal["pending", "running", "waiting", "done"] = "pending"
-    next_attempt: int = 0
-    failures: int = 0
-    losses: int = 0
-    speculated: bool = False
-    running: dict[int, Running] = field(default_factory=dict)
-
-
-@dataclass
-class ExecutorRecord:
-    executor_id: str
-    state: Literal["launching", "idle", "busy", "retiring"]
-    since: float
-    last_seen: float
-    deadline: float | None = None
-    slots: int = 1
-    tasks: dict[tuple[TaskKey, int], None] = field(default_factory=dict)
-
-    @property
-    def task(self) -> tuple[TaskKey, int] | None:
-        return next(iter(self.tasks), None)
-
-
-class RunningMedian:
-    """The median of the values added so far, in O(log n) per value (two heaps)."""
-
-    def __init__(self) -> None:
-        self._low: list[float] = []  # a max-heap, negated
-        self._high: list[float] = []
-        self.count = 0
-
-    def add(self, value: float) -> None:
-        if self._low and value > -self._low[0]:
-            heapq.heappush(self._high, value)
-        else:
-            heapq.heappush(self._low, -value)
-        if len(self._low) > len(self._high) + 1:
-            heapq.heappush(self._high, -heapq.heappop(self._low))
-        elif len(self._high) > len(self._low):
-            heapq.heappush(self._low, -heapq.heappop(self._high))
-        self.count += 1
-
-    def median(self) -> float:
-        if len(self._low) > len(self._high):
-            return -self._low[0]
-        return (-self._low[0] + self._high[0]) / 2
 
 
 class TaskStateMachine:
@@ -146,9 +72,7 @@ class TaskStateMachine:
         self.executors: dict[str, ExecutorRecord] = {}
         self.durations: dict[int, RunningMedian] = {}
         self.log: list[LogEntry] = []
-        self._front: dict[TaskKey, None] = {}  # retried tasks: usually on the critical path
-        self._queue: dict[int, dict[TaskKey, None]] = {}  # stage -> pending tasks, in order
-        self._pending = 0
+        self._queue = PendingQueue()
         self._free: dict[str, None] = {}  # executors with a free slot, longest free first
         self._launching = 0
         self._active = 0  # not retiring
@@ -158,6 +82,7 @@ class TaskStateMachine:
         self._timeouts: list[tuple[float, TaskKey, int, str]] = []
         self._next_sweep = float("-inf")
         self._launch_failures = 0
+        self._first_launch_failure = 0.0
         self._id_prefix = id_prefix
         self._launched = 0
         self._had_demand = False
@@ -188,7 +113,7 @@ class TaskStateMachine:
                 continue
             record.status = "pending"
             record.speculated = False
-            self._enqueue(spec.key)
+            self._queue.add(spec.key)
             self._log(now, "submit", key=spec.key)
         return self._schedule(now, None)
 
@@ -211,7 +136,7 @@ class TaskStateMachine:
         for key in keys:
             record = self.tasks.get(key)
             if record is not None and record.status == "pending":
-                self._dequeue(key)
+                self._queue.remove(key)
                 record.status = "waiting"
                 parked.append(key)
         return parked
@@ -221,9 +146,7 @@ class TaskStateMachine:
         for key, record in list(self.tasks.items()):
             if record.status != "done":
                 self._forget(key)
-        self._front.clear()
         self._queue.clear()
-        self._pending = 0
         self._launch_failures = 0
 
     def forget_stages(self, stage_ids: Iterable[int], now: float) -> None:
@@ -231,9 +154,9 @@ class TaskStateMachine:
         for stage in stage_ids:
             for key in list(self._by_stage.get(stage, ())):
                 if self.tasks[key].status == "pending":
-                    self._dequeue(key)
+                    self._queue.remove(key)
                 self._forget(key)
-            for index in (self._by_stage, self._done, self._running, self.durations, self._queue):
+            for index in (self._by_stage, self._done, self._running, self.durations):
                 index.pop(stage, None)
 
     def take_log(self, start: int = 0) -> list[LogEntry]:
@@ -246,7 +169,7 @@ class TaskStateMachine:
 
     @property
     def pending(self) -> list[TaskKey]:
-        return [*self._front, *(k for q in self._queue.values() for k in q)]
+        return list(self._queue)
 
     def live_executors(self) -> list[ExecutorRecord]:
         return [e for e in self.executors.values() if e.state != "launching"]
@@ -272,6 +195,7 @@ class TaskStateMachine:
         self.executors[ev.executor_id] = ExecutorRecord(ev.executor_id, "idle", ev.now, ev.now, deadline,
                                                         max(1, ev.slots))
         self._free[ev.executor_id] = None
+        self._launch_failures = 0
         self._log(ev.now, "register", ev.executor_id, detail=ev.remaining)
         return []
 
@@ -284,7 +208,7 @@ class TaskStateMachine:
             self._log(ev.now, "discard", ev.executor_id, ev.key, ev.attempt, why)
             return [Discard(ev.key, ev.attempt, ev.executor_id, why)]
         if record.status == "pending":
-            self._dequeue(ev.key)
+            self._queue.remove(ev.key)
         record.status = "done"
         stage = ev.key[0]
         self._running.get(stage, {}).pop(ev.key, None)
@@ -344,23 +268,6 @@ class TaskStateMachine:
 
     # ---- helpers ---------------------------------------------------------------------------
 
-    def _enqueue(self, key: TaskKey, front: bool = False) -> None:
-        if front:
-            self._front[key] = None
-        else:
-            self._queue.setdefault(key[0], {})[key] = None
-        self._pending += 1
-
-    def _dequeue(self, key: TaskKey) -> None:
-        if self._front.pop(key, 0) is None:
-            self._pending -= 1
-            return
-        queue = self._queue.get(key[0])
-        if queue is not None and queue.pop(key, 0) is None:
-            self._pending -= 1
-            if not queue:
-                del self._queue[key[0]]
-
     def _forget(self, key: TaskKey) -> None:
         record = self.tasks.pop(key, None)
         if record is not None:
@@ -386,19 +293,25 @@ class TaskStateMachine:
     def _requeue(self, record: TaskRecord, key: TaskKey) -> None:
         if not record.running and record.status != "pending":
             record.status = "pending"
-            self._enqueue(key, front=True)
+            self._queue.add(key, front=True)
 
     def _abort(self, key: TaskKey | None, now: float, reason: str, error) -> list[Instruction]:
         self._log(now, "abort", key=key, detail=reason)
         return [AbortJob(key, reason, error)]
 
     def _launch_failed(self, now: float, reason: str) -> list[Instruction]:
+        if not self._launch_failures:
+            self._first_launch_failure = now
         self._launch_failures += 1
-        if self._launch_failures < self.policy.max_launch_failures or not (self._pending or any(self._running.values())):
+        # a loaded host starts executors slowly, a broken one never: give up only on a run of
+        # failures that has also lasted a while with no executor registering
+        if (self._launch_failures < self.policy.max_launch_failures
+                or now - self._first_launch_failure < self.policy.launch_failure_window
+                or not (self._queue.count or any(self._running.values()))):
             return []
         count, self._launch_failures = self._launch_failures, 0
-        return self._abort(None, now, f"{count} executors in a row ended before they registered; the last: {reason}",
-                           None)
+        return self._abort(None, now, f"{count} executors in a row ended before they registered, over "
+                           f"{now - self._first_launch_failure:.0f} s; the last: {reason}", None)
 
     def _free_slot(self, executor_id: str, key: TaskKey, attempt: int, now: float) -> None:
         executor = self.executors.get(executor_id)
@@ -447,7 +360,7 @@ class TaskStateMachine:
             limit = self.policy.task_timeout
             error = RemoteError("TaskTimeout", f"attempt {attempt} of task {key} timed out after {limit:g} s "
                                 "(task_timeout); its executor was killed", "", "error")
-            out.append(Kill(executor_id, f"its task ran longer than task_timeout ({limit:g} s)"))
+            out.append(Kill(executor_id, f"its task ran longer than task_timeout ({limit:g} s)", (key, attempt)))
             out += self._on_failed(TaskFailed(executor_id, key, attempt, now, "error", error))
             out += self._on_lost(ExecutorLost(executor_id, now, "killed: task_timeout"))
         for executor in list(self.executors.values()):
@@ -472,16 +385,6 @@ class TaskStateMachine:
         if executor.deadline is None:
             return True
         return executor.deadline - now >= self.expected_seconds(key) + self.policy.retire_margin
-
-    def _next_task(self, executor: ExecutorRecord, now: float) -> TaskKey | None:
-        for key in self._front:
-            if self._fits(executor, key, now):
-                return key
-        for queue in self._queue.values():
-            key = next(iter(queue))
-            if self._fits(executor, key, now):
-                return key
-        return None
 
     def _speculatable(self, now: float) -> list[TaskKey]:
         out = []
@@ -510,7 +413,7 @@ class TaskStateMachine:
         for executor_id in list(self._free):
             executor = self.executors[executor_id]
             while len(executor.tasks) < executor.slots:
-                key = self._next_task(executor, now) if self._pending else None
+                key = self._queue.first(lambda k: self._fits(executor, k, now)) if self._queue.count else None
                 is_backup = False
                 if key is None:
                     if not self.policy.speculation:
@@ -524,9 +427,9 @@ class TaskStateMachine:
                     speculative.remove(key)
                     is_backup = True
                 out.append(self._start_attempt(executor, key, now, is_backup))
-            if speculative is not None and not speculative and not self._pending:
+            if speculative is not None and not speculative and not self._queue.count:
                 break
-            if not self._pending and not self.policy.speculation:
+            if not self._queue.count and not self.policy.speculation:
                 break
         return out
 
@@ -535,13 +438,12 @@ class TaskStateMachine:
         attempt = record.next_attempt
         record.next_attempt += 1
         if record.status == "pending":
-            self._dequeue(key)
+            self._queue.remove(key)
         record.status = "running"
         record.speculated = record.speculated or is_backup
         record.running[attempt] = Running(executor.executor_id, now, is_backup)
         self._running.setdefault(key[0], {})[key] = None
         executor.tasks[(key, attempt)] = None
-        self._launch_failures = 0
         if executor.state == "idle":
             executor.state, executor.since = "busy", now
         if len(executor.tasks) >= executor.slots:
@@ -562,10 +464,10 @@ class TaskStateMachine:
             if executor.deadline is not None:
                 if cheapest is None:
                     cheapest = min((self.expected_seconds(k) for k in
-                                    [*self._front, *(next(iter(q)) for q in self._queue.values())]), default=0.0)
+                                    self._queue.heads()), default=0.0)
                 if executor.deadline - now < cheapest + self.policy.retire_margin:
                     reason = "too close to its deadline for any pending task"
-            if reason is None and not self._pending and now - executor.since > self.policy.idle_timeout:
+            if reason is None and not self._queue.count and now - executor.since > self.policy.idle_timeout:
                 reason = "idle"
             if reason:
                 executor.state, executor.since = "retiring", now
@@ -576,7 +478,7 @@ class TaskStateMachine:
         return out
 
     def _launch(self, now: float) -> list[Instruction]:
-        demand = self._pending
+        demand = self._queue.count
         if demand and not self._had_demand:
             self.ramp.restart(now)
         self._had_demand = demand > 0
