@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
 
 from scheduler.backends import ExecutorSettings, Notify
 from scheduler.slots import lambda_vcpus
@@ -114,13 +114,16 @@ class LambdaBackend:
         self.max_executors: int = config.max_executors or 1000
         self.read_timeout = float(config.executor_timeout) + 60
         try:
-            self._client = boto3.session.Session().client(
+            self._client = boto3.session.Session(profile_name=config.lambda_profile).client(
                 "lambda", region_name=config.lambda_region,
                 config=BotoConfig(read_timeout=self.read_timeout, connect_timeout=10,
                                   retries={"total_max_attempts": 1}, max_pool_connections=self.max_executors))
         except NoRegionError as exc:
             raise ValueError("the lambda backend needs a region: set lambda.region (conf or DAGRUN_LAMBDA_REGION) "
                              "or AWS_DEFAULT_REGION") from exc
+        except ProfileNotFound as exc:
+            raise ValueError(f"setting lambda_profile: no AWS profile {config.lambda_profile!r} in the AWS "
+                             "config files; fix lambda.profile (or dagrun run --profile)") from exc
         self.transport = resolve_transport(config)
         self.connects_back = self.transport == "connect"  # the driver listens only for this transport
         endpoint = urlsplit(self._client.meta.endpoint_url).hostname or ""

@@ -34,7 +34,7 @@ from scheduler.core.jobs import (
     ResultReceived, SendTask, SubmitJob,
 )
 from scheduler.core.tasks import Policy
-from scheduler.server import ControlServer, attach
+from scheduler.server import ControlServer, attach, check_descriptor_limit
 from scheduler.wire.channel import ChannelClosed
 from scheduler.wire.messages import Heartbeat, Register, RunTask, TaskResult
 from scheduler.wire.messages import Retire as RetireMessage
@@ -55,15 +55,17 @@ class Driver:
                  on_discard: Callable[[Any], None] | None = None,
                  on_commit: Callable[[Any, Any, Any], None] | None = None,
                  launch_throttled: Callable[[], bool] | None = None, tls: bool | None = None,
-                 preload: tuple[str, ...] = ()):
+                 preload: tuple[str, ...] = (), max_result_size: int = 0):
         self.backend = backend
         self.events: queue.Queue[tuple] = queue.Queue()
         self.secret = os.urandom(32)
+        check_descriptor_limit(backend.capacity())  # before anything is started: a clear error, not EMFILE later
         # a backend whose executors reach the driver in-process ("attach") needs no listening socket
         listens = getattr(backend, "connects_back", True)
         self.server = ControlServer(host, self.secret, self.events.put, tls=tls) if listens else None
         offset = time.time() - time.monotonic()
-        self.core = JobCore(policy, now=time.monotonic(), wall=lambda now: now + offset)
+        self.core = JobCore(policy, now=time.monotonic(), wall=lambda now: now + offset,
+                            max_result_size=max_result_size)
         self.executor_log: list[dict] = []
         self._entries: dict[str, dict] = {}
         self._on_discard = on_discard

@@ -17,10 +17,12 @@ a Lambda invocation (``lambda_executor.handler``) and in a thread of the driver 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import pickle
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -29,6 +31,7 @@ import time
 import traceback
 from typing import Any, Callable
 
+from scheduler.results import TaskValue
 from scheduler.wire.channel import ChannelClosed, Connection, connect
 from scheduler.wire.messages import Heartbeat, Register, RemoteError, Retire, RunTask, TaskMetrics, TaskResult
 from scheduler.slots import serve_in_slots
@@ -125,7 +128,9 @@ def _peak_rss() -> int:
 
 def _ensure_picklable(result: TaskResult) -> TaskResult:
     try:
-        pickle.dumps(result, protocol=5)
+        # a TaskValue is bytes already (pickled once, by the runner): check only the rest
+        pickle.dumps(dataclasses.replace(result, value=None) if isinstance(result.value, TaskValue) else result,
+                     protocol=5)
         return result
     except Exception as exc:  # noqa: BLE001 - an unpicklable result becomes a task error
         if result.error is not None:
@@ -166,6 +171,59 @@ def _heartbeat(conn: Connection, executor_id: str, interval: float, stop: thread
             return
 
 
+class Stop(BaseException):
+    """Raised in the main thread by SIGTERM: end the loop and clean up, whatever task is running.
+
+    A ``BaseException`` but not ``SystemExit``, so ``execute`` does not report it as a task error.
+    """
+
+
+def guard_process(parent_pid: int | None, deadline: float | None, grace: float = 1.0, poll: float = 0.5) -> None:
+    """Make this process end when its driver does, at its own deadline, and never on the terminal's Ctrl-C.
+
+    The driver starts local executors in a session of their own, so Ctrl-C in the terminal
+    reaches only the driver, which then ends them; SIGINT is ignored besides, in case an
+    executor shares the driver's process group.  SIGTERM (from the driver, or from the
+    kernel when the driver dies: PR_SET_PDEATHSIG on Linux) raises ``Stop`` in the main
+    thread.  A watchdog thread covers what the signal does not: a parent that died before
+    the signal was armed, kernels without prctl, and the deadline when the driver that
+    would have killed us is gone.  If ``Stop`` does not end the process within ``grace``
+    seconds (a task stuck in C code), the watchdog exits hard.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise Stop("terminated")
+
+    signal.signal(signal.SIGTERM, on_term)
+    if parent_pid is not None:
+        _die_with_parent(signal.SIGTERM)
+
+    def watch() -> None:
+        while True:
+            gone = parent_pid is not None and os.getppid() != parent_pid
+            late = deadline is not None and time.time() > deadline + grace
+            if gone or late:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(grace)
+                os._exit(143)
+            time.sleep(poll)
+
+    threading.Thread(target=watch, name="dagrun-executor-watchdog", daemon=True).start()
+
+
+def _die_with_parent(signum: int) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signum), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # the watchdog's polling still notices
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of a local executor process: ``python -m scheduler.executor``."""
     parser = argparse.ArgumentParser(prog="python -m scheduler.executor")
@@ -173,24 +231,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executor-id", required=True)
     parser.add_argument("--deadline", type=float, default=None,
                         help="wall-clock time (epoch seconds) when this executor is killed, as Lambda would")
+    parser.add_argument("--parent-pid", type=int, default=None,
+                        help="the driver's pid: exit when it is no longer this process's parent")
     parser.add_argument("--heartbeat", type=float, default=2.0)
     parser.add_argument("--scratch", default=None)
     parser.add_argument("--preload", action="append", default=[],
                         help="modules to import before registering, e.g. the task runtime")
     args = parser.parse_args(argv)
-    # import the task runtime before registering, so the first task is not slowed by imports
-    # (a slow first task would look like a straggler to speculation)
-    for module in args.preload:
-        importlib.import_module(module)
-    secret = bytes.fromhex(os.environ.pop("DAGRUN_SECRET", ""))
-    if not secret:
-        print("dagrun executor: DAGRUN_SECRET is not set; executors are started by the driver", file=sys.stderr)
-        return 2
-    host, _, port = args.driver.rpartition(":")
     deadline = args.deadline
-    conn = connect((host, int(port)), secret)
-    run_executor(conn, args.executor_id, remaining=lambda: None if deadline is None else deadline - time.time(),
-                 heartbeat_interval=args.heartbeat, scratch_dir=args.scratch, can_exit=True)
+    try:
+        guard_process(args.parent_pid, deadline)
+        # import the task runtime before registering, so the first task is not slowed by imports
+        # (a slow first task would look like a straggler to speculation)
+        for module in args.preload:
+            importlib.import_module(module)
+        secret = bytes.fromhex(os.environ.pop("DAGRUN_SECRET", ""))
+        if not secret:
+            print("dagrun executor: DAGRUN_SECRET is not set; executors are started by the driver", file=sys.stderr)
+            return 2
+        host, _, port = args.driver.rpartition(":")
+        try:
+            conn = connect((host, int(port)), secret)
+        except OSError as exc:  # the driver has finished, or is unreachable: one line, not a traceback
+            print(f"dagrun executor {args.executor_id}: cannot reach the driver at {args.driver}: {exc}",
+                  file=sys.stderr)
+            return 1
+        run_executor(conn, args.executor_id, remaining=lambda: None if deadline is None else deadline - time.time(),
+                     heartbeat_interval=args.heartbeat, scratch_dir=args.scratch, can_exit=True)
+    except (Stop, KeyboardInterrupt):
+        return 143  # the driver (or its death) ended us: it reports the executor, we stay quiet
     return 0
 
 

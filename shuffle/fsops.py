@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterator
 
+from shuffle.layout import TMP_MARK, is_temporary, temporary_name
+
 __all__ = ["LIST_PAGE", "TMP_MARK", "FsspecOps", "Listed", "LocalOps", "S3Ops", "ops_for"]
 
 LIST_PAGE = 1000  # keys per ListObjectsV2 page and per DeleteObjects request
-TMP_MARK = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class LocalOps:
     def put(self, path: str, data: bytes, multipart_chunk: int) -> None:
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{os.path.basename(path)}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        tmp = os.path.join(folder, temporary_name(os.path.basename(path), os.getpid(), uuid.uuid4().hex[:8]))
         try:
             # No fsync: a shuffle block only has to outlive the writing process, not the
             # machine, and the page cache (or NFS close-to-open) already gives readers that.
@@ -84,13 +85,18 @@ class LocalOps:
     def head(self, path: str) -> bool:
         return os.path.isfile(path)
 
-    def list_pages(self, base: str, before_page: Callable[[], None]) -> Iterator[list[Listed]]:
+    def list_pages(self, base: str, before_page: Callable[[], None],
+                   temporaries: bool = False) -> Iterator[list[Listed]]:
         found: list[Listed] = []
         if os.path.isfile(base):
             found.append(_stat(base))
         for dirpath, _dirs, files in os.walk(base):
-            found.extend(_stat(os.path.join(dirpath, n)) for n in files
-                         if not (n.startswith(".") and TMP_MARK in n))
+            for n in files:
+                if temporaries or not is_temporary(n):
+                    try:
+                        found.append(_stat(os.path.join(dirpath, n)))
+                    except FileNotFoundError:
+                        pass  # a temporary renamed or removed since the walk saw it
         found.sort(key=lambda o: o.path)
         for i in range(0, max(1, len(found)), LIST_PAGE):
             before_page()
@@ -143,7 +149,8 @@ class FsspecOps:
         self.fs.invalidate_cache(path)  # another process may have written since
         return bool(self.fs.isfile(path))
 
-    def list_pages(self, base: str, before_page: Callable[[], None]) -> Iterator[list[Listed]]:
+    def list_pages(self, base: str, before_page: Callable[[], None],
+                   temporaries: bool = False) -> Iterator[list[Listed]]:  # object stores write no temporaries
         self.fs.invalidate_cache(base)
         before_page()  # the first page is requested now; later ones are counted as S3 would page
         try:
@@ -195,7 +202,29 @@ class S3Ops(FsspecOps):
             return False
         return True
 
-    def list_pages(self, base: str, before_page: Callable[[], None]) -> Iterator[list[Listed]]:
+    def list_uploads(self, base: str, before_page: Callable[[], None]) -> dict[str, list[tuple[str, float]]]:
+        """Incomplete multipart uploads under ``base``: path -> [(upload id, initiated)]."""
+        bucket, key, _ = self.fs.split_path(base)
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": f"{key}/" if key else ""}
+        found: dict[str, list[tuple[str, float]]] = {}
+        while True:
+            before_page()
+            page = self.fs.call_s3("list_multipart_uploads", **kwargs)
+            for u in page.get("Uploads", []):
+                found.setdefault(f"{bucket}/{u['Key']}", []).append((u["UploadId"], _epoch(u.get("Initiated"))))
+            if not page.get("IsTruncated"):
+                return found
+            kwargs["KeyMarker"], kwargs["UploadIdMarker"] = page["NextKeyMarker"], page["NextUploadIdMarker"]
+
+    def abort_upload(self, path: str, upload_id: str) -> None:
+        bucket, key, _ = self.fs.split_path(path)
+        try:
+            self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+        except FileNotFoundError:
+            pass  # completed or aborted meanwhile (NoSuchUpload)
+
+    def list_pages(self, base: str, before_page: Callable[[], None],
+                   temporaries: bool = False) -> Iterator[list[Listed]]:  # object stores write no temporaries
         bucket, key, _ = self.fs.split_path(base)
         # Prefix without the trailing "/" so that a key equal to ``base`` is listed too
         # (no HEAD needed); keys that merely share the stem ("job10" for "job1") are dropped.

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator
 
-from shuffle.codec import decode_records
+import itertools
+
+from shuffle.codec import decode_batches
 from shuffle.errors import ChecksumMismatch, FetchFailed
 from shuffle.spill import AggregatorLike, external_combine, external_sort
 from shuffle.store import BlockStore
@@ -39,9 +41,12 @@ def _describe(block: BlockRef, problem: str) -> str:
     return f"{block.key} [{block.offset}, {block.offset + block.length}): {problem}"
 
 
-def read_blocks(store: BlockStore, blocks: BlockColumn | Iterable[BlockRef], max_concurrency: int = 16) -> Iterator:
+def read_blocks(store: BlockStore, blocks: BlockColumn | Iterable[BlockRef], max_concurrency: int = 16,
+                on_batch: Callable[[int], Any] | None = None) -> Iterator:
     """Records of ``blocks`` (a reducer's ``BlockColumn``, or ``BlockRef``s) in the given order;
-    raises ``FetchFailed`` before yielding any record if a block is missing or corrupt."""
+    raises ``FetchFailed`` before yielding any record if a block is missing or corrupt.
+    ``on_batch(n)`` is called as each batch of ``n`` records is decoded (a count per batch
+    costs nothing per record)."""
     wanted = [b for b in blocks if b.length > 0]
     results = store.get_ranges([(b.key, b.offset, b.offset + b.length) for b in wanted],
                                max_concurrency, return_exceptions=True)
@@ -56,7 +61,7 @@ def read_blocks(store: BlockStore, blocks: BlockColumn | Iterable[BlockRef], max
             failures.append((block, f"short read: {len(data)} of {block.length} bytes"))
         else:
             try:
-                decoders.append(decode_records(data, block.checksum))
+                decoders.append(decode_batches(data, block.checksum))
             except ChecksumMismatch as e:
                 failures.append((block, str(e)))
     del results
@@ -66,18 +71,23 @@ def read_blocks(store: BlockStore, blocks: BlockColumn | Iterable[BlockRef], max
         reason = f"{len(mine)} of {len(wanted)} blocks unreadable: " + "; ".join(
             _describe(b, why) for b, why in mine[:5]) + (" ..." if len(mine) > 5 else "")
         raise FetchFailed(shuffle_id, tuple(b.map_id for b, _ in mine), reason)
-    return _chain(decoders, wanted)
+    return itertools.chain.from_iterable(_batches(decoders, wanted, on_batch))
 
 
-def _chain(decoders: list[Iterator], blocks: list[BlockRef]) -> Iterator:
-    # Drop each decoder (and the bytes it holds) as soon as it is used up.
+def _batches(decoders: list[Iterator[list]], blocks: list[BlockRef],
+             on_batch: Callable[[int], Any] | None) -> Iterator[list]:
+    # Python runs here once per batch, not per record; each decoder (and the bytes it
+    # holds) is dropped as soon as it is used up.
     decoders.reverse()
     blocks = blocks[::-1]
     while decoders:
         decoder = decoders.pop()
         block = blocks.pop()
         try:
-            yield from decoder
+            for batch in decoder:
+                if on_batch is not None:
+                    on_batch(len(batch))
+                yield batch
         except ChecksumMismatch as e:  # bytes passed the CRC but did not parse
             raise FetchFailed(block.shuffle_id, (block.map_id,), _describe(block, str(e))) from e
 

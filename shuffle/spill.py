@@ -47,6 +47,7 @@ _BUCKETS = 32
 _MAX_LEVEL = 4
 _FAN_IN = 64
 _MIN_RUN = 16
+_SORT_SLICE = 4096  # most records buffered between two size checks
 _SPILL_CODEC = "lz4"
 _ATOMIC = frozenset({int, float, bool, type(None), str, bytes, complex})
 
@@ -97,6 +98,13 @@ def _identity(x: Any) -> Any:
     return x
 
 
+def _is_identity(f: Callable) -> bool:
+    # This module's identity, or one that says it is (dagrun.graph.partitioners.identity:
+    # this layer may not import it).  Only a true identity may skip the call.
+    return f is _identity or getattr(f, "__qualname__", None) == "identity" and \
+        getattr(f, "__module__", None) == "dagrun.graph.partitioners"
+
+
 def chunked(records: Iterable, size: int) -> Iterator[list]:
     """Lists of up to ``size`` records."""
     it = iter(records)
@@ -144,11 +152,15 @@ class CombineMap:
         """Merge a chunk of (key, value) pairs; True when over budget afterwards."""
         d, merge, create = self._d, self._merge, self._create
         n = 0
-        for n, (key, value) in enumerate(pairs, 1):
-            if key in d:
-                d[key] = merge(d[key], value)
-            else:
-                d[key] = create(value)
+        if _is_identity(create):  # reduce_by_key: a first value is its own combiner
+            for n, (key, value) in enumerate(pairs, 1):
+                d[key] = merge(d[key], value) if key in d else value
+        else:
+            for n, (key, value) in enumerate(pairs, 1):
+                if key in d:
+                    d[key] = merge(d[key], value)
+                else:
+                    d[key] = create(value)
         self._ops += n
         return self._check()
 
@@ -207,31 +219,49 @@ def _read_run(path: str) -> Iterator:
 
 def external_sort(records: Iterable, *, key: Callable | None, reverse: bool, memory_budget: int,
                   scratch_dir: str) -> Iterator:
-    """Stable sort of ``records`` in bounded memory (same order as ``sorted``)."""
+    """Stable sort of ``records`` in bounded memory (same order as ``sorted``).
+
+    The input is read and buffered at the call, a slice of up to 4096 records at a time
+    (``list.extend``: no Python step per record), and the size estimate is refreshed from
+    every 16th record of each slice.  When everything fits, the sorted list's own iterator
+    is returned; otherwise a generator merges the runs and removes them when done or closed.
+    """
+    it = iter(records)
     spill = _SpillDir(scratch_dir)
     batch_bytes = _spill_batch_bytes(memory_budget)
+    runs: list[str] = []
+    buf: list = []
+    sampled, sample_bytes, step = 0, 0, 16
     try:
-        runs: list[str] = []
-        buf: list = []
-        sampled, sample_bytes = 0, 0
-        for record in records:
-            buf.append(record)
-            if len(buf) & 15:
-                continue
-            sampled += 1
-            sample_bytes += estimate_size(record) + (estimate_size(key(record)) if key else 0)
-            estimate = sys.getsizeof(buf) + len(buf) * sample_bytes // sampled
+        while chunk := list(itertools.islice(it, step)):
+            buf += chunk
+            for record in chunk[::16]:
+                sampled += 1
+                sample_bytes += estimate_size(record) + (estimate_size(key(record)) if key else 0)
+            per_record = sample_bytes / sampled if sampled else 64.0
+            estimate = sys.getsizeof(buf) + len(buf) * per_record
             if estimate > memory_budget and len(buf) >= _MIN_RUN:
                 buf.sort(key=key, reverse=reverse)
                 runs.append(_write_run(spill, buf, batch_bytes))
                 buf = []
+                estimate = 0
+            room = (memory_budget - estimate) / max(per_record, 1.0)
+            step = int(max(16, min(_SORT_SLICE, room / 2)))
         buf.sort(key=key, reverse=reverse)
         if not runs:
-            yield from buf
-            return
+            return iter(buf)
         if buf:
             runs.append(_write_run(spill, buf, batch_bytes))
         del buf
+    except BaseException:
+        spill.cleanup()
+        raise
+    return _merge_runs(runs, key, reverse, spill, batch_bytes)
+
+
+def _merge_runs(runs: list[str], key: Callable | None, reverse: bool, spill: _SpillDir,
+                batch_bytes: int) -> Iterator:
+    try:
         while len(runs) > _FAN_IN:
             # Merge consecutive groups so run order, and with it stability, is kept.
             merged = []
@@ -296,9 +326,14 @@ class _Buckets:
 
 
 def _combine(records: Iterable[tuple], aggregator: AggregatorLike, combined: bool, memory_budget: int,
-             spill: _SpillDir, level: int) -> Iterator[tuple]:
-    cmap = CombineMap(aggregator, combined=combined, memory_budget=memory_budget)
+             spill: _SpillDir, level: int, cmap: CombineMap | None = None) -> Iterator[tuple]:
+    # ``cmap``: a level-0 dict that went over budget before any bucket existed.
     buckets: _Buckets | None = None
+    if cmap is None:
+        cmap = CombineMap(aggregator, combined=combined, memory_budget=memory_budget)
+    else:
+        buckets = _Buckets(spill, level, _spill_batch_bytes(memory_budget))
+        buckets.write(cmap.drain().items())
     for chunk in chunked(records, _CHUNK):
         if cmap.add_chunk(chunk) and level < _MAX_LEVEL:
             if buckets is None:
@@ -316,9 +351,23 @@ def _combine(records: Iterable[tuple], aggregator: AggregatorLike, combined: boo
 
 def external_combine(records: Iterable[tuple], aggregator: AggregatorLike, *, combined: bool,
                      memory_budget: int, scratch_dir: str) -> Iterator[tuple]:
-    """(key, combiner) for every key of ``records`` in bounded memory, in no set order."""
+    """(key, combiner) for every key of ``records`` in bounded memory, in no set order.
+
+    The input is combined in memory first, at the call: when it fits (the common case) the
+    dict's own items iterator is returned, with no generator between it and the caller.
+    """
+    records = iter(records)
+    cmap = CombineMap(aggregator, combined=combined, memory_budget=memory_budget)
+    for chunk in chunked(records, _CHUNK):
+        if cmap.add_chunk(chunk):
+            return _spilled_combine(records, aggregator, combined, memory_budget, scratch_dir, cmap)
+    return iter(cmap.drain().items())
+
+
+def _spilled_combine(records: Iterator[tuple], aggregator: AggregatorLike, combined: bool, memory_budget: int,
+                     scratch_dir: str, cmap: CombineMap) -> Iterator[tuple]:
     spill = _SpillDir(scratch_dir)
     try:
-        yield from _combine(records, aggregator, combined, memory_budget, spill, 0)
+        yield from _combine(records, aggregator, combined, memory_budget, spill, 0, cmap)
     finally:
         spill.cleanup()

@@ -44,7 +44,6 @@ import errno
 import logging
 import math
 import os
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +54,7 @@ import fsspec.core
 
 from shuffle.errors import StoreUnavailable
 from shuffle.fsops import LIST_PAGE, ops_for
+from shuffle.layout import redact as _redact
 from shuffle.retry import RetryPolicy, classify
 
 __all__ = ["BlockStore", "RequestCounts", "StoredObject"]
@@ -98,11 +98,6 @@ class StoredObject:
     key: str
     size: int
     modified: float
-
-
-def _redact(url: str) -> str:
-    """Drop ``user:password@`` from a URL before it goes into a message."""
-    return re.sub(r"^([a-zA-Z][\w+.-]*://)[^/@]*@", r"\1", url)
 
 
 def _put_requests(size: int, chunk: int) -> int:
@@ -364,15 +359,45 @@ class BlockStore:
         """Sorted keys of every object under the folder ``prefix`` ("" for all)."""
         return [o.key for o in self.list_objects(prefix)]
 
-    def list_objects(self, prefix: str = "") -> list[StoredObject]:
-        """Every object under the folder ``prefix`` ("" for all) with size and age, by key."""
+    def list_objects(self, prefix: str = "", *, temporaries: bool = False) -> list[StoredObject]:
+        """Every object under the folder ``prefix`` ("" for all) with size and age, by key;
+        ``temporaries=True`` lists in-flight local writes too (for ``shuffle.gc``)."""
         base = self._path(prefix) if prefix.strip("/") else self._root
 
         def listing() -> list[StoredObject]:
             found = []
-            for page in self._ops.list_pages(base, lambda: self._count("list")):
+            for page in self._ops.list_pages(base, lambda: self._count("list"), temporaries):
                 found.extend(StoredObject(self._key(o.path), o.size, o.modified) for o in page)
             return found
 
         found = self._call("list", prefix or "(all)", listing, n=0)
         return sorted((o for o in found if o.key and o.key != "."), key=lambda o: o.key)
+
+    def list_uploads(self) -> list[StoredObject]:
+        """Incomplete multipart uploads under the root (S3 only; other stores have none):
+        ``StoredObject(key, 0, initiated)`` with the upload id kept in ``upload_ids``."""
+        lister = getattr(self._ops, "list_uploads", None)
+        if lister is None:
+            return []
+        found = self._call("list", "multipart uploads", lambda: lister(self._root, lambda: self._count("list")), n=0)
+        self.upload_ids = {self._key(path): ids for path, ids in found.items()}
+        return sorted((StoredObject(key, 0, max(t for _, t in ids)) for key, ids in self.upload_ids.items()),
+                      key=lambda o: o.key)
+
+    def abort_uploads(self, key: str) -> int:
+        """Abort every incomplete multipart upload of ``key`` listed by ``list_uploads``; how many."""
+        ids = getattr(self, "upload_ids", {}).get(key, [])
+        path = self._path(key)
+        for upload_id, _ in ids:
+            self._call("delete", f"upload of {key}", lambda u=upload_id: self._ops.abort_upload(path, u))
+        return len(ids)
+
+    def remove_empty_folders(self, prefix: str) -> None:
+        """Remove the folder ``prefix`` and the folders below it that hold no file (local disk)."""
+        if self._local and prefix.strip("/"):
+            path = self._path(prefix)
+            for dirpath, _dirs, _files in sorted(os.walk(path), key=lambda w: -len(w[0])):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass  # not empty: something else lives there

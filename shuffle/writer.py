@@ -42,6 +42,7 @@ __all__ = ["Aggregator", "BlockColumn", "BlockRef", "MapStatus", "Segment", "wri
 
 _CHECK_EVERY = 4096
 _LIVE_OBJECT_FACTOR = 4  # Python objects take ~2-5x their pickled size
+_SPILL_SLICE = 1 << 16  # combiners partitioned per call: bounds the extra lists
 
 
 @dataclass(frozen=True)
@@ -201,27 +202,31 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
         for p, enc in encoders.items():
             chunks[p].extend(enc.take_chunks())
 
+    many = getattr(partition_of, "partition_many", None)
+
+    def partition(keys: list, records: list) -> None:
+        # One call for the chunk's partition numbers (the partitioner's ``partition_many``
+        # when it has one), then one list per partition and one ``extend`` per encoder.
+        if not keys:
+            return
+        parts = many(keys) if many is not None else [partition_of(k) for k in keys]
+        if min(parts) < 0 or max(parts) >= n:
+            bad = next(i for i, p in enumerate(parts) if not 0 <= p < n)
+            raise _bad_partition(parts[bad], keys[bad], n)
+        if n == 1:
+            encoder(0).extend(records)
+            return
+        buckets: list[list] = [[] for _ in range(n)]
+        appends = [b.append for b in buckets]
+        for p, record in zip(parts, records):
+            appends[p](record)
+        for p, bucket in enumerate(buckets):
+            if bucket:
+                encoder(p).extend(bucket)
+
     if aggregator is None:
-        # Partition a chunk at a time: one call for the chunk's partition numbers (the
-        # partitioner's ``partition_many`` when it has one) and one list per partition.
-        many = getattr(partition_of, "partition_many", None)
         for chunk in chunked(records, _CHECK_EVERY):
-            keys = [record[0] for record in chunk]
-            parts = many(keys) if many is not None else [partition_of(k) for k in keys]
-            if min(parts) < 0 or max(parts) >= n:
-                bad = next(i for i, p in enumerate(parts) if not 0 <= p < n)
-                raise _bad_partition(parts[bad], keys[bad], n)
-            if n == 1:
-                encoder(0).extend(chunk)
-            else:
-                buckets: dict[int, list] = {}
-                for p, record in zip(parts, chunk):
-                    bucket = buckets.get(p)
-                    if bucket is None:
-                        bucket = buckets[p] = []
-                    bucket.append(record)
-                for p, bucket in buckets.items():
-                    encoder(p).extend(bucket)
+            partition([record[0] for record in chunk], chunk)
             pending = sum(e.pending_bytes() for e in encoders.values()) * _LIVE_OBJECT_FACTOR
             if pending > memory_budget:
                 encode_all()
@@ -229,11 +234,10 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
         cmap = CombineMap(aggregator, combined=False, memory_budget=memory_budget)
 
         def spill() -> None:
-            for k, c in cmap.drain().items():
-                p = partition_of(k)
-                if not 0 <= p < n:
-                    raise _bad_partition(p, k, n)
-                encoder(p).add((k, c))
+            items = list(cmap.drain().items())
+            for start in range(0, len(items), _SPILL_SLICE):
+                part = items[start:start + _SPILL_SLICE]
+                partition([k for k, _ in part], part)
             encode_all()
 
         for chunk in chunked(records, 2048):

@@ -25,24 +25,29 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from typing import Any, Callable, Iterable
 
 from scheduler.backends import get_backend_class
 from scheduler.driver import Driver
 from scheduler.core.tasks import Policy
-from shuffle.layout import job_dirs
+from scheduler.results import TaskValue
+from shuffle.gc import LEASE_AFTER, Lease
+from shuffle.layout import app_id, cache_job_id, job_dirs, redact
+from shuffle.layout import job_id as make_job_id
 from shuffle.store import BlockStore
 
 from dagrun.config import Config
 from dagrun.runtime.faults import SharedBudget, parse_faults
 from dagrun.observe.history import job_finished
 from dagrun.observe.jobinfo import JobInfo
+from dagrun.observe.logs import configure as configure_logs
 from dagrun.api.rdd import RDD
 from dagrun.graph.file_sources import WholeFilesNode
 from dagrun.graph.nodes import BinaryRecordsNode, ParallelCollectionNode, TextFileNode, UnionNode
 from dagrun.graph.planner import TASK_RUNNER, plan_job
-from dagrun.observe.progress import ProgressBar
+from dagrun.observe.progress import JobProgress
 from dagrun.runtime.shared_vars import Accumulator, AccumulatorParam, Broadcast, new_accumulator
 
 log = logging.getLogger("dagrun")
@@ -60,7 +65,7 @@ class Context:
         self.config = Config.resolve(conf, executor=executor, store=store, max_executors=max_executors, **settings)
         if plan_hook is not None:
             self.config = plan_hook.configure(self.config)
-        self.app_id = f"app-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
+        self.app_id = app_id(time.time(), secrets.token_hex(3))
         self._owned_store = None
         url = self.config.store
         if self.config.executor == "lambda" and (url is None or str(url).startswith("memory://")):
@@ -73,15 +78,22 @@ class Context:
             url = self._owned_store
         self.store_url = url
         self.store = BlockStore(url, dict(self.config.storage_options))
+        # a shared store may be garbage-collected while this Context lives: a lease keeps its blocks
+        self._lease = Lease(self.store, self.app_id) if self._owned_store is None else None
         if not self.store.crosses_processes and self.config.executor != "inline":
-            raise ValueError(f"store {url!r} lives in this process's memory and cannot be shared with "
+            raise ValueError(f"store {redact(url)!r} lives in this process's memory and cannot be shared with "
                              f"{self.config.executor!r} executors; use executor='inline', or a file:// or s3:// store")
+        if self.config.log_format:
+            configure_logs(self.config.log_format)
         self.faults = parse_faults(self.config.faults)
         self._fault_dir = tempfile.mkdtemp(prefix="dagrun-faults-") if self.faults else None
         self._counters: dict[str, itertools.count] = {}
         self._driver: Driver | None = None
         self._cached: set[int] = set()
+        self._stored_results: set[str] = set()  # keys of large results committed and not yet loaded
         self.jobs: list[JobInfo] = []
+        self.running_jobs: dict[int, str] = {}  # thread id -> the job it runs, for cancel_job from another thread
+        self._one_job = threading.RLock()  # one job at a time, whichever thread asks (a prefetching iterator)
         self._accumulators: dict[int, Accumulator] = {}
         self.start_time = int(time.time() * 1000)  # epoch milliseconds, as PySpark's startTime
         self._closed = False
@@ -107,6 +119,8 @@ class Context:
             self._driver = None
         if self._cached and not self.config.keep_shuffle:  # nothing persisted: no LISTs to pay for
             self._delete_job_blocks(self._cache_job_id)
+        if self._lease is not None:
+            self._lease.release()
         if self._owned_store:
             shutil.rmtree(self._owned_store, ignore_errors=True)
         if self._fault_dir:
@@ -165,11 +179,11 @@ class Context:
 
     @property
     def default_parallelism(self) -> int:
-        return self.config.parallelism
+        return self.config.effective_parallelism
 
     @property
     def _cache_job_id(self) -> str:
-        return f"{self.app_id}-cache"
+        return cache_job_id(self.app_id)
 
     def _next_id(self, kind: str) -> int:
         return next(self._counters.setdefault(kind, itertools.count()))
@@ -204,18 +218,23 @@ class Context:
         return RDD(ParallelCollectionNode(self, [], 0))
 
     def text_file(self, path: str | list[str], min_partitions: int | None = None, split_size: int | str | None = None,
-                  storage_options: dict | None = None) -> RDD:
+                  storage_options: dict | None = None, use_unicode: bool = True) -> RDD:
         """Lines of a file, glob or directory (local, s3://, ...), split by byte ranges.
 
         As in Hadoop (and so PySpark), a string may name several inputs separated by commas
         (commas inside ``{...}`` glob alternatives do not separate); a list names them too.
+        The RDD is named by ``path``, as in PySpark.  ``use_unicode=False`` gives each line as
+        UTF-8 bytes (bytes that were not valid UTF-8 come back as U+FFFD's encoding).
         """
         from dagrun.config import parse_bytes
 
+        name = path if isinstance(path, str) else ",".join(path)
         path = _split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
         minimum = min_partitions if min_partitions is not None else self.default_min_partitions
-        return RDD(TextFileNode(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None))
+        rdd = RDD(TextFileNode(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None))
+        rdd.set_name(name)
+        return rdd if use_unicode else rdd.map(str.encode)
 
     def binary_records(self, path: str, record_length: int, min_partitions: int | None = None,
                        split_size: int | str | None = None, storage_options: dict | None = None) -> RDD:
@@ -262,28 +281,43 @@ class Context:
     def run_job(self, rdd: RDD, func: Callable | None, partitions: list[int] | None = None,
                 count_lines: bool = False) -> list:
         """Run ``func(task_context, iterator)`` on each requested partition; results in order."""
-        node = rdd._node
         if self._closed:
             raise RuntimeError("this Context is stopped; create a new one")
+        with self._one_job:
+            return self._run_job(rdd, func, partitions, count_lines)
+
+    def _run_job(self, rdd: RDD, func: Callable | None, partitions: list[int] | None, count_lines: bool) -> list:
+        node = rdd._node
         if partitions is None:
             partitions = list(range(rdd.get_num_partitions()))
-        job_id = f"{self.app_id}-j{self._next_id('job')}"
+        job_id = make_job_id(self.app_id, self._next_id("job"))
         job, graph = plan_job(self, node, func, partitions, job_id, "count_lines" if count_lines else "result")
         if plan_hook is not None:
             plan_hook.planned(self, job_id, graph)  # raises PlanStop when the job is too big to dry-run
         driver = self._ensure_driver()
         info = JobInfo(job_id, rdd.name(), graph, self.store_url, self.config)
-        bar = ProgressBar.for_config(self.config.progress)
+        bar = JobProgress.for_job(self.config, job_id)
         before = self.store.counts  # the driver's own requests: discards, injected faults, cleanup
         interrupted = False
+        lease_timer = self._lease_for(job)
+        self.running_jobs[threading.get_ident()] = job_id
+        log.info("job %s started: %s, %d stages", job_id, info.description, len(job.stages),
+                 extra={"event": "job_start", "job": job_id})
         try:
             results = driver.run_job(job, bar.update if bar else None)
+            values = [self._load(results[p]) for p in partitions]
             info.succeeded = True
-            return [results[p] for p in partitions]
+            return values
         except KeyboardInterrupt:
             interrupted = True
             raise
         finally:
+            for key in list(self._stored_results):  # a failed job's results, fetched by nobody
+                self._stored_results.discard(key)
+                self._discard_output(TaskValue(0, key=key))
+            if lease_timer is not None:
+                lease_timer.cancel()
+            self.running_jobs.pop(threading.get_ident(), None)
             if bar:
                 bar.close()
             attempts, scheduler_log = driver.take_records(job_id)
@@ -296,6 +330,23 @@ class Context:
             info.finish(attempts, scheduler_log, self.store.counts - before, driver.executor_log)
             self.jobs.append(info)
             job_finished(info)  # the ledger line and the JSON record; never raises
+
+    def _lease_for(self, job) -> threading.Timer | None:
+        """Hold the lease now if the Context keeps persisted blocks, else once the job runs long."""
+        if self._lease is None or self._lease.held:
+            return None
+        if self._cached:
+            self._lease.hold()
+            return None
+        timer = threading.Timer(LEASE_AFTER, self._lease.hold)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def cancel_job(self, job_id: str) -> None:
+        """Stop ``job_id`` if it is running; the thread that runs it gets ``KeyboardInterrupt``."""
+        if self._driver is not None and job_id in self.running_jobs.values():
+            self._driver.events.put(("cancel", job_id))  # the driver's own Ctrl-C path
 
     def _ensure_driver(self) -> Driver:
         if self._driver is None:
@@ -312,7 +363,7 @@ class Context:
             self._driver = Driver(backend, policy, host=c.driver_host, executor_timeout=c.executor_timeout,
                                   heartbeat_interval=c.heartbeat_interval, scratch_dir=c.scratch_dir,
                                   memory_mb=c.lambda_memory_mb, on_discard=self._discard_output,
-                                  on_commit=self._inject_block_faults if self.faults else None,
+                                  on_commit=self._on_commit, max_result_size=c.max_result_size,
                                   launch_throttled=self._launch_budget(), preload=(TASK_RUNNER.partition(":")[0],))
         return self._driver
 
@@ -321,6 +372,20 @@ class Context:
         if not rules:
             return None
         return SharedBudget(self._fault_dir, "launch", sum(f.count for f in rules)).take
+
+    def _load(self, value: Any) -> Any:
+        """A result task's value as the action's function made it (``scheduler.results``)."""
+        if isinstance(value, TaskValue):
+            if value.key is not None:
+                self._stored_results.discard(value.key)
+            return value.load(self.store)
+        return value
+
+    def _on_commit(self, stage, key, value) -> None:
+        if isinstance(value, TaskValue) and value.key is not None:
+            self._stored_results.add(value.key)  # deleted when loaded, or when the job ends without it
+        if self.faults:
+            self._inject_block_faults(stage, key, value)
 
     def _inject_block_faults(self, stage, key, value) -> None:
         from dagrun.runtime.faults import damage_block
@@ -337,6 +402,11 @@ class Context:
         job's prefix (or ``_temporary``), or at worst to ``dagrun store gc``.
         """
         try:
+            if isinstance(value, TaskValue):
+                if value.key is not None:
+                    value.discard(self.store)
+                    return
+                value = value.load(self.store) if value.blob is not None else None
             discard = getattr(value, "discard_output", None)  # dagrun.api.output.AttemptFile
             if callable(discard):
                 discard()

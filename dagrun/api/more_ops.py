@@ -47,6 +47,9 @@ def zip(rdd: "RDD", other: "RDD") -> "RDD":
     >>> x.zip(ctx.parallelize(range(1000, 1005))).collect()    # doctest: +SKIP
     [(0, 1000), (1, 1001), (2, 1002), (3, 1003), (4, 1004)]
     """
+    if rdd.get_num_partitions() != other.get_num_partitions():  # at the call, as PySpark checks
+        raise ValueError(f"Can only zip with RDD which has the same number of partitions "
+                         f"({rdd.get_num_partitions()} and {other.get_num_partitions()}); repartition one side first")
     return rdd._derive(ZippedNode(rdd.ctx, [rdd._node, other._node]))
 
 
@@ -99,9 +102,21 @@ def tree_reduce(rdd: "RDD", f: Callable[[Any, Any], Any], depth: int = 2) -> Any
 
 def to_local_iterator(rdd: "RDD", prefetch_partitions: bool = False) -> Iterator:
     """Every element, one partition (one job) at a time, so the driver holds at most
-    one partition."""
-    for index in range(rdd.get_num_partitions()):
-        yield from run_partitions(rdd, list, [index])[0]
+    one partition; with ``prefetch_partitions`` the next partition's job runs while this
+    one's elements are consumed (the driver then holds at most two)."""
+    count = rdd.get_num_partitions()
+    if not prefetch_partitions:
+        for index in range(count):
+            yield from run_partitions(rdd, list, [index])[0]
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="dagrun-prefetch") as pool:
+        pending = pool.submit(run_partitions, rdd, list, [0]) if count else None
+        for index in range(count):
+            part = pending.result()[0]
+            pending = pool.submit(run_partitions, rdd, list, [index + 1]) if index + 1 < count else None
+            yield from part
 
 
 def take_sample(rdd: "RDD", with_replacement: bool, num: int, seed: int | None = None) -> list:

@@ -6,6 +6,7 @@ Semantics follow PySpark's RDD API, in snake_case.
 
 from __future__ import annotations
 
+import builtins
 import operator
 import random
 import sys
@@ -75,15 +76,21 @@ def flat_map_values(rdd: "RDD", f: Callable[[Any], Iterable]) -> "RDD":
 
 
 def key_by(rdd: "RDD", f: Callable[[Any], Any]) -> "RDD":
-    return rdd.map(lambda x: (f(x), x))
+    def keyed(_, it):
+        # one call of f per record and no wrapper lambda; a generator for map's reason
+        for x in it:
+            yield (f(x), x)
+
+    return _pipe(rdd, keyed, False, "map")
 
 
 def keys(rdd: "RDD") -> "RDD":
-    return rdd.map(operator.itemgetter(0))
+    # itemgetter never raises StopIteration, so builtins.map keeps the loop in C
+    return _pipe(rdd, lambda _, it: builtins.map(operator.itemgetter(0), it), False, "map")
 
 
 def values(rdd: "RDD") -> "RDD":
-    return rdd.map(operator.itemgetter(1))
+    return _pipe(rdd, lambda _, it: builtins.map(operator.itemgetter(1), it), False, "map")
 
 
 def glom(rdd: "RDD") -> "RDD":

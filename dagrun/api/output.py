@@ -10,26 +10,37 @@ Policy (Hadoop's FileOutputCommitter, version 1, in miniature):
   attempt that loses, a speculative duplicate or a straggler that finishes after the job,
   is discarded, and the driver deletes its file (``AttemptFile.discard_output``, called
   through the Context's discard hook);
-- once every partition has committed, the driver moves each committed attempt's file to
-  ``{out}/part-NNNNN``, writes ``_SUCCESS`` and deletes ``_temporary`` (with every other
-  attempt's file in it);
-- a failed job deletes ``_temporary`` and any part file already moved, and writes no
-  ``_SUCCESS``.
+- once every partition has committed, the driver claims the output by creating
+  ``{out}/_COMMIT`` exclusively (``O_EXCL`` on local disk, a PUT with ``If-None-Match: *``
+  on S3), the commit point: of two saves racing to one path exactly one gets it, and the
+  other fails with ``FileExistsError`` having written no final name.  The winner moves each
+  committed attempt's file to ``{out}/part-NNNNN``, writes ``_SUCCESS``, then drops its
+  claim and its ``_temporary/{token}`` (``_temporary`` itself once empty).  A save that gets the claim after a winner dropped it finds
+  ``_SUCCESS`` there (written before the drop) and fails the same way;
+- a save that fails deletes its own ``_temporary/{token}``; a failure after the claim also
+  deletes the part files already moved and the claim, and writes no ``_SUCCESS``.
 On an object store a move is a copy and a delete (S3 has no rename); the commit is still
-driver-only, so no final name is ever written by two attempts.
+driver-only, so no final name is ever written by two attempts.  A driver killed during its
+commit leaves ``_COMMIT`` without ``_SUCCESS``: ``text_file`` refuses such a folder
+(``dagrun.runtime.inputs.IncompleteOutputError``) and a new save to it says how to clean it.
 
 Promise: after a successful job the output holds exactly ``part-00000`` .. one per
-partition and ``_SUCCESS``; after a failed one it holds no ``_SUCCESS`` and no part file.
+partition and ``_SUCCESS``, all of one save; after a failed one it holds no
+``_SUCCESS`` and no part file.  Stores with neither exclusive create nor conditional PUT
+(``memory://``) check and write, which does not exclude a race.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
 import fsspec
+
+from dagrun.runtime.output_marks import COMMIT_MARK, SUCCESS_MARK, TEMPORARY_DIR
 
 if TYPE_CHECKING:
     from dagrun.api.rdd import RDD
@@ -93,15 +104,75 @@ def save_as_text_file(rdd: "RDD", path: str, compression: str | None = None) -> 
     save_parts(rdd, path, write_lines, codec, suffix)
 
 
+def _exists_error(fs: Any, root: str) -> FileExistsError:
+    names = {n.rstrip("/").rsplit("/", 1)[-1] for n in fs.ls(root, detail=False)} if fs.isdir(root) else set()
+    if names and SUCCESS_MARK not in names and names & {COMMIT_MARK, TEMPORARY_DIR}:
+        return FileExistsError(
+            f"output path {root!r} holds a save that did not finish (no {SUCCESS_MARK}; a save may still be "
+            "running there, or its driver died). If none is running, delete the folder (rm -r, or aws s3 rm "
+            "--recursive) and save again")
+    return FileExistsError(f"output path {root!r} already exists; delete it or choose another path "
+                           "(dagrun never overwrites committed output)")
+
+
+def _claim(fs: Any, path: str, token: str) -> bool:
+    """Create ``path`` holding ``token`` only if it does not exist: True if this call created it."""
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    if "file" in protocols or "local" in protocols:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(token)
+        return True
+    if "s3" in protocols or "s3a" in protocols:
+        bucket, key, _ = fs.split_path(path)
+        try:
+            fs.call_s3("put_object", Bucket=bucket, Key=key, Body=token.encode(), IfNoneMatch="*")
+        except (FileExistsError, OSError) as exc:
+            if _precondition_failed(exc):
+                return False
+            raise
+        fs.invalidate_cache(path)
+        return True
+    if fs.exists(path):  # no exclusive create here: check and write, which a racing save can pass
+        return False
+    fs.pipe_file(path, token.encode())
+    return True
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    """s3fs turns S3's 412 (and 409 ConditionalRequestConflict) into an OSError; find the code."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        code = getattr(seen, "response", {}).get("Error", {}).get("Code") if hasattr(seen, "response") else None
+        if code in ("PreconditionFailed", "ConditionalRequestConflict") or "PreconditionFailed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _remove(fs: Any, path: str, recursive: bool = False) -> None:
+    try:
+        if recursive:
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        else:
+            fs.rm_file(path)
+    except FileNotFoundError:
+        pass
+
+
 def save_parts(rdd: "RDD", path: str, write_part, codec: str | None = None, suffix: str = "") -> None:
     """One ``part-NNNNN`` file per partition, written by ``write_part(file, iterator)``,
     committed as described above, then ``_SUCCESS``."""
     fs, root = fsspec.core.url_to_fs(path, **dict(rdd.ctx.config.storage_options))
     root = root.rstrip("/")
     if fs.exists(root) and (not fs.isdir(root) or fs.ls(root)):
-        raise FileExistsError(f"output path {root!r} already exists; delete it or choose another path "
-                              "(dagrun never overwrites committed output)")
-    temp = f"{root}/_temporary/{secrets.token_hex(4)}"
+        raise _exists_error(fs, root)
+    token = secrets.token_hex(4)
+    temp = f"{root}/{TEMPORARY_DIR}/{token}"
 
     def write(tc, it: Iterator) -> AttemptFile:
         name = f"{temp}/part-{tc.partition_index:05d}-a{tc.attempt}{suffix}"
@@ -110,21 +181,34 @@ def save_parts(rdd: "RDD", path: str, write_part, codec: str | None = None, suff
         return AttemptFile(fs, name)
 
     moved: list[str] = []
+    claimed = False
     try:
         fs.makedirs(temp, exist_ok=True)
         written = rdd.ctx.run_job(rdd, write)
+        claimed = _claim(fs, f"{root}/{COMMIT_MARK}", token)
+        fs.invalidate_cache(root)
+        if claimed and fs.exists(f"{root}/{SUCCESS_MARK}"):  # a winner that finished and dropped its claim
+            _remove(fs, f"{root}/{COMMIT_MARK}")
+            claimed = False
+        if not claimed:
+            raise FileExistsError(f"output path {root!r} was committed by another save while this one ran; "
+                                  "its output is that save's, and this one wrote nothing there")
         for index, attempt in enumerate(written):
             final = f"{root}/part-{index:05d}{suffix}"
             fs.mv(attempt.path, final)
             moved.append(final)
-        fs.touch(f"{root}/_SUCCESS")
+        fs.touch(f"{root}/{SUCCESS_MARK}")
+        _remove(fs, f"{root}/{COMMIT_MARK}")  # after _SUCCESS: a later claimer then finds _SUCCESS
     except BaseException:
-        for final in moved:  # only the driver writes final names, so these are all there can be
-            try:
-                fs.rm_file(final)
-            except FileNotFoundError:
-                pass
+        for final in moved:  # only the claiming driver writes final names, so these are all there can be
+            _remove(fs, final)
+        if claimed:
+            _remove(fs, f"{root}/{COMMIT_MARK}")
         raise
     finally:
-        if fs.exists(f"{root}/_temporary"):
-            fs.rm(f"{root}/_temporary", recursive=True)
+        # a racing save's attempt files live beside ours until it fails: remove only our own, and
+        # the folder once it is empty
+        _remove(fs, temp, recursive=True)
+        fs.invalidate_cache(f"{root}/{TEMPORARY_DIR}")
+        if fs.isdir(f"{root}/{TEMPORARY_DIR}") and not fs.ls(f"{root}/{TEMPORARY_DIR}"):
+            _remove(fs, f"{root}/{TEMPORARY_DIR}", recursive=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import functools
 import itertools
 import math
 import random
@@ -28,8 +29,22 @@ if TYPE_CHECKING:
     from dagrun.api.rdd import RDD
 
 
-def _shuffled(rdd: "RDD", *args, **kwargs) -> "RDD":
-    return rdd._derive(ShuffledNode(rdd._node, *args, **kwargs))
+def _shuffled(rdd: "RDD", partitioner, **kwargs) -> "RDD":
+    """A shuffle by ``partitioner``; none when ``rdd`` is already partitioned so (as PySpark's
+    ``partitionBy`` returns the RDD itself), the aggregation then runs within each partition."""
+    if rdd.partitioner is not None and rdd.partitioner == partitioner and kwargs.get("sort_key") is None:
+        aggregator = kwargs.get("reduce_aggregator")
+        if aggregator is None:
+            return rdd
+        return rdd.map_partitions(functools.partial(_combine_in_partition, aggregator), preserves_partitioning=True)
+    return rdd._derive(ShuffledNode(rdd._node, partitioner, **kwargs))
+
+
+def _combine_in_partition(aggregator: Aggregator, it: Iterator) -> Iterator:
+    combined: dict = {}
+    for k, v in it:
+        combined[k] = aggregator.merge_value(combined[k], v) if k in combined else aggregator.create_combiner(v)
+    return iter(combined.items())
 
 
 def _reduce_partitions(rdd: "RDD", num_partitions: int | None) -> int:

@@ -25,7 +25,6 @@ from typing import Any
 from dagrun.cli.bench_jobs import JOBS, data_dir, input_files, validate
 from dagrun.cli.bench_peers import run_peers
 from dagrun.config import parse_bytes
-from dagrun.cli.gen import parse_size
 
 
 def add_parser(sub) -> None:
@@ -43,6 +42,9 @@ def add_parser(sub) -> None:
                    help="where generated inputs are kept (default ./bench-data)")
     p.add_argument("--files", type=int, default=4, help="number of input files (default 4)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--groups", type=int, default=None,
+                   help="aggregate only: uservisits with this many SUBSTR(sourceIP,1,8) groups "
+                        "(default: the real data's shape, ~944k groups per GB)")
     p.set_defaults(func=run_bench)
 
 
@@ -103,12 +105,12 @@ def run_bench(args: argparse.Namespace) -> int:
 
         return run(args)
     args.executors = args.executors or 2
-    size = parse_size(args.size)
+    size = parse_bytes(args.size)
     memory = parse_bytes(args.memory) if args.memory else None
     os.makedirs(args.data, exist_ok=True)
     print(f"dagrun bench {args.bench}: {args.size} input, {args.executors} local executors", flush=True)
     t = time.perf_counter()
-    path = data_dir(args.data, args.bench, size, args.seed, args.files)
+    path = data_dir(args.data, args.bench, size, args.seed, args.files, getattr(args, "groups", None))
     files = input_files(path)
     nbytes = _warm(files)
     print(f"  data: {path} ({nbytes / 1e6:,.0f} MB, ready in {time.perf_counter() - t:.1f}s; page cache warmed)")

@@ -37,13 +37,20 @@ class Outcome:
     detail: str
 
 
-def data_dir(root: str, bench: str, size: int, seed: int, files: int) -> str:
-    """Generate (once) and return the input directory for ``bench`` at ``size`` bytes."""
+def data_dir(root: str, bench: str, size: int, seed: int, files: int, groups: int | None = None) -> str:
+    """Generate (once) and return the input directory for ``bench`` at ``size`` bytes.
+
+    ``groups`` (aggregate only) asks for low-cardinality uservisits; the directory name says
+    which shape it holds, so data made by an older generator is never reused by mistake.
+    """
     kind = DATA_KIND[bench]
-    path = os.path.join(root, f"{kind}-{size}-s{seed}-f{files}")
+    if groups is not None and kind != "uservisits":
+        raise ValueError(f"--groups applies to the aggregate benchmark only, not {bench!r}")
+    shape = "" if kind != "uservisits" else ("-ipv4" if groups is None else f"-g{groups}")
+    path = os.path.join(root, f"{kind}{shape}-{size}-s{seed}-f{files}")
     done = os.path.join(path, "_COMPLETE")
     if not os.path.exists(done):
-        generate(kind, path, size=size, seed=seed, files=files)
+        generate(kind, path, size=size, seed=seed, files=files, groups=groups)
         open(done, "w").close()
     return path
 

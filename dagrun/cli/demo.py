@@ -31,9 +31,10 @@ def _revenue(line: str) -> tuple[str, float]:
 
 def run_demo(args: argparse.Namespace) -> int:
     import dagrun
-    from dagrun.cli.gen import generate, parse_size
+    from dagrun.cli.gen import generate
+    from dagrun.config import parse_bytes
 
-    size = parse_size(args.size)
+    size = parse_bytes(args.size)
     work = tempfile.mkdtemp(prefix="dagrun-demo-")
     try:
         print(f"dagrun demo: generating {args.size} of each data set in {work}")

@@ -31,6 +31,27 @@ Record layout (``records``), that of ``gensort -a`` (gensort 1.5, ``gen_ascii_re
 
 The layout and alphabets match gensort; the bytes do not, because gensort's 128-bit LCG would
 cost a Python-level loop per record.  ``valsort`` checks order and duplicates, not the RNG.
+
+Row layout (``uservisits``), the Amplab big-data benchmark's schema (sourceIP, destURL,
+visitDate, adRevenue, userAgent, countryCode, languageCode, searchWord, duration)::
+
+    sourceIP      uniform over all 2**32 IPv4 addresses, dotted decimal ("159.90.193.197")
+    destURL       "http://<word>.<com|org|net>/<4 words>", one of 65536 fixed URLs
+    visitDate     uniform over 1970-01-01 .. 2014-11-09, ISO format
+    adRevenue     uniform in [0, 1), 5 decimals
+    userAgent     one of 12 agents; countryCode 3 letters; languageCode "XXX-YY"
+    searchWord    Zipf-distributed word; duration 1..100
+
+Why these figures: a uniformly random address has 2,255,536 possible SUBSTR(sourceIP, 1, 8)
+values, short octets making some far likelier than others.  At the real data's 943,842
+groups in 1 GB (the figure of issue 15, measured on Amplab's uservisits) that distribution
+implies 6.89 M rows, 145 bytes a row, which is the row length the URL's word count sets
+here (145.8 bytes measured): the expected count at 1 GB is then 942,187 groups (271,674
+expected and 272,181 measured at 100 MB, seed 0).  At 126.8 GB it predicts 2.14 M groups;
+at ~24 bytes a "prefix,sum" output line that is the reference architecture's 51.6 MiB
+result file, so the uniform model fits both published figures.  ``groups=N`` (``--groups``)
+instead draws sourceIPs from N fixed "a.b." prefixes with two three-digit octets (at most
+24,336), the low-cardinality case where a map-side combine collapses the data.
 """
 
 from __future__ import annotations
@@ -40,7 +61,6 @@ import datetime
 import functools
 import os
 import random
-import re
 import string
 import sys
 import time
@@ -48,7 +68,9 @@ from array import array
 from dataclasses import dataclass
 from itertools import accumulate, repeat
 from operator import getitem
-from typing import Callable, Literal, get_args
+from typing import Callable, Iterable, Literal, get_args
+
+from dagrun.config import parse_bytes
 
 Kind = Literal["text", "records", "uservisits"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -59,27 +81,10 @@ _CHUNK_RECORDS = _CHUNK_LINES = _CHUNK_ROWS = 1 << 16
 
 # ----------------------------------------------------------------------------- sizes
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
-
-
 def parse_size(text: str | int) -> int:
-    """``"1GB"`` -> 10**9, ``"100KiB"`` -> 102400, ``"4 GB"``, ``"1.5MB"``, ``"123"`` (bytes).
-
-    KB/MB/GB/TB are decimal and KiB/MiB/GiB/TiB binary, case-insensitive.  Bare ``K``/``M``/``G``
-    are refused because they are ambiguous between the two.
-    """
-    if isinstance(text, int) and not isinstance(text, bool):
-        if text < 0:
-            raise ValueError(f"size must be >= 0, got {text}")
-        return text
-    pattern = r"\s*(\d+\.?\d*|\.\d+)\s*([a-zA-Z]*)\s*"
-    match = re.fullmatch(pattern, text) if isinstance(text, str) else None
-    if not match or match[2].lower() not in _UNITS:
-        raise ValueError(
-            f"cannot read {text!r} as a size; write a number of bytes with an optional unit: "
-            "KB/MB/GB/TB (powers of 1000) or KiB/MiB/GiB/TiB (powers of 1024), e.g. '64MB'")
-    return int(float(match[1]) * _UNITS[match[2].lower()])
+    """``"1GB"`` -> 10**9, ``"100KiB"`` -> 102400: ``dagrun.config.parse_bytes`` without the bare
+    K/M/G/T shorthand, kept for callers of this module; the CLI takes every form ``parse_bytes`` does."""
+    return parse_bytes(text, shorthand=False)
 
 
 # ----------------------------------------------------------------------------- random helpers
@@ -274,35 +279,51 @@ _LANGUAGES = ("ENG-US", "ENG-GB", "ENG-AU", "ENG-CA", "FRA-FR", "FRA-CA", "DEU-D
               "SPA-ES", "SPA-MX", "POR-BR", "POR-PT", "ITA-IT", "NLD-NL", "SWE-SE", "RUS-RU",
               "TUR-TR", "ARA-EG", "HIN-IN", "ZHO-CN", "JPN-JP", "KOR-KR", "VIE-VN", "THA-TH")
 _DURATIONS = tuple(str(n) for n in range(1, 101))
-_IP_PREFIXES = 3000  # distinct SUBSTR(sourceIP, 1, 8) values
+_OCTETS = tuple(str(n) for n in range(256))
+_NETS = tuple(f"{a}.{b}." for a in range(100, 256) for b in range(100, 256))
+MAX_GROUPS = len(_NETS)  # 156 * 156 three-digit "a.b." prefixes for the --groups mode
+_URL_WORDS = 4  # words in a destURL path: brings rows to ~145 bytes, as in the real data
 
 
 @functools.lru_cache(maxsize=1)
-def _visit_pools() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """(sourceIP, destURL, visitDate) pools of 65536 values each, from a constant seed."""
+def _visit_pools() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(destURL, visitDate) pools of 65536 values each, from a constant seed."""
     rng = random.Random("dagrun-datagen-uservisits-v1")
-    # Both leading octets have 3 digits, so the first 8 chars are exactly "a.b." and
-    # SUBSTR(sourceIP, 1, 8) has _IP_PREFIXES distinct values.
-    nets = rng.sample([f"{a}.{b}." for a in range(100, 256) for b in range(100, 256)], _IP_PREFIXES)
-    ips = tuple(f"{nets[i % _IP_PREFIXES]}{rng.randrange(256)}.{rng.randrange(1, 255)}"
-                for i in range(1 << 16))
     names = [w for w in vocabulary() if 3 <= len(w) <= 10]
     tlds = ("com", "org", "net")
-    urls = tuple(f"http://{rng.choice(names)}.{rng.choice(tlds)}/{rng.choice(names)}"
-                 for _ in range(1 << 16))
+    urls = tuple(f"http://{rng.choice(names)}.{rng.choice(tlds)}/"
+                 + "".join(rng.choice(names) for _ in range(_URL_WORDS)) for _ in range(1 << 16))
     # 2**14 consecutive days (1970-01-01 .. 2014-11-09), each 4 times, so draws stay uniform.
     epoch = datetime.date(1970, 1, 1)
     days = [(epoch + datetime.timedelta(days=d)).isoformat() for d in range(1 << 14)]
-    return ips, urls, tuple(days * 4)
+    return urls, tuple(days * 4)
 
 
-def _uservisits_chunk(rng: random.Random, rows: int) -> bytes:
-    ips, urls, dates = _visit_pools()
+@functools.lru_cache(maxsize=4)
+def _group_ips(groups: int) -> tuple[str, ...]:
+    """65536 sourceIPs whose "a.b." prefixes take exactly ``groups`` values (``--groups`` mode)."""
+    rng = random.Random(f"dagrun-datagen-uservisits-groups-{groups}")
+    nets = rng.sample(_NETS, groups)
+    return tuple(f"{nets[i % groups]}{rng.randrange(256)}.{rng.randrange(1, 255)}"
+                 for i in range(1 << 16))
+
+
+def _source_ips(rng: random.Random, rows: int, groups: int | None) -> Iterable[str]:
+    if groups is not None:
+        return _draw(rng, _group_ips(groups), rows)
+    # Uniform over all 2**32 addresses, as the real data: see "uservisits" in the module doc.
+    octets = rng.randbytes(4 * rows)
+    get = _OCTETS.__getitem__
+    return map(".".join, zip(*(map(get, octets[i::4]) for i in range(4))))
+
+
+def _uservisits_chunk(rng: random.Random, rows: int, groups: int | None = None) -> bytes:
+    urls, dates = _visit_pools()
     random_ = rng.random
     revenue = map("{:.5f}".format, [random_() for _ in repeat(None, rows)])
     search_words = map(_zipf().plain.__getitem__, _u16(rng, rows))  # Zipf, like real queries
-    columns = (_draw(rng, ips, rows), _draw(rng, urls, rows), _draw(rng, dates, rows), revenue,
-               _draw(rng, _USER_AGENTS, rows), _draw(rng, _COUNTRIES, rows),
+    columns = (_source_ips(rng, rows, groups), _draw(rng, urls, rows), _draw(rng, dates, rows),
+               revenue, _draw(rng, _USER_AGENTS, rows), _draw(rng, _COUNTRIES, rows),
                _draw(rng, _LANGUAGES, rows), search_words, _draw(rng, _DURATIONS, rows))
     text = "\n".join(map(",".join, zip(*columns)))
     return (_fill_tail(rng, text) + "\n").encode("ascii")
@@ -317,12 +338,12 @@ def _file_rng(kind: str, seed: int, index: int) -> random.Random:
 Chunks = Callable[[int], bytes | bytearray]  # remaining bytes of the file -> next chunk
 
 
-def _chunk_maker(kind: str, rng: random.Random, first_record: int) -> Chunks:
+def _chunk_maker(kind: str, rng: random.Random, first_record: int, groups: int | None = None) -> Chunks:
     """``remaining bytes -> next chunk`` for one file; chunks shrink for tiny files."""
     if kind == "text":  # ~91 bytes a line: ask for a little more than remains
         return lambda remaining: _text_chunk(rng, min(_CHUNK_LINES, remaining // 90 + 1))
-    if kind == "uservisits":  # ~127 bytes a row
-        return lambda remaining: _uservisits_chunk(rng, min(_CHUNK_ROWS, remaining // 120 + 1))
+    if kind == "uservisits":  # ~145 bytes a row
+        return lambda remaining: _uservisits_chunk(rng, min(_CHUNK_ROWS, remaining // 135 + 1), groups)
     next_record = first_record
 
     def records(remaining: int) -> bytearray:
@@ -353,11 +374,13 @@ def _write_file(path: str, chunks: Chunks, target: int) -> None:
         raise
 
 
-def generate(kind: Kind, out: str, *, size: int, seed: int = 0, files: int = 1) -> list[str]:
+def generate(kind: Kind, out: str, *, size: int, seed: int = 0, files: int = 1,
+             groups: int | None = None) -> list[str]:
     """Write ``files`` parts of about ``size`` bytes in total under directory ``out``.
 
     Returns the paths written, ``out/part-00000.<txt|dat|csv>`` and on.  See the module
-    docstring for what each kind holds and how exact the size is.
+    docstring for what each kind holds and how exact the size is.  ``groups`` (uservisits
+    only) draws sourceIPs from that many "a.b." prefixes instead of all addresses.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -365,6 +388,12 @@ def generate(kind: Kind, out: str, *, size: int, seed: int = 0, files: int = 1) 
         raise ValueError(f"size must be an int >= 0 (bytes), got {size!r}; see parse_size()")
     if isinstance(files, bool) or not isinstance(files, int) or files < 1:
         raise ValueError(f"files must be an int >= 1, got {files!r}")
+    if groups is not None:
+        if kind != "uservisits":
+            raise ValueError(f"groups applies to uservisits only, not {kind!r}; leave it out")
+        if isinstance(groups, bool) or not isinstance(groups, int) or not 1 <= groups <= MAX_GROUPS:
+            raise ValueError(f"groups must be an int in [1, {MAX_GROUPS}] (distinct three-digit "
+                             f"'a.b.' prefixes), got {groups!r}; leave it out for the real data's shape")
     os.makedirs(out, exist_ok=True)
     unit = RECORD_SIZE if kind == "records" else 1  # records split by whole records
     total_units = size // unit
@@ -372,7 +401,7 @@ def generate(kind: Kind, out: str, *, size: int, seed: int = 0, files: int = 1) 
     for index in range(files):
         units = total_units // files + (1 if index < total_units % files else 0)
         path = os.path.join(out, f"part-{index:05d}.{_SUFFIX[kind]}")
-        _write_file(path, _chunk_maker(kind, _file_rng(kind, seed, index), first), units * unit)
+        _write_file(path, _chunk_maker(kind, _file_rng(kind, seed, index), first, groups), units * unit)
         first += units
         paths.append(path)
     return paths
@@ -382,7 +411,7 @@ def generate(kind: Kind, out: str, *, size: int, seed: int = 0, files: int = 1) 
 
 def _size_arg(text: str) -> int:
     try:
-        return parse_size(text)
+        return parse_bytes(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -399,6 +428,10 @@ def add_gen_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
                         help="total size, e.g. 64MB, 1GB, 100KiB (default: 64MB)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--files", type=int, default=1, help="number of part files (default: 1)")
+    parser.add_argument("--groups", type=int, default=None,
+                        help="uservisits only: draw sourceIPs from this many 'a.b.' prefixes, for a "
+                             f"low-cardinality SUBSTR(sourceIP, 1, 8) (1..{MAX_GROUPS}; default: "
+                             "uniform over all addresses, ~944k groups per GB like the real data)")
     parser.set_defaults(func=run_gen)
     return parser
 
@@ -406,8 +439,8 @@ def add_gen_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 def run_gen(args: argparse.Namespace) -> int:
     """Entry point of ``dagrun gen``: one line per file, then the total size and time."""
     started = time.perf_counter()
-    paths = generate(args.kind, args.out, size=parse_size(args.size), seed=args.seed,
-                     files=args.files)
+    paths = generate(args.kind, args.out, size=parse_bytes(args.size), seed=args.seed,
+                     files=args.files, groups=getattr(args, "groups", None))
     total = 0
     for path in paths:
         nbytes = os.path.getsize(path)

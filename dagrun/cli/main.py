@@ -20,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dagrun.cli import bench, demo, gen, plan, report, run, store
 
     parser = argparse.ArgumentParser(prog="dagrun", description="Spark-style data jobs on local processes or AWS Lambda")
+    from dagrun import __version__
+
+    parser.add_argument("--version", action="version", version=f"dagrun {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run.add_parser(sub)
     demo.add_parser(sub)
@@ -34,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # as typed: ``dagrun run`` tells options after the script from the script's own
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

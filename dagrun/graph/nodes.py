@@ -64,10 +64,11 @@ class Node:
     """
 
     op_name = "rdd"
+    lazy_id = False  # True: the id is drawn when first asked for (PySpark's PipelinedRDD)
 
     def __init__(self, ctx: "Context", parents: Iterable["Node"] = ()):
         self.ctx = ctx
-        self.rdd_id = ctx._next_id("rdd")
+        self._rdd_id: int | None = None if self.lazy_id else ctx._next_id("rdd")
         self.parents: list[Node] = list(parents)
         self.partitioner: Any = None
         self._name = f"{self.op_name} at {_callsite()}"
@@ -106,7 +107,14 @@ class Node:
             return (value for _, value in tc.read_shuffle(self._cache_id, split.index))
         return self.compute(split, tc)
 
+    @property
+    def rdd_id(self) -> int:
+        if self._rdd_id is None:
+            self._rdd_id = self.ctx._next_id("rdd")
+        return self._rdd_id
+
     def __getstate__(self) -> dict:
+        self.rdd_id  # noqa: B018 - drawn here at the latest: an executor has no Context to draw from
         state = self.__dict__.copy()
         state["ctx"] = None
         state["_splits"] = None
@@ -231,9 +239,14 @@ class BinaryRecordsNode(Node):
 
 
 class MapPartitionsNode(Node):
-    """``f(partition_index, iterator)``; chains of these fuse into one function per stage."""
+    """``f(partition_index, iterator)``; chains of these fuse into one function per stage.
+
+    As PySpark's PipelinedRDD, a fused node draws its id only when asked: ``rdd.map(f).filter(g)``
+    is one step, whose ``id()`` follows ``rdd.id()`` directly.
+    """
 
     op_name = "map_partitions"
+    lazy_id = True
 
     def __init__(self, parent: Node, func: Callable[[int, Iterator], Iterable], preserves_partitioning=False,
                  op_name: str | None = None):
@@ -259,9 +272,22 @@ class MapPartitionsNode(Node):
 
 
 class UnionNode(Node):
+    """The partitions of every parent, in order; or, when all parents are partitioned by the
+    same partitioner, partition i of each parent as partition i (Spark's
+    PartitionerAwareUnionRDD), keeping the partitioner so that a join after it needs no shuffle."""
+
     op_name = "union"
 
+    def __init__(self, ctx: "Context", parents: Iterable["Node"] = ()):
+        super().__init__(ctx, parents)
+        first = self.parents[0].partitioner
+        if first is not None and all(p.partitioner == first for p in self.parents[1:]):
+            self.partitioner = first
+
     def _make_splits(self) -> list[Split]:
+        if self.partitioner is not None:
+            return [Split(i, None, tuple(p.splits[i] for p in self.parents))
+                    for i in range(self.partitioner.num_partitions)]
         out = []
         for which, parent in enumerate(self.parents):
             for split in parent.splits:
@@ -269,9 +295,13 @@ class UnionNode(Node):
         return out
 
     def narrow_parents(self, split: Split) -> list:
+        if split.data is None:  # partitioner-aware: one split of every parent
+            return list(zip(self.parents, split.parents))
         return [(self.parents[split.data], split.parents[0])]
 
     def compute(self, split: Split, tc) -> Iterator:
+        if split.data is None:
+            return itertools.chain.from_iterable(p.iterator(s, tc) for p, s in zip(self.parents, split.parents))
         return self.parents[split.data].iterator(split.parents[0], tc)
 
 

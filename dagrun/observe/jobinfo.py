@@ -19,6 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shuffle.layout import redact
+
 if TYPE_CHECKING:
     from dagrun.observe.ledger import JobCost
 
@@ -157,11 +159,24 @@ class JobInfo:
                    "stage": e.key[0] if e.key else None, "partition": e.key[1] if e.key else None,
                    "attempt": e.attempt, "detail": None if e.detail is None else str(e.detail)}
                   for e in self.scheduler_log if e.what in _KEPT_EVENTS]
-        return {"version": RECORD_VERSION, "job_id": self.job_id, "description": self.description,
-                "store_url": self.store_url, "started": self.started, "finished": self.finished,
+        return {"version": RECORD_VERSION, "user": _user(), "job_id": self.job_id, "description": self.description,
+                "store_url": redact(self.store_url), "started": self.started, "finished": self.finished,
                 "succeeded": self.succeeded, "settings": settings, "stages": stages,
                 "attempts": [_attempt_record(a) for a in self.attempts], "executors": self.executors,
                 "events": events, "driver_requests": self.driver_requests, "cost": self.cost.to_dict()}
+
+    def _repr_html_(self) -> str:
+        """A notebook's view of the job: its state, stages with their tasks and retries, the cost."""
+        from html import escape
+
+        state = "succeeded" if self.succeeded else "failed"
+        retried = Counter(stage for stage, _ in self.retried_tasks())
+        rows = "".join(f"<tr><td>{s.stage_id}</td><td>{escape(s.name)}</td><td>{s.rdd.get_num_partitions()}</td>"
+                       f"<td>{retried.get(s.stage_id, 0)}</td></tr>" for s in self.stages)
+        cost = self.cost._repr_html_() if self.finished is not None else ""
+        return (f'<div class="dagrun-job"><h4>dagrun job {escape(self.job_id)}: {state} in {self.wall_seconds:.2f}s'
+                f"</h4><p>{escape(self.description)}</p><table><tr><th>stage</th><th>name</th><th>tasks</th>"
+                f"<th>retried tasks</th></tr>{rows}</table>{cost}</div>")
 
     def __repr__(self) -> str:
         state = "succeeded" if self.succeeded else "failed"
@@ -176,3 +191,9 @@ def _attempt_record(a: Any) -> dict[str, Any]:
             "error": a.error, "started": m.started or None, "ended": m.finished or None,
             "records_read": m.records_read, "bytes_read": m.bytes_read, "records_written": m.records_written,
             "bytes_written": m.bytes_written, "requests": dict(m.store_requests), "peak_rss": m.peak_rss}
+
+
+def _user() -> str:
+    from dagrun.observe.history import user
+
+    return user()

@@ -138,6 +138,12 @@ class JobCost:
         t = self.total
         usd = t.dollars(self.prices, self.arch)
         req = " ".join(f"{t.requests[k]} {k.upper()}" for k in REQUEST_KINDS if t.requests.get(k))
+        if self.executor_kind != "lambda":
+            # nothing was invoked or billed: say what ran, and what the same work would cost on Lambda
+            plural = "es" if self.executors != 1 else ""
+            return (f"dagrun ledger {self.job_id}: {self.wall_seconds:.2f}s, {t.tasks} tasks on "
+                    f"{self.executors} {self.executor_kind} process{plural}, {req or 'no store requests'}; "
+                    f"as Lambda {self.memory_mb} MB: {t.gb_s:,.2f} GB-s, ${usd['total']:.6f}")
         return (f"dagrun ledger {self.job_id}: {self.wall_seconds:.2f}s, {len(self.rows)} stages, {t.tasks} tasks, "
                 f"{self.executors} executors{self._slots()}: {t.gb_s:,.2f} GB-s (${usd['compute']:.6f}), {t.invocations} invocations "
                 f"(${usd['invocations']:.6f}), {req or 'no'} store requests (${usd['requests']:.6f}), "
@@ -145,6 +151,21 @@ class JobCost:
 
     def _slots(self) -> str:
         return f" ({self.slots} task slots)" if self.slots > self.executors else ""
+    def _repr_html_(self) -> str:
+        """The per-stage ledger as an HTML table, for notebooks."""
+        from html import escape
+
+        cells = ["stage", "tasks", "GB-s", "invocations", "PUT", "GET", "LIST", "DELETE", "moved", "$"]
+        rows = []
+        for row in [*self.rows, self.driver, self.total]:
+            r = row.requests
+            values = [row.label, row.tasks, f"{row.gb_s:.2f}", row.invocations, r.get("put", 0), r.get("get", 0),
+                      r.get("list", 0), r.get("delete", 0), fmt_bytes(row.bytes_in + row.bytes_out),
+                      f"{row.dollars(self.prices, self.arch)['total']:.6f}"]
+            rows.append("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in values) + "</tr>")
+        head = "<tr>" + "".join(f"<th>{c}</th>" for c in cells) + "</tr>"
+        return (f'<div class="dagrun-cost"><p>{escape(str(self))}</p><table>{head}{"".join(rows)}</table>'
+                f"<p>{escape(self._pricing())}</p></div>")
 
     def table(self) -> str:
         """The per-stage breakdown as aligned text."""

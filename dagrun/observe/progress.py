@@ -1,7 +1,14 @@
-"""A Spark-style console progress line: ``[Stage 3:=====>        (12 + 2) / 32]``.
+"""What a running job shows: Spark's console progress line, a notebook display, log events.
 
-Shown on stderr when it is a terminal (``progress="auto"``), always with ``"on"``, never
-with ``"off"``.  Redrawn at most ten times a second, and cleared when the job ends.
+State: per job, the last drawn time and what is shown.
+
+Policy: the console line ``[Stage 3:=====>        (12 + 2) / 32]`` is shown on stderr when
+it is a terminal (``progress="auto"``), always with ``"on"``, never with ``"off"``; in a
+Jupyter kernel, where stderr is no terminal, ``"auto"`` shows the same line as an HTML
+``<progress>`` display instead (IPython's own display machinery, so no extra dependency).
+Redrawn at most ten times a second, and cleared (console) or left at its final state
+(notebook) when the job ends.  ``JobProgress`` also hands every update to
+``logs.JobEvents``, which logs stage and scheduler events as they happen.
 """
 
 from __future__ import annotations
@@ -9,7 +16,9 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
+
+from dagrun.observe.logs import JobEvents
 
 
 class ProgressBar:
@@ -64,3 +73,76 @@ class ProgressBar:
             width = shutil.get_terminal_size((100, 20)).columns
             self.stream.write("\r" + " " * (width - 1) + "\r")
             self.stream.flush()
+
+
+def in_notebook() -> bool:
+    """True in a Jupyter kernel (IPython with a kernel attached)."""
+    shell = sys.modules.get("IPython")
+    get = getattr(shell, "get_ipython", None)
+    ip = get() if callable(get) else None
+    return ip is not None and getattr(ip, "kernel", None) is not None
+
+
+class NotebookProgress:
+    """The console line's content as an HTML display that updates in place."""
+
+    def __init__(self) -> None:
+        from IPython.display import HTML, display
+
+        self._html = HTML
+        self._handle = display(HTML(self._render([])), display_id=True)
+        self._last = 0.0
+        self._done: list[tuple[int, int, int]] = []
+
+    @staticmethod
+    def _render(rows: list[tuple[int, int, int, int]]) -> str:
+        lines = [f'<div class="dagrun-progress">Stage {sid}: <progress value="{done}" max="{max(total, 1)}">'
+                 f"</progress> ({done} + {running}) / {total}</div>" for sid, done, running, total in rows]
+        return "".join(lines) or '<div class="dagrun-progress">dagrun: starting</div>'
+
+    def update(self, dag: Any, machine: Any = None) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.1 and not dag.done:
+            return
+        self._last = now
+        rows = []
+        for stage in dag.job.stages.values():
+            if stage.stage_id not in dag.submitted:
+                continue
+            if stage.shuffle_id is not None:
+                total = stage.num_maps
+                done = total - len(dag.tracker.missing(stage.shuffle_id))
+            else:
+                total, done = len(stage.partitions), len(dag.results)
+            running = 0 if machine is None else sum(
+                1 for k, r in machine.tasks.items() if k[0] == stage.stage_id and r.status == "running")
+            rows.append((stage.stage_id, done, running, total))
+        self._handle.update(self._html(self._render(rows)))
+
+    def close(self) -> None:
+        pass  # the final state stays in the notebook, as a finished tqdm bar does
+
+
+class JobProgress:
+    """One job's progress display (console, notebook or none) and its log events."""
+
+    def __init__(self, display: Any, events: JobEvents):
+        self.display, self.events = display, events
+
+    @classmethod
+    def for_job(cls, config: Any, job_id: str) -> "JobProgress":
+        setting = getattr(config, "progress", "auto")
+        display: Any = ProgressBar.for_config(setting)
+        if display is None and setting != "off" and in_notebook():
+            display = NotebookProgress()
+        return cls(display, JobEvents(job_id))
+
+    def update(self, dag: Any, machine: Any = None) -> None:
+        self.events.update(dag, machine)
+        if self.display is not None:
+            self.display.update(dag, machine)
+
+    def close(self) -> None:
+        self.events.flush()
+        if self.display is not None:
+            self.display.close()

@@ -24,6 +24,8 @@ import os
 import sys
 from typing import Any
 
+from shuffle.layout import redact_all
+
 from dagrun.observe.ledger import REQUEST_KINDS, fmt_bytes, gb_s_price
 
 PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#4f9a94", "#b8860b", "#d3697a", "#9c755f",
@@ -74,6 +76,7 @@ def write_report(record: dict[str, Any], path: str) -> str:
 
 
 def render(record: dict[str, Any]) -> str:
+    record = redact_all(record)  # a record from an older version may still hold URL credentials
     stages = record.get("stages", [])
     colors = {s["id"]: PALETTE[i % len(PALETTE)] for i, s in enumerate(stages)}
     cost = record.get("cost") or {}

@@ -11,12 +11,13 @@ Policy (Hadoop's ``FileInputFormat`` and ``LineRecordReader``):
   into pieces of that size, but the last piece may be up to 10% larger (Hadoop's SPLIT_SLOP) so
   that no tiny tail split is made.  An empty file still gets one empty split, as in Hadoop.
   A file named explicitly is read whatever its name; an existing directory with no visible
-  files gives no splits, while a missing path or a glob matching nothing is an error.
+  files gives no splits, while a missing path, a glob matching nothing or an unfinished save
+  (``output_marks``) is an error.
   ``.gz`` and ``.bz2`` files cannot be split: each is one split, read as a decompressed stream.
 * Line ownership.  A split ``[start, end)`` owns exactly the lines that *start* in it; a line
   starts at offset 0 or right after a ``\\n``.  A split other than the first therefore discards
-  through the first ``\\n`` at or after ``start - 1``, and every split reads past ``end`` to
-  finish its last line.  A line starting exactly at ``end`` belongs to the next split.
+  through the first ``\\n`` at or after ``start - 1`` (none before ``end``: it owns nothing),
+  and reads past ``end`` only to the next ``\\n``.  A line starting at ``end`` is the next split's.
 * Lines end with ``\\n`` or ``\\r\\n``, and the ending is stripped.  A final line without an
   ending is still a line, and a trailing ``\\n`` makes no empty last line.  A lone ``\\r`` is
   not an ending (Hadoop's reader takes it as one; here ``wc -l`` and the count fast path,
@@ -51,7 +52,9 @@ from typing import Any, BinaryIO
 
 from fsspec.core import url_to_fs
 
+from shuffle.layout import redact
 from dagrun import optional
+from dagrun.runtime.output_marks import check_complete
 
 BLOCK_SIZE = 8 << 20
 _COUNT_SLICE = 1 << 20
@@ -166,18 +169,19 @@ def _expand(path: str, storage_options: dict[str, Any]) -> list[_File]:
         infos = [matches[name] for name in sorted(matches) if not _hidden(name)]
         if not infos:
             raise FileNotFoundError(
-                f"input glob {path!r} matched no files; check the pattern, that the directory it "
+                f"input glob {redact(path)!r} matched no files; check the pattern, that the directory it "
                 "names exists, and that matching names do not start with '_' or '.' (those are skipped)"
             )
     else:
         try:
             infos = [fs.info(root)]
         except FileNotFoundError:
-            raise FileNotFoundError(f"input path {path!r} does not exist; {_what_to_check(fs)}") from None
+            raise FileNotFoundError(f"input path {redact(path)!r} does not exist; {_what_to_check(fs)}") from None
     found: list[dict[str, Any]] = []
     for info in infos:
         if info["type"] == "directory":
             children = fs.ls(info["name"], detail=True)
+            check_complete(path, {c["name"].rstrip("/").rsplit("/", 1)[-1] for c in children})
             found.extend(
                 sorted(
                     (c for c in children if c["type"] == "file" and not _hidden(c["name"])),
@@ -222,7 +226,7 @@ def read_text_split(split: TextSplit, storage_options: dict[str, Any] | None = N
         return  # an empty file's split: no request at all
     with _text_blocks(split, storage_options, past_end=True) as blocks:
         end = split.end if split.compression is None else math.inf
-        runs = _owned_runs(*_first_line(blocks, split.start), end)
+        runs = _owned_runs(*_first_line(blocks, split.start, end), end)
         yield from _decode_runs(runs, strip_bom=split.start == 0)
 
 
@@ -244,7 +248,7 @@ def count_text_split_lines(split: TextSplit, storage_options: dict[str, Any] | N
         return _count_uncompressed_lines(split, storage_options)
     lines, last = 0, b""
     with _text_blocks(split, storage_options, past_end=False) as blocks:
-        _, blocks = _first_line(blocks, split.start)
+        _, blocks = _first_line(blocks, split.start, split.end)
         for block in blocks:
             if block:
                 lines += _newlines(block)
@@ -409,21 +413,22 @@ def _blocks(f: BinaryIO, start: int, end: int, *, past_end: bool) -> Iterator[by
         yield block
 
 
-def _first_line(blocks: Iterator[bytes], start: int) -> tuple[float, Iterator[bytes]]:
+def _first_line(blocks: Iterator[bytes], start: int, end: float) -> tuple[float, Iterator[bytes]]:
     """Where this split's first line starts, and the blocks from there on.
 
     The first split's first line starts at 0.  Any other split's blocks start at ``start - 1``,
     and everything through the first ``\\n`` belongs to a line the previous split owns; with no
-    ``\\n`` at all, no line starts in this split (offset ``inf``).
+    ``\\n`` before ``end``, no line starts here (``inf``) and nothing past ``end`` is read.
     """
     if start == 0:
         return 0, blocks
-    consumed = 0
+    consumed, budget = 0, end - (start - 1)  # blocks are cut at ``end``, so this is a whole number of them
     for block in blocks:
         nl = block.find(b"\n")
         if nl >= 0:
             return start + consumed + nl, chain((block[nl + 1 :],), blocks)
-        consumed += len(block)
+        if (consumed := consumed + len(block)) >= budget:
+            break
     return math.inf, iter(())
 
 

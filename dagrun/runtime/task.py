@@ -17,6 +17,9 @@ from typing import Any, Callable, Iterable, Iterator, Literal
 
 import cloudpickle
 
+from scheduler.results import TaskValue, encode_value
+from scheduler.wire.channel import DEFAULT_MAX_MESSAGE
+from shuffle.layout import result_key
 from shuffle.reader import merge_combiners, read_blocks, sort_records
 from shuffle.store import BlockStore
 from shuffle.writer import write_map_output
@@ -65,9 +68,10 @@ class TaskContext:
         if blocks is None:
             raise RuntimeError(f"task was not given the blocks of shuffle {shuffle_id} partition {reduce_id}; "
                                "this is a planner bug, please report it")
-        for record in read_blocks(self.store, blocks):
-            self.records_read += 1
-            yield record
+        return read_blocks(self.store, blocks, on_batch=self._count_read)
+
+    def _count_read(self, n: int) -> None:
+        self.records_read += n
 
     def merge_combiners(self, records: Iterable, aggregator, combined: bool) -> Iterator:
         return merge_combiners(records, aggregator, memory_budget=self.config.shuffle_memory,
@@ -95,6 +99,15 @@ def _load_stage(task, env) -> StagePlan:
         while len(cache) > _STAGE_CACHE_SIZE:
             cache.pop(next(iter(cache)))
     return cache[task.stage_key]
+
+
+def _encode(plan: StagePlan, task, store: BlockStore, value: Any) -> TaskValue:
+    """An action's value, pickled once (cloudpickle), inline or through the store when large."""
+    c = plan.config
+    key = result_key(task.job_id, task.partition, task.attempt, c.shuffle_prefixes)
+    # below the channel's frame limit whatever the setting, so a large value never fails the send
+    direct = min(c.max_direct_result_size, DEFAULT_MAX_MESSAGE // 2)
+    return encode_value(value, store, key, max_direct=direct, max_result_size=c.max_result_size)
 
 
 def run_task(task, env) -> Any:
@@ -137,7 +150,7 @@ def run_task(task, env) -> Any:
             metrics["records_written"] = value.records_written
             metrics["bytes_written"] = value.bytes_written
         else:
-            value = plan.func(tc, plan.rdd.iterator(split, tc))
+            value = _encode(plan, task, store, plan.func(tc, plan.rdd.iterator(split, tc)))
         return value
     finally:
         input_get_hook.reset(counting_inputs)

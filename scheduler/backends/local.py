@@ -5,6 +5,11 @@ killed when that runs out (plus a short grace), the way Lambda ends an invocatio
 its own scratch directory.  A monitor thread per process reports its exit to the driver,
 which treats an exit before retirement as a lost executor; an executor's stderr is copied
 to the driver's, and its last lines go with the exit reason.
+
+Each process runs in a session of its own (so the terminal's Ctrl-C reaches the driver
+only) and is told the driver's pid: it ends itself when the driver dies or its deadline
+passes with nobody left to kill it (``scheduler.executor.guard_process``).  ``close`` asks
+every process to stop (SIGTERM) and kills the ones still running after five seconds.
 """
 
 from __future__ import annotations
@@ -53,12 +58,15 @@ class LocalBackend:
         # shuffle.py next to the script never stands in for dagrun's packages
         cmd = [sys.executable, "-P", "-m", "scheduler.executor", "--driver", f"{s.address[0]}:{s.address[1]}",
                "--executor-id", executor_id, "--deadline", repr(time.time() + s.executor_timeout),
+               "--parent-pid", str(os.getpid()),
                "--heartbeat", str(s.heartbeat_interval), "--scratch", scratch,
                *(arg for module in s.preload for arg in ("--preload", module))]
         env = {**os.environ, "DAGRUN_SECRET": s.secret.hex(), "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": executor_path()}
+        # a session of its own: Ctrl-C in the terminal reaches the driver only, which ends it
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno()
-                                if _has_fileno(sys.stderr) else None, stderr=subprocess.PIPE)
+                                if _has_fileno(sys.stderr) else None, stderr=subprocess.PIPE,
+                                start_new_session=True)
         with self._lock:
             self._procs[executor_id] = proc
         # the last lines of its stderr, so an executor that dies says why in the driver's error

@@ -22,6 +22,8 @@ Policy:
   (``HELD_STAGES``) than the executor's cache, so it never believes in an evicted one.  An
   executor that says it lacks a stage anyway has its mirror cleared and the task rerun
   (counted as a loss, so it stays bounded).
+- A committed result (a ``TaskValue``) adds its size to the job's total; past
+  ``max_result_size`` the job fails with ``ResultTooLarge`` before anything is loaded.
 - When a job ends, its tasks, durations and log leave the live state; the records go out
   with ``JobDone``/``JobFailed`` (the caller keeps them in its JobInfo).
 
@@ -51,6 +53,7 @@ from scheduler.core.events import (
 )
 from scheduler.core.tasks import Policy, TaskStateMachine
 from scheduler.errors import ExecutorsCannotStart, JobAborted
+from scheduler.results import ResultTooLarge, TaskValue
 
 HELD_STAGES = 16  # half the executor's stage cache (dagrun.runtime.task keeps 32)
 
@@ -172,10 +175,12 @@ class JobCore:
     """Events in, instructions out, for whole jobs.  See the module docstring."""
 
     def __init__(self, policy: Policy, now: float = 0.0, *, id_prefix: str = "x", max_refetches: int = 4,
-                 wall: Any = None):
+                 wall: Any = None, max_result_size: int = 0):
         self.machine = TaskStateMachine(policy, now=now, id_prefix=id_prefix)
         self.tracker = MapOutputTracker()
         self.max_refetches = max_refetches
+        self.max_result_size = max_result_size  # bytes of a job's serialized results; 0: no limit
+        self._result_bytes = self._result_tasks = 0
         self.dag: DagState | None = None
         self.attempts: list[AttemptRecord] = []  # the running job's
         self._wall = wall or (lambda now: now)  # monotonic -> wall clock, for the records only
@@ -212,6 +217,7 @@ class JobCore:
             raise RuntimeError(f"job {self.dag.job.job_id} is still running; one job runs at a time")
         self.dag = DagState(job, self.tracker)
         self.attempts, self._log_start, self._refetched = [], len(self.machine.log), Counter()
+        self._result_bytes = self._result_tasks = 0
         specs = self.dag.start()
         if self.dag.done:
             return self._finish(now)
@@ -337,6 +343,9 @@ class JobCore:
         dag = self.dag
         if dag is None:
             return [DropOutput(value)] if value is not None else []
+        if isinstance(value, TaskValue) and self._over_result_limit(value):
+            return [DropOutput(value)] + self._fail(ResultTooLarge(dag.job.job_id, self._result_tasks,
+                                                                   self._result_bytes, self.max_result_size), now)
         specs = dag.on_commit(ins.key, value)
         out: list = [Committed(dag.job.stages[ins.key[0]], ins.key, value)]
         if dag.done:
@@ -344,6 +353,14 @@ class JobCore:
         if specs:
             out += self._run(self.machine.submit(specs, now), now)
         return out
+
+    def _over_result_limit(self, value: TaskValue) -> bool:
+        """Count a committed result's size; past ``max_result_size`` the job fails (Spark's
+        ``spark.driver.maxResultSize``), before the value is loaded on the driver."""
+        self._result_bytes += value.size
+        self._result_tasks += 1
+        limit = self.max_result_size
+        return bool(limit) and (self._result_bytes > limit or value.dropped)
 
     def _discard(self, ins: Discard) -> list:
         value = self._results.pop((ins.key, ins.attempt), None)

@@ -1,37 +1,50 @@
-"""The authenticated control channel between the driver and its executors.
+"""The authenticated control channel between the driver and its executors: the executor's end.
 
 State: one ``Connection`` per executor, a framed byte stream over TCP (TLS when the peer is
-not on loopback) or an in-process queue pair for the inline backend.
+not on loopback) or an in-process queue pair for the inline backend.  The driver's end of a
+socket is ``scheduler.server`` (one I/O thread for every connection); this module holds what
+both ends share: the framing, the limits and the MAC.
 
 Policy and promises (docs/architecture.md, Invariants, 7. Authenticated control channel):
 - Before any payload is exchanged, both sides prove knowledge of the per-job secret by a
-  mutual HMAC-SHA256 challenge.  Nothing is unpickled before that succeeds.  Over TLS the
+  mutual HMAC-SHA256 challenge over nonces of exactly ``NONCE_BYTES``.  The MAC input is a
+  sequence of length-prefixed fields (context, role, nonce, binding), so no two different
+  field splits can share an input.  Nothing is unpickled before that succeeds.  Over TLS the
   challenge also covers the fingerprint of the driver's certificate as each side sees it,
   so the unverified, self-signed certificate cannot be swapped by a peer in the middle
   (``scheduler.wire.tls``).
-- Every frame carries an 8-byte length and is refused when it exceeds ``max_message``.
+- Every frame carries an 8-byte length and is refused when it exceeds the limit in force
+  (``HANDSHAKE_MESSAGE`` until authenticated, then ``max_message``).  Receive buffers grow
+  as bytes arrive, never to the size a header claims.
 - Messages are pickled frozen dataclasses (``scheduler.wire.messages``); ``send`` is thread-safe so
   an executor's heartbeat thread can share the socket with its task thread.
+- ``is_loopback`` parses addresses; names are resolved only when asked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import pickle
 import queue
+import random
 import socket
-import ssl
 import struct
 import threading
+import time
 from typing import Any, Protocol
 
 from scheduler.wire.tls import TLSSocket, client_context, fingerprint
 
 DEFAULT_MAX_MESSAGE = 1 << 30
+HANDSHAKE_MESSAGE = 256  # the limit on every frame before both sides are authenticated
+RECV_CHUNK = 1 << 20  # receive buffers grow by at most this much per read
+NONCE_BYTES = 32
 _HEADER = struct.Struct("!Q")
-_NONCE = 32
+_FIELD = struct.Struct("!I")
+_MAC_CONTEXT = b"dagrun-control-v2"
 
 
 class ChannelClosed(ConnectionError):
@@ -49,7 +62,7 @@ class Connection(Protocol):
 
 
 class SocketConnection:
-    """A framed, size-limited, authenticated message stream over a socket."""
+    """A framed, size-limited, authenticated message stream over a blocking socket (the executor's end)."""
 
     def __init__(self, sock: Any, max_message: int = DEFAULT_MAX_MESSAGE):  # a socket or a tls.TLSSocket
         self._sock = sock
@@ -99,19 +112,21 @@ class SocketConnection:
             self._sock.close()
 
     def _recv_exact(self, n: int) -> bytes:
-        buf = bytearray(n)
-        view = memoryview(buf)
-        got = 0
-        while got < n:
+        # grown as bytes arrive: a length header alone never makes us allocate what it claims
+        buf = bytearray()
+        chunk = bytearray(min(n, RECV_CHUNK))
+        view = memoryview(chunk)
+        while len(buf) < n:
+            want = min(n - len(buf), RECV_CHUNK)
             try:
-                k = self._sock.recv_into(view[got:], n - got)
+                k = self._sock.recv_into(view[:want], want)
             except socket.timeout:
                 raise
             except OSError as exc:
                 raise ChannelClosed(f"control channel closed while receiving: {exc}") from exc
             if k == 0:
                 raise ChannelClosed("control channel closed by the peer")
-            got += k
+            buf += view[:k]
         return bytes(buf)
 
 
@@ -152,38 +167,10 @@ class QueueConnection:
 _CLOSE = object()
 
 
-def _mac(secret: bytes, nonce: bytes, role: bytes, binding: bytes = b"") -> bytes:
-    return hmac.new(secret, role + nonce + binding, hashlib.sha256).digest()
-
-
-def server_handshake(sock: Any, secret: bytes, timeout: float = 10.0, *,
-                     tls: ssl.SSLContext | None = None, certificate: bytes = b"") -> SocketConnection:
-    """Authenticate an accepted socket; raise AuthenticationFailed without unpickling anything.
-
-    With ``tls`` (a server context holding ``certificate``, DER) the socket is wrapped first
-    and the certificate's fingerprint is bound into the challenge.
-    """
-    sock.settimeout(timeout)
-    binding = b""
-    if tls is not None:
-        try:
-            sock = TLSSocket(sock, tls, server_side=True, timeout=timeout)
-        except (OSError, ConnectionError) as exc:
-            raise AuthenticationFailed(f"TLS handshake did not complete: {exc}") from exc
-        binding = fingerprint(certificate)
-    conn = SocketConnection(sock, max_message=256)
-    try:
-        server_nonce = os.urandom(_NONCE)
-        conn.send_bytes(server_nonce)
-        reply = conn.recv_bytes(timeout)
-        if len(reply) != 32 + _NONCE or not hmac.compare_digest(
-                reply[:32], _mac(secret, server_nonce, b"executor", binding)):
-            raise AuthenticationFailed("an executor failed the job-secret challenge; connection dropped")
-        conn.send_bytes(_mac(secret, reply[32:], b"driver", binding))
-    except (TimeoutError, ChannelClosed) as exc:
-        raise AuthenticationFailed(f"handshake did not complete: {exc}") from exc
-    sock.settimeout(None)
-    return SocketConnection(sock)
+def mac(secret: bytes, role: bytes, nonce: bytes, binding: bytes = b"") -> bytes:
+    """HMAC over length-prefixed fields, so no two (role, nonce, binding) triples share an input."""
+    fields = (_MAC_CONTEXT, role, nonce, binding)
+    return hmac.new(secret, b"".join(_FIELD.pack(len(f)) + f for f in fields), hashlib.sha256).digest()
 
 
 def connect(address: tuple[str, int], secret: bytes, *, tls: bool | None = None, timeout: float = 30.0) -> SocketConnection:
@@ -191,26 +178,93 @@ def connect(address: tuple[str, int], secret: bytes, *, tls: bool | None = None,
 
     TLS is used when the driver is not on loopback (``tls=None``), or as ``tls`` says.  The
     driver's identity is proven by the mutual HMAC over its certificate's fingerprint rather
-    than by a certificate chain, since it presents a self-signed one.
+    than by a certificate chain, since it presents a self-signed one.  A driver at its cap of
+    connections still authenticating answers with an empty frame (over TLS: closes before
+    the TLS handshake); that is retried with jittered back-off until ``timeout``.  A refused
+    connection is not retried (the driver has finished).
     """
+    give_up = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            return _connect_once(address, secret, tls, max(0.1, give_up - time.monotonic()))
+        except _Busy as exc:
+            if time.monotonic() + delay >= give_up:
+                raise ChannelClosed(f"the driver at {address[0]}:{address[1]} kept refusing new connections "
+                                    f"for {timeout:g}s ({exc}); it is overloaded or shutting down") from None
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(1.0, delay * 2)
+
+
+class _Busy(ConnectionError):
+    """The driver's cap on unauthenticated connections turned this one away."""
+
+
+def _connect_once(address: tuple[str, int], secret: bytes, tls: bool | None, timeout: float) -> SocketConnection:
     host, port = address
-    sock: Any = socket.create_connection((host, port), timeout=timeout)
+    sock = socket.create_connection((host, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    binding = b""
-    if tls if tls is not None else not is_loopback(host):
-        sock = TLSSocket(sock, client_context(), server_side=False, timeout=timeout)
-        binding = fingerprint(sock.peer_certificate())
-    conn = SocketConnection(sock, max_message=256)
-    server_nonce = conn.recv_bytes(timeout)
-    my_nonce = os.urandom(_NONCE)
-    conn.send_bytes(_mac(secret, server_nonce, b"executor", binding) + my_nonce)
-    proof = conn.recv_bytes(timeout)
-    if not hmac.compare_digest(proof, _mac(secret, my_nonce, b"driver", binding)):
+    return client_handshake(sock, secret, tls=tls if tls is not None else not is_loopback(host), timeout=timeout)
+
+
+def client_handshake(sock: socket.socket, secret: bytes, *, tls: bool, timeout: float = 30.0) -> SocketConnection:
+    """Authenticate a connected socket to the driver (closing it on failure)."""
+    conn_sock: Any = sock
+    try:
+        conn_sock.settimeout(timeout)
+        binding = b""
+        if tls:
+            try:
+                conn_sock = TLSSocket(sock, client_context(), server_side=False, timeout=timeout)
+            except ConnectionError as exc:
+                raise _Busy(str(exc)) from exc
+            binding = fingerprint(conn_sock.peer_certificate())
+        conn = SocketConnection(conn_sock, max_message=HANDSHAKE_MESSAGE)
+        server_nonce = conn.recv_bytes(timeout)
+        if not server_nonce:
+            raise _Busy("the driver is at its cap of connections still authenticating")
+        if len(server_nonce) != NONCE_BYTES:
+            raise AuthenticationFailed(f"the driver sent a {len(server_nonce)}-byte challenge, not {NONCE_BYTES} "
+                                       "bytes; is the address right?")
+        my_nonce = os.urandom(NONCE_BYTES)
+        conn.send_bytes(mac(secret, b"executor", server_nonce, binding) + my_nonce)
+        proof = conn.recv_bytes(timeout)
+        if not hmac.compare_digest(proof, mac(secret, b"driver", my_nonce, binding)):
+            raise AuthenticationFailed("the driver failed the job-secret challenge; is the address right?")
+    except BaseException:
         sock.close()
-        raise AuthenticationFailed("the driver failed the job-secret challenge; is the address right?")
-    sock.settimeout(None)
-    return SocketConnection(sock)
+        raise
+    conn_sock.settimeout(None)
+    return SocketConnection(conn_sock)
 
 
-def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
+def is_loopback(host: str, *, resolve: bool = False) -> bool:
+    """Whether ``host`` is a loopback address, by parsing it (``127.example.com`` is a name, not one).
+
+    ``localhost`` counts (RFC 6761 reserves it); other names count only with ``resolve=True``
+    and only when every address they resolve to is loopback.
+    """
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    address = _parse_address(name)
+    if address is not None:
+        return address.is_loopback
+    if not resolve or not name:
+        return False
+    try:
+        infos = socket.getaddrinfo(name, None)
+    except (OSError, UnicodeError):
+        return False
+    parsed = [_parse_address(str(info[4][0]).split("%")[0]) for info in infos]
+    return bool(parsed) and all(a is not None and a.is_loopback for a in parsed)
+
+
+def _parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address

@@ -81,3 +81,23 @@ def test_gc_removes_what_a_killed_driver_left_and_keeps_younger_jobs(s3, tmp_pat
     assert done.returncode == 0, done.stderr
     assert "removed 1 jobs (1 blocks)" in done.stdout
     assert s3.keys(prefix="gc/") == ["gc/notes/readme.txt"]
+
+
+def test_gc_aborts_incomplete_uploads_and_leaves_foreign_keys_alone(s3) -> None:
+    url = s3.store_url("gc2")
+    store = BlockStore(url)
+    foreign = ["ab/foo/notes.txt", "0f/my-data/s3/m4-a1", "0a/app-1-j0/s0/m0-a0.bak"]
+    for key in foreign:
+        store.put(key, b"someone else's")
+    crashed = block_key("app-20260101000000-abcdef-j3", 1, 2, 0)
+    other_upload = "0a/my-data/big.bin"  # someone else's upload in progress under the same prefix
+    ours = s3.client.create_multipart_upload(Bucket=s3.store_bucket, Key=f"gc2/{crashed}")["UploadId"]
+    theirs = s3.client.create_multipart_upload(Bucket=s3.store_bucket, Key=f"gc2/{other_upload}")["UploadId"]
+    time.sleep(1.1)
+
+    assert dagrun_main(["store", "gc", url, "--older-than", "0s", "--dry-run"]) == 0
+    assert len(s3.client.list_multipart_uploads(Bucket=s3.store_bucket).get("Uploads", [])) == 2
+    assert dagrun_main(["store", "gc", url, "--older-than", "0s"]) == 0
+    left = {(u["Key"], u["UploadId"]) for u in s3.client.list_multipart_uploads(Bucket=s3.store_bucket)["Uploads"]}
+    assert left == {(f"gc2/{other_upload}", theirs)} and ours not in {u for _, u in left}
+    assert s3.keys(prefix="gc2/") == sorted(f"gc2/{k}" for k in foreign)

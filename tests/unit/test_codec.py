@@ -154,3 +154,28 @@ def _frame_count(data: bytes) -> int:
         pos += 20 + length
         n += 1
     return n
+
+
+def test_decode_batches_are_the_frames_and_check_the_crc() -> None:
+    from shuffle.codec import decode_batches
+
+    records = [(i, "x" * (i % 50)) for i in range(20_000)]
+    data, count, crc = encode_records(records)
+    batches = list(decode_batches(data, crc))
+    assert len(batches) > 1 and [r for b in batches for r in b] == records and count == len(records)
+    with pytest.raises(ChecksumMismatch):
+        decode_batches(data, crc ^ 1)
+
+
+def test_read_blocks_counts_records_per_batch(tmp_path) -> None:
+    from shuffle.reader import read_blocks
+    from shuffle.store import BlockStore
+    from shuffle.writer import write_map_output
+
+    store = BlockStore(f"file://{tmp_path}")
+    records = [(i % 3, i) for i in range(30_000)]
+    status = write_map_output(store, records, job_id="j", shuffle_id=0, map_id=0, attempt=0,
+                              num_partitions=3, partition_of=lambda k: k)
+    seen: list[int] = []
+    got = list(read_blocks(store, [status.block(r) for r in range(3)], on_batch=seen.append))
+    assert sorted(got) == sorted(records) and sum(seen) == len(records) and len(seen) >= 3

@@ -153,7 +153,6 @@ def test_uservisits_rows_parse(tmp_path):
         assert len(fields) == 9, line
         ip, url, visit, revenue, agent, country, language, word, duration = fields
         assert len(ip.split(".")) == 4 and all(0 <= int(o) <= 255 for o in ip.split("."))
-        assert ip[7] == "."  # SUBSTR(sourceIP, 1, 8) is "a.b."
         assert re.fullmatch(r"http://[a-z]+\.(com|org|net)/[a-z]+", url)
         assert date.fullmatch(visit)
         assert re.fullmatch(r"\d+\.\d{5}", revenue) and 0 <= float(revenue) < 1
@@ -201,3 +200,33 @@ def test_gen_subcommand(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["gen", "text", str(tmp_path), "--size", "lots"])
     assert "KiB" in capsys.readouterr().err
+
+
+def test_uservisits_sourceip_groups_follow_the_real_data(tmp_path):
+    # Uniform addresses: 145.8-byte rows; ~2,000 rows in 300 kB hit ~1,990 distinct prefixes
+    # (the prefix space has 2.26 M values), and short octets appear ("1.2.", "10.200.3").
+    (path,) = generate("uservisits", str(tmp_path), size=300_000, seed=3)
+    lines = open(path, encoding="ascii").read().splitlines()
+    assert 140 < 300_000 / len(lines) < 152
+    prefixes = {line[:8] for line in lines}
+    assert len(prefixes) > 0.97 * len(lines)
+    assert any(line.split(",")[0].split(".")[0] in {str(n) for n in range(100)} for line in lines)
+    first_octets = [int(line.split(".")[0]) for line in lines]
+    assert min(first_octets) < 10 and max(first_octets) > 245
+
+
+def test_uservisits_groups_knob(tmp_path):
+    (path,) = generate("uservisits", str(tmp_path), size=200_000, seed=1, groups=50)
+    lines = open(path, encoding="ascii").read().splitlines()
+    assert len({line[:8] for line in lines}) == 50
+    assert all(line[7] == "." for line in lines)  # "a.b." with three-digit octets
+    again = generate("uservisits", str(tmp_path / "b"), size=200_000, seed=1, groups=50)
+    assert open(again[0], "rb").read() == open(path, "rb").read()
+
+
+@pytest.mark.parametrize("kind, groups", [("uservisits", 0), ("uservisits", 24_337), ("text", 10),
+                                          ("uservisits", True)])
+def test_groups_refused_clearly(tmp_path, kind, groups):
+    with pytest.raises(ValueError, match="groups"):
+        generate(kind, str(tmp_path / "x"), size=1000, groups=groups)
+    assert not (tmp_path / "x").exists()

@@ -174,3 +174,23 @@ def test_range_partitioner_keyfunc_and_defaults() -> None:
     assert [default(k) for k in (5, 10, 11, 20, 21)] == [0, 0, 1, 1, 2]
     assert pickle.loads(pickle.dumps(default)) == default
     assert RangePartitioner((), False)(42) == 0
+
+
+@pytest.mark.parametrize("keys", [
+    [f"k{i}" for i in range(3000)],
+    ["caf\u00e9", "\U0001f600", "", "a" * 300],
+    ["ok", "lone \ud800 surrogate"],  # strict UTF-8 refuses it: the general path must take over
+    [i * 7919 - 10**20 for i in range(500)] + [True, False],
+    [b"bytes", "str", 3, 2.5, None, ("t", 1)],
+])
+def test_partition_many_equals_one_call_per_key(keys: list) -> None:
+    for n in (1, 7, 16):
+        p = HashPartitioner(n)
+        assert p.partition_many(keys) == [p(k) for k in keys]
+
+
+def test_str_hash_is_crc32_of_utf8_and_equal_keys_agree() -> None:
+    import zlib
+
+    assert portable_hash("abc") == zlib.crc32(b"abc") == portable_hash(b"abc")
+    assert portable_hash("\ud800") == zlib.crc32("\ud800".encode("utf-8", "surrogatepass"))

@@ -126,3 +126,33 @@ def test_estimate_size_is_in_the_right_range() -> None:
     assert 30_000 < estimate_size(ints) < 50_000
     nested = [("word", [1.5] * 10) for _ in range(100)]
     assert estimate_size(nested) > 100 * (estimate_size([1.5] * 10))
+
+
+def test_in_memory_combine_is_the_dict_and_leaves_no_spill_dir(tmp_path: Path) -> None:
+    agg = Aggregator(lambda v: v, operator.add, operator.add)
+    pairs = [(i % 100, 1) for i in range(10_000)]
+    out = merge_combiners(iter(pairs), agg, memory_budget=64 << 20, scratch_dir=str(tmp_path),
+                          combined=False)
+    assert dict(out) == {k: 100 for k in range(100)}
+    assert os.listdir(tmp_path) == []
+
+
+def test_identity_create_combiner_skips_the_call_and_keeps_results() -> None:
+    from dagrun.graph.partitioners import identity
+
+    for create in (identity, spill._identity):
+        cmap = CombineMap(Aggregator(create, operator.add, operator.add), combined=False,
+                          memory_budget=1 << 30)
+        cmap.add_chunk([("a", 1), ("b", 2), ("a", 3)])
+        assert dict(cmap.items()) == {"a": 4, "b": 2}
+    # A function merely named "identity" elsewhere is still called.
+    calls = []
+
+    def identity(v):  # noqa: F811 - deliberately the same name
+        calls.append(v)
+        return [v]
+
+    cmap = CombineMap(Aggregator(identity, lambda c, v: c + [v], operator.add), combined=False,
+                      memory_budget=1 << 30)
+    cmap.add_chunk([("a", 1), ("a", 2)])
+    assert calls == [1] and dict(cmap.items()) == {"a": [1, 2]}

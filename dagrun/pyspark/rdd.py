@@ -1,0 +1,216 @@
+"""``dagrun.pyspark.RDD``: a dagrun RDD under PySpark's names, and ``StorageLevel``.
+
+State: the wrapped dagrun RDD and the ``SparkContext`` it belongs to; nothing else lives
+here (a storage level or checkpoint mark is kept on the wrapped RDD, so every wrapper of
+the same RDD agrees).
+
+Policy: every public dagrun RDD method is reachable under its PySpark camelCase name, with
+PySpark's camelCase keywords (``names.generate``).  Arguments that are wrappers are
+unwrapped and results that are dagrun RDDs are wrapped, so a script sees only this class.
+Methods whose PySpark meaning differs from dagrun's (``persist`` with a storage level,
+``toDebugString`` returning bytes, the checkpoints, ``collectWithJobGroup``) are written
+here; what needs the JVM raises ``NotImplementedError`` naming the nearest dagrun way.
+
+Promise: an unmodified PySpark RDD script, with its imports changed to ``dagrun.pyspark``,
+calls the same dagrun code a snake_case dagrun script calls, with the same results.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import dagrun
+from dagrun.pyspark.names import generate, not_in_dagrun
+
+if TYPE_CHECKING:
+    from dagrun.pyspark.context import SparkContext
+
+
+class StorageLevel:
+    """Where a persisted RDD would be kept.  dagrun keeps every persisted RDD in its block
+    store, whatever the level; the level is recorded and reported as PySpark reports it."""
+
+    def __init__(self, useDisk: bool, useMemory: bool, useOffHeap: bool, deserialized: bool, replication: int = 1):
+        self.useDisk, self.useMemory, self.useOffHeap = useDisk, useMemory, useOffHeap
+        self.deserialized, self.replication = deserialized, replication
+
+    def _fields(self) -> tuple:
+        return _level_fields(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StorageLevel) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return "StorageLevel({}, {}, {}, {}, {})".format(*self._fields())
+
+    def __str__(self) -> str:
+        words = [w for w, on in (("Disk", self.useDisk), ("Memory", self.useMemory), ("OffHeap", self.useOffHeap)) if on]
+        words.append("Deserialized" if self.deserialized else "Serialized")
+        return " ".join(words) + f" {self.replication}x Replicated"
+
+
+for _name, _args in {
+    "NONE": (False, False, False, False), "DISK_ONLY": (True, False, False, False),
+    "DISK_ONLY_2": (True, False, False, False, 2), "DISK_ONLY_3": (True, False, False, False, 3),
+    "MEMORY_ONLY": (False, True, False, False), "MEMORY_ONLY_2": (False, True, False, False, 2),
+    "MEMORY_AND_DISK": (True, True, False, False), "MEMORY_AND_DISK_2": (True, True, False, False, 2),
+    "OFF_HEAP": (True, True, True, False, 1), "MEMORY_AND_DISK_DESER": (True, True, False, True),
+}.items():
+    setattr(StorageLevel, _name, StorageLevel(*_args))
+
+
+def _level_fields(level: Any) -> tuple:
+    """A storage level's five fields; PySpark's own ``StorageLevel`` is accepted too."""
+    return level.useDisk, level.useMemory, level.useOffHeap, level.deserialized, level.replication
+
+
+def wrap(value: Any, sc: "SparkContext") -> Any:
+    """A dagrun RDD (or a list of them, as ``random_split`` returns) as PySpark RDDs."""
+    if isinstance(value, dagrun.RDD):
+        return RDD(value, sc)
+    if type(value) is list and value and isinstance(value[0], dagrun.RDD):
+        return [RDD(v, sc) for v in value]
+    return value
+
+
+def unwrap(value: Any) -> Any:
+    return value._rdd if isinstance(value, RDD) else value
+
+
+class RDD:
+    """A PySpark-shaped handle on a dagrun RDD: ``rdd.flatMap(f).reduceByKey(add)``."""
+
+    def __init__(self, rdd: Any, sc: "SparkContext"):
+        self._rdd = rdd
+        self.ctx = sc
+
+    @property
+    def context(self) -> "SparkContext":
+        return self.ctx
+
+    @property
+    def partitioner(self) -> Any:
+        return self._rdd.partitioner
+
+    @property
+    def is_cached(self) -> bool:
+        return self._rdd.is_cached
+
+    def __repr__(self) -> str:
+        kind = getattr(self._rdd._node, "_pyspark_kind", None)
+        return f"{kind}[{self._rdd.id()}] at {self._rdd.name()}" if kind else repr(self._rdd)
+
+    def __add__(self, other: Any) -> "RDD":
+        if not isinstance(other, RDD):
+            raise TypeError(f"unsupported operand type(s) for +: 'RDD' and '{type(other).__name__}'")
+        return self.union(other)
+
+    def __reduce__(self):
+        raise RuntimeError("It appears that you are attempting to reference an RDD from inside a "
+                           "transformation or action; RDD operations run only on the driver. Collect "
+                           "or broadcast the values the function needs instead.")
+
+    def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
+        args = tuple(unwrap(a) for a in args)
+        kwargs = {k: unwrap(v) for k, v in kwargs.items()}
+        return wrap(self.ctx._run(getattr(self._rdd, name), args, kwargs), self.ctx)
+
+    # ---- PySpark's meaning differs from dagrun's ------------------------------------------
+
+    def persist(self, storageLevel: StorageLevel = StorageLevel.MEMORY_ONLY) -> "RDD":
+        if self._rdd.is_cached and self.getStorageLevel()._fields() != _level_fields(storageLevel):
+            raise ValueError(f"Cannot change the storage level of an RDD after it was already assigned "
+                             f"({self.getStorageLevel()}); unpersist() it first")
+        self._rdd.persist()
+        self._rdd._node._pyspark_level = _level_fields(storageLevel)  # plain data: nodes travel to executors
+        return self
+
+    def cache(self) -> "RDD":
+        return self.persist(StorageLevel.MEMORY_ONLY)
+
+    def unpersist(self, blocking: bool = False) -> "RDD":
+        self._rdd.unpersist(blocking)
+        self._rdd._node._pyspark_level = StorageLevel.NONE._fields()
+        return self
+
+    def getStorageLevel(self) -> StorageLevel:
+        if not self._rdd.is_cached:
+            return StorageLevel.NONE
+        return StorageLevel(*getattr(self._rdd._node, "_pyspark_level", StorageLevel.MEMORY_ONLY._fields()))
+
+    def checkpoint(self) -> None:
+        """Kept in the block store as ``persist`` keeps it: the lineage is not truncated,
+        but no later job recomputes it."""
+        self._rdd.persist()
+        self._rdd._node._pyspark_checkpoint = ("reliable", len(self.ctx._ctx.jobs))
+
+    def localCheckpoint(self) -> None:
+        self._rdd.persist()
+        self._rdd._node._pyspark_checkpoint = ("local", len(self.ctx._ctx.jobs))
+
+    def _checkpointed(self, kind: str) -> bool:
+        mark = getattr(self._rdd._node, "_pyspark_checkpoint", None)
+        return mark is not None and mark[0] == kind
+
+    def _materialized(self) -> bool:
+        mark = getattr(self._rdd._node, "_pyspark_checkpoint", None)
+        return mark is not None and len(self.ctx._ctx.jobs) > mark[1]
+
+    def isCheckpointed(self) -> bool:
+        return self._checkpointed("reliable")
+
+    def isLocallyCheckpointed(self) -> bool:
+        return self._checkpointed("local")
+
+    def getCheckpointFile(self) -> str | None:
+        """Where the checkpointed partitions are kept once a job computed them: the store
+        prefix of the context's persisted blocks (they are blocks, not a Hadoop file)."""
+        if not (self._checkpointed("reliable") and self._materialized()):
+            return None
+        return f"{self.ctx._ctx.store_url.rstrip('/')}/{self.ctx._ctx._cache_job_id}/rdd-{self._rdd.id()}"
+
+    def name(self) -> str | None:
+        """The name ``setName`` gave (a file source is named by its path), else None."""
+        return getattr(self._rdd._node, "_pyspark_name", None)
+
+    def setName(self, name: str) -> "RDD":
+        self._rdd.set_name(name)
+        self._rdd._node._pyspark_name = name
+        return self
+
+    @property
+    def is_checkpointed(self) -> bool:
+        return self.isCheckpointed()
+
+    def toDebugString(self) -> bytes:
+        return self._rdd.to_debug_string().encode("utf-8")
+
+    def collectWithJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> list:
+        with self.ctx._job_group(groupId, description, interruptOnCancel):
+            return self.collect()
+
+    def mapPartitionsWithSplit(self, f: Any, preservesPartitioning: bool = False) -> "RDD":
+        """Deprecated in PySpark: use ``mapPartitionsWithIndex``."""
+        return self.mapPartitionsWithIndex(f, preservesPartitioning)
+
+    def getResourceProfile(self) -> None:
+        return None
+
+    def cleanShuffleDependencies(self, blocking: bool = False) -> None:
+        """Nothing to do: dagrun deletes a job's shuffle blocks when the job ends."""
+
+    saveAsHadoopFile = not_in_dagrun("RDD.saveAsHadoopFile", "use saveAsTextFile or saveAsPickleFile")
+    saveAsNewAPIHadoopFile = not_in_dagrun("RDD.saveAsNewAPIHadoopFile", "use saveAsTextFile or saveAsPickleFile")
+    saveAsHadoopDataset = not_in_dagrun("RDD.saveAsHadoopDataset", "use saveAsTextFile or saveAsPickleFile")
+    saveAsNewAPIHadoopDataset = not_in_dagrun("RDD.saveAsNewAPIHadoopDataset",
+                                              "use saveAsTextFile or saveAsPickleFile")
+    saveAsSequenceFile = not_in_dagrun("RDD.saveAsSequenceFile", "use saveAsPickleFile (dagrun's own format)")
+    toDF = not_in_dagrun("RDD.toDF", "dagrun has no DataFrames; collect() into pandas, or query files with duckdb")
+    barrier = not_in_dagrun("RDD.barrier", "dagrun's tasks run independently; use mapPartitions")
+    withResources = not_in_dagrun("RDD.withResources", "size executors with the lambda.memory_mb setting")
+
+
+generate(RDD, dagrun.RDD, RDD._call)
