@@ -63,8 +63,9 @@ class Driver:
         # a backend whose executors reach the driver in-process ("attach") needs no listening socket
         listens = getattr(backend, "connects_back", True)
         self.server = ControlServer(host, self.secret, self.events.put, tls=tls) if listens else None
-        offset = time.time() - time.monotonic()
-        self.core = JobCore(policy, now=time.monotonic(), wall=lambda now: now + offset,
+        # the records' wall clock is read when the core records, so that a result and the
+        # assignment it lets through are ordered even within one event
+        self.core = JobCore(policy, now=time.monotonic(), wall=lambda now: time.time(),
                             max_result_size=max_result_size)
         self.executor_log: list[dict] = []
         self._entries: dict[str, dict] = {}
@@ -198,8 +199,7 @@ class Driver:
             self.core.handle(HeartbeatReceived(executor_id, now))  # a timestamp, never instructions
         elif isinstance(message, TaskResult):
             self._perform(self.core.handle(ResultReceived(executor_id, message.key, message.attempt, now,
-                                                          message.value, message.error, message.metrics,
-                                                          time.time())))
+                                                          message.value, message.error, message.metrics)))
         elif isinstance(message, Register):
             self._executor_entry(executor_id).update(registered=time.time(), pid=message.pid,
                                                      remaining=message.remaining_seconds,
@@ -215,7 +215,7 @@ class Driver:
         entry = self._executor_entry(executor_id)
         entry.setdefault("ended", time.time())
         entry.setdefault("reason", reason)
-        gone = ExecutorGone(executor_id, now, reason, refused=reason == "launch throttled", wall=time.time())
+        gone = ExecutorGone(executor_id, now, reason, refused=reason == "launch throttled")
         self._perform(self.core.handle(gone))
 
     def _executor_entry(self, executor_id: str) -> dict:

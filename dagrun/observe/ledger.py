@@ -145,12 +145,14 @@ class JobCost:
                     f"{self.executors} {self.executor_kind} process{plural}, {req or 'no store requests'}; "
                     f"as Lambda {self.memory_mb} MB: {t.gb_s:,.2f} GB-s, ${usd['total']:.6f}")
         return (f"dagrun ledger {self.job_id}: {self.wall_seconds:.2f}s, {len(self.rows)} stages, {t.tasks} tasks, "
-                f"{self.executors} executors{self._slots()}: {t.gb_s:,.2f} GB-s (${usd['compute']:.6f}), {t.invocations} invocations "
+                f"{self.executors} executors{self._slots()}: {t.gb_s:,.2f} GB-s (${usd['compute']:.6f}), "
+                f"{t.invocations} invocations "
                 f"(${usd['invocations']:.6f}), {req or 'no'} store requests (${usd['requests']:.6f}), "
                 f"{fmt_bytes(t.bytes_in + t.bytes_out)} moved; total ${usd['total']:.6f} [{self._pricing()}]")
 
     def _slots(self) -> str:
         return f" ({self.slots} task slots)" if self.slots > self.executors else ""
+
     def _repr_html_(self) -> str:
         """The per-stage ledger as an HTML table, for notebooks."""
         from html import escape
