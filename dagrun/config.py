@@ -109,13 +109,13 @@ class Config:
     heartbeat_interval: float = 2.0
     heartbeat_timeout: float = 30.0
     task_timeout: float = 600.0  # seconds one attempt may run before it is a task error; 0: no limit
-    ramp_initial: float = 4.0
-    ramp_slope: float = 4.0
+    ramp_initial: float = 100.0  # launches per second at first; these three chosen by simulation
+    ramp_slope: float = 100.0  # (docs/architecture.md, "The cloud in virtual time")
     max_attempts: int = 4
     speculation: bool = True
     speculation_quantile: float = 0.75
     speculation_multiplier: float = 1.5
-    shuffle_prefixes: int = 16
+    shuffle_prefixes: int = 64
     shuffle_codec: str | None = None
     shuffle_memory: int = 256 << 20
     keep_shuffle: bool = False
@@ -125,7 +125,7 @@ class Config:
     ledger: str = "auto"  # auto | on | off: the one-line cost ledger on stderr when a job ends
     job_history: int = 20  # finished jobs kept as JSON under $DAGRUN_HOME/jobs for `dagrun report`; 0: none
     history_dir: str | None = None  # any fsspec URL: job records go to <history_dir>/<user>/ instead
-    log_format: str = ""  # "": dagrun's loggers left to the application; "text" or "json": INFO lines on stderr
+    log_format: str | None = None  # None: dagrun's loggers left to the application; "text" or "json": INFO lines on stderr
     scratch_dir: str | None = None
     faults: tuple = ()
     lambda_function: str = "dagrun-executor"
@@ -210,6 +210,9 @@ _SPEC: dict[str, tuple[str, float | None, bool, str]] = {
     "progress": ("choice:auto|on|off", None, True, "progress bar on stderr; auto: when it is a terminal"),
     "ledger": ("choice:auto|on|off", None, True, "one-line cost ledger on stderr when a job ends"),
     "job_history": ("int", 0, True, "finished jobs kept under $DAGRUN_HOME/jobs for dagrun report; 0: none"),
+    "history_dir": ("str", None, True, "where finished jobs are recorded, any fsspec URL (<dir>/<user>/); "
+                                       "unset: $DAGRUN_HOME/jobs"),
+    "log_format": ("str", None, True, "INFO events on stderr: text or json; unset: left to the application"),
     "scratch_dir": ("str", None, True, "where executors spill; unset: the system temp folder"),
     "faults": ("faults", None, True, "injected faults for tests (JSON list of rules)"),
     "lambda_function": ("str", None, True, "name of the deployed Lambda function"),

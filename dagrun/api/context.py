@@ -94,6 +94,8 @@ class Context:
         self.jobs: list[JobInfo] = []
         self.running_jobs: dict[int, str] = {}  # thread id -> the job it runs, for cancel_job from another thread
         self._one_job = threading.RLock()  # one job at a time, whichever thread asks (a prefetching iterator)
+        self._waiting: set[int] = set()  # threads waiting for the job before theirs to end
+        self._cancel_next: set[int] = set()  # ... whose job is cancelled before it starts
         self._accumulators: dict[int, Accumulator] = {}
         self.start_time = int(time.time() * 1000)  # epoch milliseconds, as PySpark's startTime
         self._closed = False
@@ -283,8 +285,17 @@ class Context:
         """Run ``func(task_context, iterator)`` on each requested partition; results in order."""
         if self._closed:
             raise RuntimeError("this Context is stopped; create a new one")
-        with self._one_job:
-            return self._run_job(rdd, func, partitions, count_lines)
+        me = threading.get_ident()
+        self._waiting.add(me)
+        try:
+            with self._one_job:
+                self._waiting.discard(me)
+                if me in self._cancel_next:  # cancelled while it waited for the job before it
+                    self._cancel_next.discard(me)
+                    raise KeyboardInterrupt
+                return self._run_job(rdd, func, partitions, count_lines)
+        finally:
+            self._waiting.discard(me)
 
     def _run_job(self, rdd: RDD, func: Callable | None, partitions: list[int] | None, count_lines: bool) -> list:
         node = rdd._node
@@ -347,6 +358,14 @@ class Context:
         """Stop ``job_id`` if it is running; the thread that runs it gets ``KeyboardInterrupt``."""
         if self._driver is not None and job_id in self.running_jobs.values():
             self._driver.events.put(("cancel", job_id))  # the driver's own Ctrl-C path
+
+    def cancel_thread(self, thread_id: int) -> None:
+        """Cancel the job ``thread_id`` runs, or the one it waits to run (it gets ``KeyboardInterrupt``)."""
+        job_id = self.running_jobs.get(thread_id)
+        if job_id is not None:
+            self.cancel_job(job_id)
+        elif thread_id in self._waiting:
+            self._cancel_next.add(thread_id)
 
     def _ensure_driver(self) -> Driver:
         if self._driver is None:

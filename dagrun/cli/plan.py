@@ -94,12 +94,31 @@ def _add_options(p: argparse.ArgumentParser, defaults: bool = True) -> None:
                    help="Lambda memory per executor (default: lambda.memory_mb)")
     p.add_argument("--arch", choices=["x86_64", "arm64"], default=d(None))
     p.add_argument("--throughput", type=float, default=d(None), help="per-executor MB/s of stage input")
-    p.add_argument("--bench", default=d(None), help="a `dagrun bench --json` file (default: $DAGRUN_HOME/bench.json)")
+    p.add_argument("--bench", action="append", default=d(None),
+                   help="a `dagrun bench --json` file, may be given for scan and for sort/aggregate "
+                        "(default: $DAGRUN_HOME/bench.json)")
     p.add_argument("--concurrency", type=int, default=d(1000), help="Lambda concurrency quota (default 1000)")
     p.add_argument("--cold-start", type=float, default=d(None), help="seconds from invoke to a ready executor")
     p.add_argument("--dry-run-limit", default=d("256MB"), help="run jobs reading at most this much in process")
     p.add_argument("--show-output", action="store_true", default=d(False), help="print what the script printed")
     p.add_argument("--json", action="store_true", default=d(False), help="print the projection as JSON")
+    p.add_argument("--arithmetic", action="store_true", default=d(False),
+                   help="only the arithmetic estimate, without running the scheduler in virtual time")
+    p.add_argument("--lose-executors", type=float, default=d(0.0), metavar="FRACTION",
+                   help="simulate losing this fraction of executors (e.g. 0.01)")
+    p.add_argument("--stragglers", type=float, default=d(0.0), metavar="FRACTION",
+                   help="simulate this fraction of tasks running 4x slower")
+    p.add_argument("--storm", default=d(None), metavar="PREFIX[:START:SECONDS:FACTOR]",
+                   help="simulate a 503 storm on one S3 prefix (default 5 s in, for 10 s, at 0.1 of the rate)")
+    p.add_argument("--reduce-partitions", type=int, default=d(None), help="override every shuffle's reduce count")
+    p.add_argument("--ramp", default=d(None), metavar="INITIAL,SLOPE", help="launch ramp instead of the config's")
+    p.add_argument("--shuffle-prefixes", type=int, default=d(None), help="S3 key prefixes instead of the config's")
+    p.add_argument("--input-prefixes", type=int, default=d(1),
+                   help="S3 prefixes the input is spread over (each allows 5,500 GET/s; default 1)")
+    p.add_argument("--input-block", default=d(None), help="bytes per input GET (default 8MiB, the reader's)")
+    p.add_argument("--store-attempts", type=int, default=d(None),
+                   help="what if the block store retried a request this many times (default: its RetryPolicy's 8)")
+    p.add_argument("--seed", type=int, default=d(0), help="the simulation's random seed")
 
 
 def add_parser(sub: Any) -> None:
@@ -127,19 +146,32 @@ def throughput(args: argparse.Namespace) -> tuple[float | None, str | None]:
     """(MB/s per executor, where it came from); (None, None) means the default."""
     if args.throughput:
         return args.throughput, "--throughput"
-    path = args.bench or os.path.join(home(), "bench.json")
-    if not os.path.isfile(path):
-        if args.bench:
-            raise FileNotFoundError(f"no bench file {path!r}; write one with: dagrun bench sort --json {path}")
+    paths = bench_files(args)
+    if not paths:
         return None, None
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    loaded = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            loaded.append((path, json.load(f)))
+    # the arithmetic model has one rate: a per-record Python bench's when there is one
+    path, data = next(((p, d) for p, d in loaded if d.get("bench") != "scan"), loaded[0])
     value = data.get("per_executor_mb_per_s")
     if not value:
         raise ValueError(f"{path} has no per_executor_mb_per_s; write it with: dagrun bench sort --json {path}")
     return float(value), (f"dagrun bench {data.get('bench', '?')}, {data.get('executors', '?')} local executors, "
                           f"{data.get('size', 0) / 1e6:,.0f} MB: {path}; a whole-job rate with start-up, so "
                           "conservative per stage")
+
+
+def bench_files(args: argparse.Namespace) -> list[str]:
+    """The ``--bench`` files, else ``$DAGRUN_HOME/bench.json`` if there is one."""
+    if not args.bench:
+        default = os.path.join(home(), "bench.json")
+        return [default] if os.path.isfile(default) else []
+    for path in args.bench:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no bench file {path!r}; write one with: dagrun bench sort --json {path}")
+    return list(args.bench)
 
 
 def record_script(script: str, script_args: list[str], limit: int) -> tuple[PlanRecorder, str]:
@@ -183,8 +215,12 @@ def run_plan(args: argparse.Namespace) -> int:
     seen = max(sum(s.input_bytes for s in job) for job in jobs)
     size = parse_bytes(args.input_size) if args.input_size else None
     estimate = project(jobs, size, a)
+    sim = None if args.arithmetic else simulate_plan(args, config, jobs, size)
     if args.json:
-        print(json.dumps(_as_json(args.script, estimate, recorder), indent=2))
+        out = _as_json(args.script, estimate, recorder)
+        if sim is not None:
+            out.update(sim[0])
+        print(json.dumps(out, indent=2))
         return 0
     print(f"dagrun plan: {args.script} at {estimate.input_bytes / 1e9:,.2f} GB of input on {a.fleet} Lambda "
           f"executors ({a.memory_mb} MB, {a.arch})")
@@ -193,11 +229,72 @@ def run_plan(args: argparse.Namespace) -> int:
           f"input ({fmt_bytes(seen)}), scaled x{estimate.scale:,.0f}")
     if recorder.stopped:
         print(f"  note: {recorder.stopped}")
+    if sim is not None:
+        print("Arithmetic estimate (list scheduling, for comparison):")
     print(estimate.text())
+    if sim is not None:
+        print(sim[1])
     print("Assumptions:")
-    for line in a.lines():
+    for line in a.lines() + (sim_lines(sim[0]) if sim is not None else []):
         print(f"  - {line}")
     return 0
+
+
+def simulate_plan(args: argparse.Namespace, config: Config, jobs: list[list[StageShape]],
+                  size: int | None) -> tuple[dict[str, Any], str]:
+    """Run the recorded jobs through the real scheduler against the cloud model."""
+    from dagrun.sim import simulate
+    from dagrun.sim.cloud import Storm
+    from dagrun.sim.run import Faults
+    from dagrun.sim.workload import Workload
+
+    storm = None
+    if args.storm:
+        parts = args.storm.split(":")
+        try:
+            storm = Storm(parts[0], *(float(x) for x in parts[1:4]))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"--storm {args.storm!r}: write PREFIX or PREFIX:START:SECONDS:FACTOR, "
+                             "e.g. 00:5:10:0.1") from exc
+    ramp = None
+    if args.ramp:
+        try:
+            initial, slope = (float(x) for x in args.ramp.split(","))
+        except ValueError as exc:
+            raise ValueError(f"--ramp {args.ramp!r}: write INITIAL,SLOPE in launches per second, e.g. 100,100") from exc
+        ramp = (initial, slope)
+    for name in ("lose_executors", "stragglers"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise ValueError(f"--{name.replace('_', '-')} is a fraction between 0 and 1, got {getattr(args, name)}")
+    workload = Workload.from_bench(bench_files(args), args.throughput)
+    faults = Faults(executor_loss=args.lose_executors, straggler=args.stragglers)
+    return simulate(jobs, size, args.executors, config=config, memory_mb=args.memory_mb, arch=args.arch,
+                    concurrency=args.concurrency, cold_start_s=args.cold_start, workload=workload, faults=faults,
+                    storm=storm, reduce_partitions=args.reduce_partitions, ramp=ramp,
+                    shuffle_prefixes=args.shuffle_prefixes, input_prefixes=args.input_prefixes,
+                    input_block=parse_bytes(args.input_block) if args.input_block else None,
+                    store_attempts=args.store_attempts, seed=args.seed,
+                    text=True)
+
+
+def sim_lines(p: dict[str, Any]) -> list[str]:
+    m = p["model"]
+    lam, w, f = m["lambda"], m["workload"], m["faults"]
+    lines = [
+        f"simulation: the real scheduler (task state machine, DAG scheduler, ramp {m['ramp'][0]:g} + "
+        f"{m['ramp'][1]:g}*t, retirement, speculation) in virtual time; Lambda cold start "
+        f"{lam['cold_start_s']:g} s, warm {lam['warm_start_s']:g} s, {lam['scaling_per_window']} new environments "
+        f"per {lam['scaling_window_s']:g} s, quota {lam['concurrency_quota']} (429 above), {lam['network_mb_s']:g} "
+        f"MB/s per function, {min(6.0, lam['memory_mb'] / 1769):.2f} vCPU, billed per ms",
+        "S3: 3,500 PUT and 5,500 GET per second per prefix (503 SlowDown above, retried with the store's "
+        f"back-off), 30 ms per request round; {m['shuffle_prefixes']} shuffle prefixes, input on "
+        f"{m['input_prefixes']} prefix{'es' if m['input_prefixes'] != 1 else ''} read {m['input_block'] / 2**20:g} MiB a GET; "
+        f"store retries: {m['store_retry']['max_attempts']} attempts within {m['store_retry']['max_seconds']:g} s",
+        f"per-task CPU: {w['source']}",
+        f"faults: {f['executor_loss']:.1%} of executors lost, {f['straggler']:.1%} of tasks "
+        f"{f['straggler_factor']:g}x slow" + (f", 503 storm {m['storm']}" if m["storm"] else ""),
+    ]
+    return lines
 
 
 def _as_json(script: str, estimate: Estimate, recorder: PlanRecorder) -> dict[str, Any]:

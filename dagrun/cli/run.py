@@ -16,7 +16,7 @@ import runpy
 import shlex
 import sys
 
-_VALUED = ("--executor", "--store", "--conf", "--history-dir")
+_VALUED = ("--executor", "--store", "--conf", "--profile", "--history-dir")
 _FLAGS = ("--log-json",)
 
 

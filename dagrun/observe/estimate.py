@@ -133,6 +133,7 @@ class StageShape:
     input_bytes: int = 0  # file input (byte-range splits) the stage reads
     written: float | None = None  # shuffle bytes a dry run measured
     job: str = ""
+    work: str = "python"  # "scan": the action reads its file splits directly (network-bound); else per-record Python
 
 
 def stage_shapes(graph: Any, measured: dict[int, float] | None = None, job: str = "") -> list[StageShape]:
@@ -145,8 +146,10 @@ def stage_shapes(graph: Any, measured: dict[int, float] | None = None, job: str 
         for rdd in fused_chain(stage.rdd, stage.kind == "cache"):
             if isinstance(rdd, (TextFileNode, BinaryRecordsNode)) and (rdd is stage.rdd or rdd._cache_id is None):
                 input_bytes += sum(max(0, s.data.end - s.data.start) for s in rdd.splits)
+        scan = stage.kind == "result" and isinstance(stage.rdd, (TextFileNode, BinaryRecordsNode))
         out.append(StageShape(stage.stage_id, stage.name, stage.kind, stage.rdd.get_num_partitions(),
-                              list(stage.parents), input_bytes, (measured or {}).get(stage.stage_id), job))
+                              list(stage.parents), input_bytes, (measured or {}).get(stage.stage_id), job,
+                              "scan" if scan else "python"))
     return out
 
 

@@ -45,9 +45,9 @@ class JsonFormatter(logging.Formatter):
 _HANDLER_MARK = "_dagrun_handler"
 
 
-def configure(log_format: str, stream: TextIO | None = None) -> logging.Handler | None:
-    """Attach (or replace) dagrun's own stderr handler: ``"text"`` or ``"json"``; ``""`` none."""
-    if log_format not in ("", "text", "json"):
+def configure(log_format: str | None, stream: TextIO | None = None) -> logging.Handler | None:
+    """Attach (or replace) dagrun's own stderr handler: ``"text"`` or ``"json"``; ``""`` or None: none."""
+    if log_format not in (None, "", "text", "json"):
         raise ValueError(f"log_format {log_format!r} is not one of '', 'text', 'json'")
     logger = logging.getLogger("dagrun")
     for handler in [h for h in logger.handlers if getattr(h, _HANDLER_MARK, False)]:

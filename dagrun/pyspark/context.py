@@ -370,10 +370,9 @@ class SparkContext:
 
     def _cancel(self, matches: Callable[[str | None, frozenset], bool], reason: str) -> None:
         for thread, (group, tags) in list(self._running.items()):
-            job_id = self._ctx.running_jobs.get(thread)
-            if job_id is not None and matches(group, tags):
+            if matches(group, tags):  # its job is running, or waiting for the one before it
                 self._cancelled[thread] = reason
-                self._ctx.cancel_job(job_id)
+                self._ctx.cancel_thread(thread)
 
     def cancelJobGroup(self, groupId: str) -> None:
         """Stop the running jobs of group ``groupId``; their callers get ``JobCancelled``."""

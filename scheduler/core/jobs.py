@@ -55,6 +55,12 @@ from scheduler.core.tasks import Policy, TaskStateMachine
 from scheduler.errors import ExecutorsCannotStart, JobAborted
 from scheduler.results import ResultTooLarge, TaskValue
 
+__all__ = [  # the interface: events in, instructions out (Launch, Kill, Retire are the state machine's)
+    "AttemptRecord", "BackendFailed", "CancelJob", "Committed", "DropOutput", "ExecutorGone", "ExecutorRegistered",
+    "HELD_STAGES", "HeartbeatReceived", "JobCore", "JobDone", "JobFailed", "Kill", "Launch", "ResultReceived",
+    "Retire", "SendTask", "SubmitJob", "Throttled", "Tick",
+]
+
 HELD_STAGES = 16  # half the executor's stage cache (dagrun.runtime.task keeps 32)
 
 

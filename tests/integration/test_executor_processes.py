@@ -92,7 +92,9 @@ def test_ctrl_c_stops_the_job_with_one_line_and_no_executor_traceback(tmp_path):
             driver.kill()
             driver.communicate(timeout=10)
     assert driver.returncode == 130, stderr
-    assert stderr.strip().splitlines() == ["dagrun: interrupted"], stderr
+    # the other task may print its start after we stopped reading: that line is the job's own
+    said = [line for line in stderr.strip().splitlines() if line != "task started"]
+    assert said == ["dagrun: interrupted"], stderr
     assert _gone_within(executors, 10)
 
 
