@@ -134,6 +134,10 @@ class Config:
     lambda_arch: str = "x86_64"
     lambda_profile: str | None = None
     driver_host: str = "127.0.0.1"
+    # how Lambda executors get tasks: "invoke" (in each invocation's payload: the driver needs no
+    # inbound network), "connect" (each invocation connects back to driver_host: the driver must be
+    # reachable, e.g. in the function's VPC), or "auto": connect when driver_host is set, else invoke
+    lambda_transport: str = "auto"
     prices: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -226,6 +230,9 @@ _SPEC: dict[str, tuple[str, float | None, bool, str]] = {
     "lambda_profile": ("str", None, True, "AWS profile for the Lambda client (dagrun run --profile); "
                                           "unset: boto3's default"),
     "driver_host": ("str", None, True, "address executors reach the driver at"),
+    "lambda_transport": ("choice:auto|invoke|connect", None, True, "how Lambda executors get tasks: in each "
+                         "invocation's payload (invoke) or by connecting back to driver_host (connect); "
+                         "auto: connect when driver_host is routable, else invoke"),
     "prices": ("mapping", None, True, "price overrides for the cost ledger (JSON)"),
 }
 _CEILING = {"speculation_quantile": 1.0, "lambda_memory_mb": 10240}

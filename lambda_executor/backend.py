@@ -36,8 +36,10 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
@@ -46,11 +48,15 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
 
 from scheduler.backends import ExecutorSettings, Notify
+from scheduler.slots import lambda_vcpus
 from scheduler.wire.channel import is_loopback
+
+from lambda_executor.invoke import InvokeConnection, StageCache
 
 log = logging.getLogger("dagrun.lambda")
 
 _CLOSE_WAIT = 15.0  # seconds close() waits for retired invocations to return their REPORT lines
+_QUIET_WAIT = 0.25  # seconds of that wait before close() says what it is waiting for
 _UNREACHABLE_LIMIT = 3  # invocations in a row that could not reach the driver before the job fails
 _TRANSIENT = {"TooManyRequestsException", "ServiceException", "ResourceNotReadyException", "ResourceConflictException",
               "EC2ThrottledException", "ENILimitReachedException", "EFSMountConnectivityException",
@@ -60,6 +66,16 @@ _REPORT_FIELDS = {"duration_ms": (r"\bDuration: ([\d.]+) ms", float),
                   "memory_mb": (r"Memory Size: (\d+) MB", int),
                   "max_memory_mb": (r"Max Memory Used: (\d+) MB", int),
                   "init_ms": (r"Init Duration: ([\d.]+) ms", float)}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one invocation ended: kind ok | throttled | error, why, the response body, its REPORT."""
+
+    kind: str
+    reason: str
+    body: Any = None
+    report: dict | None = None
 
 
 class LambdaInvokeError(OSError):
@@ -108,9 +124,16 @@ class LambdaBackend:
         except ProfileNotFound as exc:
             raise ValueError(f"setting lambda_profile: no AWS profile {config.lambda_profile!r} in the AWS "
                              "config files; fix lambda.profile (or dagrun run --profile)") from exc
+        self.transport = resolve_transport(config)
+        self.connects_back = self.transport == "connect"  # the driver listens only for this transport
         endpoint = urlsplit(self._client.meta.endpoint_url).hostname or ""
-        if is_loopback(config.driver_host) and not is_loopback(endpoint):
+        if self.connects_back and is_loopback(config.driver_host) and not is_loopback(endpoint):
             raise DriverUnreachable(config.driver_host, f"a loopback address, and Lambda is at {endpoint}")
+        self._store_url, self._storage_options = config.store, dict(config.storage_options)
+        self._prefixes = config.shuffle_prefixes
+        self._memory_mb = config.lambda_memory_mb
+        self._slots = 1  # invoke: set from the deployed function's memory at start
+        self._stages = None
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._closing = False
@@ -118,6 +141,15 @@ class LambdaBackend:
 
     def start(self, settings: ExecutorSettings, notify: Notify) -> None:
         self.settings, self.notify = settings, notify
+        if not self.connects_back:
+            from shuffle.store import BlockStore
+
+            self._slots = lambda_vcpus(self._function_memory())
+
+            self._stages = StageCache(BlockStore(self._store_url, self._storage_options), self._prefixes)
+            self._event = {"transport": "invoke", "store": self._store_url, "storage_options": self._storage_options,
+                           "prefixes": self._prefixes, "heartbeat": settings.heartbeat_interval}
+            return
         host, port = settings.address
         if host in ("0.0.0.0", "::", ""):
             host = _primary_address()  # bound to every interface: advertise the one that routes out
@@ -125,10 +157,24 @@ class LambdaBackend:
                        "tls": bool(settings.options.get("tls", not is_loopback(host))),
                        "heartbeat": settings.heartbeat_interval}
 
+    def _function_memory(self) -> int:
+        """The deployed function's memory, which sets its vCPUs; lambda.memory_mb when it cannot be read."""
+        try:
+            memory = self._client.get_function_configuration(FunctionName=self.function).get("MemorySize")
+            return int(memory or self._memory_mb)
+        except (ClientError, BotoCoreError, ValueError, TypeError):  # no lambda:GetFunctionConfiguration: the setting
+            return self._memory_mb
+
     def capacity(self) -> int:
         return self.max_executors
 
     def launch(self, executor_ids: Sequence[str]) -> None:
+        if not self.connects_back:  # a logical executor: each task it gets is one invocation
+            for executor_id in executor_ids:
+                self.notify(("attach", executor_id, InvokeConnection(
+                    executor_id, invoke=self.invoke_once, event=self._event, stages=self._stages, notify=self._post,
+                    heartbeat=self.settings.heartbeat_interval, track=self._track, slots=self._slots)))
+            return
         for executor_id in executor_ids:
             thread = threading.Thread(target=self._invoke, args=(executor_id,), daemon=True,
                                       name=f"dagrun-invoke-{executor_id}")
@@ -139,13 +185,31 @@ class LambdaBackend:
     def kill(self, executor_id: str) -> None:
         """Nothing to do: see the module docstring (the driver closes the channel)."""
 
+    def _track(self, thread: threading.Thread) -> None:
+        with self._lock:
+            self._threads = {k: t for k, t in self._threads.items() if t.is_alive() or not t.ident}
+            self._threads[thread.name] = thread
+
+    def _post(self, event: tuple) -> None:
+        if not (self._closing and event[0] == "exited"):
+            self.notify(event)
+
     def close(self) -> None:
         self._closing = True
-        deadline = time.monotonic() + _CLOSE_WAIT
+        started = time.monotonic()
+        deadline = started + _CLOSE_WAIT
         with self._lock:
-            threads = list(self._threads.values())
+            threads = [t for t in self._threads.values() if t.is_alive()]
+        for thread in threads:  # retired executors return at once; only a longer wait is worth a line
+            thread.join(timeout=max(0.0, started + _QUIET_WAIT - time.monotonic()))
+        busy = [t for t in threads if t.is_alive()]
+        if busy:  # say what the wait is for: Lambda has no way to stop an invocation
+            print(f"dagrun: waiting for {len(busy)} Lambda invocation(s) to return (at most {_CLOSE_WAIT:.0f} s) "
+                  "before cleaning the store", file=sys.stderr, flush=True)
         for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self._stages is not None:
+            self._stages.clear()
 
     # ---- one invocation --------------------------------------------------------------------
 
@@ -162,7 +226,21 @@ class LambdaBackend:
             self.notify(("exited", executor_id, reason))
 
     def _call(self, executor_id: str) -> str:
-        payload = json.dumps({**self._event, "executor_id": executor_id}).encode()
+        outcome = self.invoke_once(executor_id, json.dumps({**self._event, "executor_id": executor_id}).encode())
+        if outcome.report is not None:
+            self.notify(("report", executor_id, outcome.report))
+        if outcome.kind == "throttled":
+            self.notify(("throttled", "lambda"))
+            return "throttled"
+        if outcome.kind != "ok":
+            return outcome.reason
+        result = outcome.body
+        reason = str(result.get("reason", "returned")) if isinstance(result, dict) else "returned"
+        self._count_unreachable(reason)
+        return reason
+
+    def invoke_once(self, executor_id: str, payload: bytes) -> "Outcome":
+        """One synchronous invocation, its errors sorted into kinds (see the module docstring)."""
         try:
             response = self._client.invoke(FunctionName=self.function, InvocationType="RequestResponse",
                                            LogType="Tail", Payload=payload)
@@ -171,25 +249,20 @@ class LambdaBackend:
             code = error.get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if code == "TooManyRequestsException" or status == 429:
-                self.notify(("throttled", "lambda"))
-                return "throttled"
+                return Outcome("throttled", "throttled")
             if code not in _TRANSIENT and 400 <= status < 500:
                 self._fail(LambdaInvokeError(self.function, code, error.get("Message", str(exc))), exc)
-            return f"invoke failed: {code}: {error.get('Message', exc)}"
+            return Outcome("error", f"invoke failed: {code}: {error.get('Message', exc)}")
         except BotoCoreError as exc:  # read timeout, connection dropped or refused
-            return f"invoke failed: {type(exc).__name__}: {exc}"
+            return Outcome("error", f"invoke failed: {type(exc).__name__}: {exc}")
         body = response["Payload"].read()
         report = parse_report(_decode_log(response.get("LogResult")))
-        if report is not None:
-            self.notify(("report", executor_id, report))
         result = _loads(body)
         if response.get("FunctionError"):
             kind = result.get("errorType", response["FunctionError"]) if isinstance(result, dict) else "?"
             message = result.get("errorMessage", "") if isinstance(result, dict) else body[:200]
-            return f"function error: {kind}: {message}"
-        reason = str(result.get("reason", "returned")) if isinstance(result, dict) else "returned"
-        self._count_unreachable(reason)
-        return reason
+            return Outcome("error", f"function error: {kind}: {message}", result, report)
+        return Outcome("ok", "returned", result, report)
 
     def _count_unreachable(self, reason: str) -> None:
         with self._lock:
@@ -202,6 +275,16 @@ class LambdaBackend:
     def _fail(self, error: LambdaInvokeError, cause: BaseException) -> None:
         error.__cause__ = cause
         self.notify(("failed", error))  # the driver fails the running job; with none running it is a no-op
+
+
+def resolve_transport(config: Any) -> str:
+    """``lambda.transport``: "auto" is "connect" for a driver on a routable address, else "invoke"."""
+    transport = getattr(config, "lambda_transport", "auto")
+    if transport == "auto":
+        return "invoke" if is_loopback(config.driver_host) else "connect"
+    if transport not in ("invoke", "connect"):
+        raise ValueError(f"lambda.transport must be 'invoke', 'connect' or 'auto', got {transport!r}")
+    return transport
 
 
 def parse_report(log_text: str) -> dict | None:

@@ -1,4 +1,4 @@
-"""``dagrun lambda deploy | status | remove``: the executor function's lifecycle, from the shell.
+"""``dagrun lambda deploy | status | remove | check``: the executor function's lifecycle, from the shell.
 
 Only argument parsing and printing live here; the work is ``lambda_executor.deploy`` and
 ``lambda_executor.packaging``, imported when a subcommand runs so that ``import dagrun``
@@ -39,6 +39,9 @@ def add_parser(sub: Any) -> None:
     deploy.add_argument("--code-bucket", default=None, help="upload the zip through this S3 bucket (zips > 50 MB)")
     deploy.add_argument("--pip-arg", action="append", default=[], metavar="ARG",
                         help="passed to pip when fetching Lambda wheels, e.g. --pip-arg=--index-url=URL")
+    deploy.add_argument("--requirements", default=None, metavar="FILE",
+                        help="also ship these dependencies of your job (a requirements.txt), as manylinux "
+                             "wheels for the function's architecture")
     deploy.add_argument("--zip-out", default=None, metavar="PATH", help="also write the zip here")
     deploy.set_defaults(func=_deploy)
 
@@ -46,6 +49,15 @@ def add_parser(sub: Any) -> None:
     _common(status)
     status.add_argument("--json", action="store_true", help="print get_function's configuration as JSON")
     status.set_defaults(func=_status)
+
+    check = commands.add_parser("check", help="one invocation writes, reads and deletes a block in the store "
+                                              "(and, for the connect transport, reaches this machine)")
+    _common(check)
+    check.add_argument("--store", required=True, help="the store jobs will use: s3://bucket/prefix or an EFS path")
+    check.add_argument("--transport", choices=["auto", "invoke", "connect"], default=None,
+                       help="default: lambda.transport; connect also checks that the function reaches --driver-host")
+    check.add_argument("--driver-host", default=None, help="default: driver_host (for the connect transport)")
+    check.set_defaults(func=_check)
 
     remove = commands.add_parser("remove", help="delete the executor function")
     _common(remove)
@@ -81,7 +93,7 @@ def _do_deploy(args, config, name, region, d, build_zip, default_runtime) -> int
     print(f"building the zip ({'dagrun only' if args.no_deps else 'dagrun and Lambda wheels'}, "
           f"{spec.runtime}, {arch})", file=sys.stderr)
     code = build_zip(arch=arch, runtime=spec.runtime, with_deps=not args.no_deps, include_s3=not args.no_s3,
-                     pip_args=tuple(args.pip_arg))
+                     pip_args=tuple(args.pip_arg), user_requirements=args.requirements)
     if args.zip_out:
         with open(args.zip_out, "wb") as f:
             f.write(code)
@@ -134,6 +146,29 @@ def _remove(args: argparse.Namespace) -> int:
         return 0
 
     return _guard("remove", run)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from lambda_executor.backend import LambdaBackend, resolve_transport
+    from lambda_executor.check import check
+
+    config, name, region = _settings(args)
+    config = config.replace(store=args.store, lambda_function=name, lambda_region=region,
+                            **({"lambda_transport": args.transport} if args.transport else {}),
+                            **({"driver_host": args.driver_host} if args.driver_host else {}))
+
+    def run() -> int:
+        backend = LambdaBackend(config)
+        backend.notify = lambda event: None  # no driver: what matters comes back in the outcome
+        transport = resolve_transport(config)
+        print(f"checking {name} with store {args.store} ({transport} transport)", file=sys.stderr)
+        steps = check(backend, args.store, dict(config.storage_options),
+                      driver_host=config.driver_host if transport == "connect" else None)
+        for step, ok, detail in steps:
+            print(f"{step:>7}: {'ok' if ok else 'FAILED'}: {detail}")
+        return 0 if all(ok for _, ok, _ in steps) else 1
+
+    return _guard("check", run)
 
 
 def _guard(command: str, run) -> int:

@@ -1,8 +1,10 @@
 """The AWS Lambda entry point (``lambda_executor.handler.handler``): one invocation, one executor.
 
-State: none beyond the invocation.  Policy: connect back to the driver named in the event
+State: none beyond the invocation.  Policy: an event with ``"transport": "invoke"`` carries
+one task, run by ``lambda_executor.invoked`` (the result is the response).  Otherwise connect back to the driver named in the event
 (TLS unless the address is loopback, or as ``tls`` says), then run the same executor loop as
-a local process, reporting the invocation's remaining time as the executor's lifetime.  The
+a local process, reporting the invocation's remaining time as the executor's lifetime and
+running as many tasks at once as the function has vCPUs (``scheduler.slots``).  The
 process is shared with later (warm) invocations, so the loop never exits it
 (``can_exit=False``).
 
@@ -23,11 +25,16 @@ from typing import Any
 from scheduler.wire.channel import connect, is_loopback
 
 from scheduler.executor import run_executor
+from scheduler.slots import lambda_vcpus
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     started = time.time()
     importlib.import_module("dagrun.runtime.task")  # the task runtime, imported before the first task arrives
+    if "check" in event:  # `dagrun lambda check`: probe the store (and the driver's address), run no task
+        return importlib.import_module("lambda_executor.check").probe(event["check"])
+    if event.get("transport") == "invoke":
+        return importlib.import_module("lambda_executor.invoked").run_invoked(event, context)
     executor_id = str(event["executor_id"])
     address = (str(event["driver_host"]), int(event["driver_port"]))
     tls = event.get("tls")
@@ -40,6 +47,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     print(f"dagrun executor {executor_id}: connected to {address[0]}:{address[1]} over {'TLS' if tls else 'TCP'}",
           flush=True)
     reason = run_executor(conn, executor_id, remaining=lambda: context.get_remaining_time_in_millis() / 1000,
-                          heartbeat_interval=float(event.get("heartbeat", 2.0)), can_exit=False)
+                          heartbeat_interval=float(event.get("heartbeat", 2.0)), can_exit=False,
+                          slots=int(event.get("slots") or lambda_vcpus(int(context.memory_limit_in_mb))))
     print(f"dagrun executor {executor_id}: {reason}", flush=True)
     return {"executor_id": executor_id, "reason": reason, "seconds": round(time.time() - started, 3)}

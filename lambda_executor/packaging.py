@@ -79,7 +79,8 @@ def requirements(include_s3: bool = True) -> list[str]:
 
 
 def build_zip(*, arch: str = "x86_64", runtime: str | None = None, with_deps: bool = True,
-              include_s3: bool = True, pip_args: tuple[str, ...] = ()) -> bytes:
+              include_s3: bool = True, pip_args: tuple[str, ...] = (),
+              user_requirements: str | os.PathLike | None = None) -> bytes:
     """Build the function's zip; see the module docstring for what goes in."""
     if arch not in _MACHINE:
         raise PackagingError(f"architecture {arch!r} is not one of Lambda's: x86_64, arm64")
@@ -90,9 +91,14 @@ def build_zip(*, arch: str = "x86_64", runtime: str | None = None, with_deps: bo
     with tempfile.TemporaryDirectory(prefix="dagrun-package-") as tmp, \
             zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
         files: dict[str, Path] = {}
-        if with_deps:
+        if user_requirements is not None:
+            if not Path(user_requirements).is_file():
+                raise PackagingError(f"requirements file {str(user_requirements)!r} does not exist; pass the path "
+                                     "of your job's requirements.txt")
+            pip_args = (*pip_args, "-r", str(Path(user_requirements).resolve()))
+        if with_deps or user_requirements is not None:
             target = Path(tmp) / "deps"
-            _pip_install(requirements(include_s3), target, arch, runtime, pip_args)
+            _pip_install(requirements(include_s3) if with_deps else [], target, arch, runtime, pip_args)
             files.update(_tree(target))
         for package in PROJECT_PACKAGES:
             root = Path(importlib.import_module(package).__file__).parent  # type: ignore[arg-type]

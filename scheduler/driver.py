@@ -60,7 +60,9 @@ class Driver:
         self.events: queue.Queue[tuple] = queue.Queue()
         self.secret = os.urandom(32)
         check_descriptor_limit(backend.capacity())  # before anything is started: a clear error, not EMFILE later
-        self.server = ControlServer(host, self.secret, self.events.put, tls=tls)
+        # a backend whose executors reach the driver in-process ("attach") needs no listening socket
+        listens = getattr(backend, "connects_back", True)
+        self.server = ControlServer(host, self.secret, self.events.put, tls=tls) if listens else None
         # the records' wall clock is read when the core records, so that a result and the
         # assignment it lets through are ordered even within one event
         self.core = JobCore(policy, now=time.monotonic(), wall=lambda now: time.time(),
@@ -76,8 +78,9 @@ class Driver:
         self._dag: DagState | None = None
         self._progress: Callable | None = None
         self._stopped = threading.Event()
-        backend.start(ExecutorSettings(self.server.address, self.secret, executor_timeout, heartbeat_interval,
-                                       scratch_dir, memory_mb, {"tls": self.server.tls}, preload), self.events.put)
+        address, secure = (self.server.address, self.server.tls) if self.server is not None else (("", 0), False)
+        backend.start(ExecutorSettings(address, self.secret, executor_timeout, heartbeat_interval,
+                                       scratch_dir, memory_mb, {"tls": secure}, preload), self.events.put)
         self._thread = threading.Thread(target=self._loop, name="dagrun-driver", daemon=True)
         self._thread.start()
 
@@ -110,7 +113,8 @@ class Driver:
         done = threading.Event()
         self.events.put(("stop", done))
         done.wait(10)
-        self.server.close()  # executors that connected after the retire messages went out see EOF
+        if self.server is not None:
+            self.server.close()  # executors that connected after the retire messages went out see EOF
         self.backend.close()
         self._drain_reports()
 
@@ -198,7 +202,8 @@ class Driver:
                                                           message.value, message.error, message.metrics)))
         elif isinstance(message, Register):
             self._executor_entry(executor_id).update(registered=time.time(), pid=message.pid,
-                                                     remaining=message.remaining_seconds)
+                                                     remaining=message.remaining_seconds,
+                                                     slots=getattr(message, "slots", 1))
             registered = ExecutorRegistered(executor_id, now, message.remaining_seconds,
                                             getattr(message, "slots", 1))
             self._perform(self.core.handle(registered))

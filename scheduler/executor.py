@@ -34,6 +34,7 @@ from typing import Any, Callable
 from scheduler.results import TaskValue
 from scheduler.wire.channel import ChannelClosed, Connection, connect
 from scheduler.wire.messages import Heartbeat, Register, RemoteError, Retire, RunTask, TaskMetrics, TaskResult
+from scheduler.slots import serve_in_slots
 from shuffle.errors import FetchFailed
 
 
@@ -51,16 +52,19 @@ class ExecutorEnv:
 
 
 def run_executor(conn: Connection, executor_id: str, *, remaining: Callable[[], float | None],
-                 heartbeat_interval: float = 2.0, scratch_dir: str | None = None, can_exit: bool = False) -> str:
-    """Serve tasks over ``conn`` until retired; return why the loop ended."""
+                 heartbeat_interval: float = 2.0, scratch_dir: str | None = None, can_exit: bool = False,
+                 slots: int = 1) -> str:
+    """Serve tasks over ``conn`` until retired, ``slots`` at once (``scheduler.slots``); return why it ended."""
     own_scratch = scratch_dir is None
     scratch = scratch_dir or tempfile.mkdtemp(prefix=f"dagrun-{executor_id}-")
     env = ExecutorEnv(executor_id, scratch, remaining, can_exit)
     stop = threading.Event()
     try:
-        conn.send(Register(executor_id, remaining(), os.getpid(), socket.gethostname()))
+        conn.send(Register(executor_id, remaining(), os.getpid(), socket.gethostname(), slots))
         beat = threading.Thread(target=_heartbeat, args=(conn, executor_id, heartbeat_interval, stop),
                                 name=f"dagrun-heartbeat-{executor_id}", daemon=True)
+        if slots > 1:  # the slot processes fork before the heartbeat thread starts
+            return serve_in_slots(conn, env, slots, execute, on_ready=beat.start)
         beat.start()
         while True:
             message = conn.recv()
@@ -93,12 +97,23 @@ def execute(task: RunTask, env: ExecutorEnv) -> TaskResult:
         error = RemoteError(type(exc).__name__, str(exc), traceback.format_exc(), "fetch",
                             exc.shuffle_id, tuple(exc.map_ids), _picklable(exc))
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every task failure is reported, never swallowed
-        error = RemoteError(type(exc).__name__, str(exc), traceback.format_exc(), "error",
+        error = RemoteError(type(exc).__name__, _explain(exc), traceback.format_exc(), "error",
                             exception=_picklable(exc))
     metrics = TaskMetrics(started=started, finished=time.time(), peak_rss=_peak_rss(), **env.metrics)
     result = TaskResult(env.executor_id, task.job_id, task.stage_id, task.partition, task.attempt,
                         value, error, metrics)
     return _ensure_picklable(result)
+
+
+def _explain(exc: BaseException) -> str:
+    """The failure's message, with how to fix it when the executor lacks a module the job needs."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return str(exc)
+    return (f"{exc} (on executor host {socket.gethostname()}): the task needs module {exc.name!r}, which this "
+            f"executor cannot import. If it is your own code, dagrun ships modules loaded from outside "
+            f"site-packages by value: import {exc.name.partition('.')[0]!r} in the driver script before running "
+            f"the job. If it is an installed package, add it to the executor's environment (for Lambda: "
+            f"`dagrun lambda deploy --requirements requirements.txt`).")
 
 
 def _peak_rss() -> int:

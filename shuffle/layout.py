@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 __all__ = ["LEASES", "TMP_MARK", "BlockKey", "app_id", "block_key", "cache_job_id", "job_dirs", "job_id",
            "lease_key", "parse_block_key", "parse_lease_key", "parse_stored_key", "prefix_of", "prefix_width", "redact", "redact_all",
-           "result_key", "temporary_name"]
+           "result_key", "temporary_name", "transport_key"]
 
 TMP_MARK = ".tmp-"
 LEASES = "_dagrun/leases"
@@ -146,6 +146,15 @@ def result_key(job_id: str, partition: int, attempt: int, prefixes: int = 16) ->
     width = prefix_width(prefixes)
     digest = hashlib.blake2b(f"{job_id}/r/{partition}".encode(), digest_size=8).digest()
     return f"{int.from_bytes(digest, 'big') % prefixes:0{width}x}/{job_id}/r{partition}-a{attempt}"
+
+
+def transport_key(job_id: str, name: str, prefixes: int = 16) -> str:
+    """Store key of something a Lambda invocation's payload refers to (a stage, a task or result
+    too large for the payload): inside one of the job's folders, so the job's cleanup removes it,
+    and never shaped like a block key, so ``parse_block_key`` and gc leave it alone."""
+    if not name or "/" in name:
+        raise ValueError(f"name must be a non-empty name without '/', got {name!r}")
+    return f"{prefix_of(job_id, 0, 0, prefixes)}/{job_id}/t/{name}"
 
 
 def job_dirs(job_id: str, prefixes: int = 16) -> list[str]:

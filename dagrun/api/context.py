@@ -68,6 +68,11 @@ class Context:
         self.app_id = app_id(time.time(), secrets.token_hex(3))
         self._owned_store = None
         url = self.config.store
+        if self.config.executor == "lambda" and (url is None or str(url).startswith("memory://")):
+            where = "no store (the default is a temporary directory on this machine)" if url is None else f"store {url!r}"
+            raise ValueError(f"executor='lambda' cannot use {where}: Lambda functions cannot see it, so every "
+                             "shuffle read would fail; pass store='s3://bucket/prefix' (or the path of an EFS "
+                             "mount the function also mounts)")
         if url is None:
             self._owned_store = tempfile.mkdtemp(prefix="dagrun-store-", dir=self.config.scratch_dir)
             url = self._owned_store
@@ -304,6 +309,7 @@ class Context:
         info = JobInfo(job_id, rdd.name(), graph, self.store_url, self.config)
         bar = JobProgress.for_job(self.config, job_id)
         before = self.store.counts  # the driver's own requests: discards, injected faults, cleanup
+        interrupted = False
         lease_timer = self._lease_for(job)
         self.running_jobs[threading.get_ident()] = job_id
         log.info("job %s started: %s, %d stages", job_id, info.description, len(job.stages),
@@ -313,6 +319,9 @@ class Context:
             values = [self._load(results[p]) for p in partitions]
             info.succeeded = True
             return values
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
             for key in list(self._stored_results):  # a failed job's results, fetched by nobody
                 self._stored_results.discard(key)
@@ -322,8 +331,12 @@ class Context:
             self.running_jobs.pop(threading.get_ident(), None)
             if bar:
                 bar.close()
-            self._forget_shuffles(job)
             attempts, scheduler_log = driver.take_records(job_id)
+            if interrupted:  # end the executors before the cleanup: a running one may still write blocks
+                driver.close()
+            self._forget_shuffles(job)
+            if interrupted:
+                self._driver = None
             self._apply_accumulator_updates(attempts)
             info.finish(attempts, scheduler_log, self.store.counts - before, driver.executor_log)
             self.jobs.append(info)

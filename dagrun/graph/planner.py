@@ -23,6 +23,7 @@ import networkx as nx
 from scheduler.core.dag import JobSpec, StageSpec
 
 from dagrun.graph.nodes import Node, ShuffleDependency, Split
+from dagrun.graph.user_code import ship_user_modules
 from dagrun.runtime.task import StagePlan
 
 # what executors run each task with; the scheduler knows it only as this dotted path
@@ -128,6 +129,7 @@ def plan_job(ctx, rdd: Node, func: Callable | None, partitions: list[int], job_i
     blobs: dict[int, bytes] = {}
     task_blobs: dict[tuple[int, int], bytes] = {}
     faults = ctx.faults
+    ship_user_modules(ctx.config.executor)  # before any stage is pickled: the user's modules go by value
     for index, stage in enumerate(graph.stages()):
         is_result = stage is graph.result
         splits = stage.rdd.splits

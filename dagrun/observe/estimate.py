@@ -17,8 +17,9 @@ Policy (the model; every figure is a field of ``Assumptions`` and is printed wit
   job that shuffled: one LIST per key prefix and one DELETE per 1,000 of its objects there.
   Output files are not counted.
 - Time.  A task takes (bytes it reads) / throughput, where throughput is the per-executor
-  figure (``dagrun bench --json``, else the default) scaled by min(1, memory / 1769 MB)
-  (Lambda gives one vCPU at 1769 MB and a Python task uses one), plus a fixed overhead,
+  figure (``dagrun bench --json``, else the default) scaled by min(1, memory / 1769 MB /
+  slots) (Lambda gives one vCPU per 1769 MB, a Python task uses one, and an executor runs one
+  task per vCPU: ``slots``, up to 6 at 10,240 MB), plus a fixed overhead,
   plus ``request_latency`` per PUT and per round of ``fetch_concurrency`` shuffle fetches
   (input is streamed, so its GET latency is inside the throughput).
 - Executors.  min(executors, concurrency quota), but no more than the widest stage needs,
@@ -40,6 +41,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from scheduler.slots import lambda_vcpus
+
 from dagrun.graph.planner import fused_chain
 from dagrun.observe.ledger import DEFAULT_PRICES, REQUEST_KINDS, CostRow, fmt_bytes, gb_s_price, prices
 
@@ -58,6 +61,7 @@ class Assumptions:
     memory_mb: int = 2048
     arch: str = "x86_64"
     executors: int = 1000
+    slots: int = 1  # tasks an executor runs at once; from_config: one per vCPU of the function
     concurrency_quota: int = 1000  # Lambda's default account concurrency
     scaling_per_10s: int = 1000  # new execution environments per 10 s per function
     ramp_initial: float = 4.0
@@ -75,15 +79,18 @@ class Assumptions:
 
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> "Assumptions":
-        base = cls(memory_mb=config.lambda_memory_mb, arch=config.lambda_arch, executors=config.executors,
+        # an executor runs one task per vCPU of the function (``scheduler.slots``)
+        base = cls(memory_mb=config.lambda_memory_mb, slots=lambda_vcpus(config.lambda_memory_mb), arch=config.lambda_arch, executors=config.executors,
                    ramp_initial=config.ramp_initial, ramp_slope=config.ramp_slope, split_size=config.split_size,
                    executor_timeout=config.executor_timeout, retire_margin=config.retire_margin,
                    shuffle_prefixes=config.shuffle_prefixes, prices=prices(config))
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
+
     @property
     def effective_mb_s(self) -> float:
-        return self.throughput_mb_s * min(1.0, self.memory_mb / VCPU_MB)
+        """One slot's throughput: its share of the function's vCPUs, at most one."""
+        return self.throughput_mb_s * min(1.0, self.memory_mb / VCPU_MB / self.slots)
 
     @property
     def fleet(self) -> int:
@@ -93,8 +100,10 @@ class Assumptions:
         p = self.prices
         return [
             f"per-executor throughput {self.throughput_mb_s:g} MB/s of stage input [{self.throughput_source}], "
-            f"x min(1, {self.memory_mb} MB / {VCPU_MB} MB) = {self.effective_mb_s:.1f} MB/s",
-            f"executors: {self.fleet} (asked {self.executors}, concurrency quota {self.concurrency_quota}), "
+            f"x min(1, {self.memory_mb} MB / {VCPU_MB} MB / {self.slots} slots) = {self.effective_mb_s:.1f} MB/s "
+            "per task slot",
+            f"executors: {self.fleet} (asked {self.executors}, concurrency quota {self.concurrency_quota}) "
+            f"x {self.slots} task slots, "
             f"{self.memory_mb} MB {self.arch}, ready {self.cold_start_s:g} s after launch, replaced before "
             f"{self.executor_timeout:g} s",
             f"launches: dagrun ramp {self.ramp_initial:g} + {self.ramp_slope:g}*t per second, capped by Lambda's "
@@ -273,14 +282,19 @@ def project(jobs: list[list[StageShape]], input_size: float | None, a: Assumptio
 def _simulate(plans: list[tuple[CostRow, float, list[int], str]], a: Assumptions) -> tuple[float, float, int]:
     """List-schedule every task on the executor fleet; fills in each row's GB-s and invocations."""
     widest = max((row.tasks for row, *_ in plans), default=1)
-    fleet = min(a.fleet, widest)
-    launches = launch_times(fleet, a)
+    # each of an executor's task slots is a lane of its own here, billed 1/slots of the executor
+    # and counted as 1/slots of an invocation (an approximation: one lane's retirement does not
+    # retire its siblings)
+    slots = a.slots
+    fleet = min(a.fleet, widest)  # the driver launches for waiting tasks before it learns their slots
+    launches = [t for t in launch_times(fleet, a) for _ in range(slots)]
+    lanes = len(launches)
     ready_at = [t + a.cold_start_s for t in launches]
     born = list(launches)
-    busy: list[dict[int, float]] = [{} for _ in range(fleet)]  # per executor: stage row index -> task seconds
-    first_row: list[int | None] = [None] * fleet
-    invocations: list[tuple[int, float, float]] = []  # executor, start, end of retired invocations
-    heap = [(ready_at[i], i) for i in range(fleet)]
+    busy: list[dict[int, float]] = [{} for _ in range(lanes)]  # per lane: stage row index -> task seconds
+    first_row: list[int | None] = [None] * lanes
+    invocations: list[tuple[int, float, float]] = []  # lane, start, end of retired invocations
+    heap = [(ready_at[i], i) for i in range(lanes)]
     heapq.heapify(heap)
     ended: dict[tuple[str, int], float] = {}
     job_start = 0.0
@@ -297,10 +311,10 @@ def _simulate(plans: list[tuple[CostRow, float, list[int], str]], a: Assumptions
                 invocations.append((i, born[i], free))  # retire; a fresh invocation takes its place
                 born[i] = start
                 start += a.cold_start_s
-                row.invocations += 1
+                row.invocations += 1 / slots
             elif first_row[i] is None:
                 first_row[i] = index
-                row.invocations += 1
+                row.invocations += 1 / slots
             finish = start + task_s
             busy[i][index] = busy[i].get(index, 0.0) + task_s
             heapq.heappush(heap, (finish, i))
@@ -309,17 +323,19 @@ def _simulate(plans: list[tuple[CostRow, float, list[int], str]], a: Assumptions
         row.timing = (ready, end, task_s)
     wall = max(ended.values(), default=0.0)
     # every launched executor is billed until the end, even one the ramp brought too late to work
-    invocations += [(i, born[i], wall) for i in range(fleet)]
-    for i in range(fleet):
+    invocations += [(i, born[i], wall) for i in range(lanes)]
+    for i in range(lanes):
         if first_row[i] is None and plans:
-            plans[0][0].invocations += 1
+            plans[0][0].invocations += 1 / slots
+    for row, *_ in plans:
+        row.invocations = round(row.invocations)
     for i, start, stop in invocations:
-        gb_s = max(0.0, stop - start) * a.memory_mb / 1024
+        gb_s = max(0.0, stop - start) * a.memory_mb / 1024 / slots
         shares = busy[i] or {0: 1.0}
         whole = sum(shares.values()) or 1.0
         for index, part in shares.items():
             plans[index][0].gb_s += gb_s * part / whole
-            plans[index][0].executor_seconds += (stop - start) * part / whole
+            plans[index][0].executor_seconds += (stop - start) / slots * part / whole
     return wall, (launches[-1] if launches else 0.0), fleet
 
 

@@ -115,6 +115,7 @@ class JobCost:
     basis: str  # "billed" | "measured" | "mixed" | "none"
     wall_seconds: float
     executors: int
+    slots: int = 0  # task slots over all executors (an executor of a multi-vCPU function has several)
 
     @property
     def total(self) -> CostRow:
@@ -144,9 +145,13 @@ class JobCost:
                     f"{self.executors} {self.executor_kind} process{plural}, {req or 'no store requests'}; "
                     f"as Lambda {self.memory_mb} MB: {t.gb_s:,.2f} GB-s, ${usd['total']:.6f}")
         return (f"dagrun ledger {self.job_id}: {self.wall_seconds:.2f}s, {len(self.rows)} stages, {t.tasks} tasks, "
-                f"{self.executors} executors: {t.gb_s:,.2f} GB-s (${usd['compute']:.6f}), {t.invocations} invocations "
+                f"{self.executors} executors{self._slots()}: {t.gb_s:,.2f} GB-s (${usd['compute']:.6f}), "
+                f"{t.invocations} invocations "
                 f"(${usd['invocations']:.6f}), {req or 'no'} store requests (${usd['requests']:.6f}), "
                 f"{fmt_bytes(t.bytes_in + t.bytes_out)} moved; total ${usd['total']:.6f} [{self._pricing()}]")
+
+    def _slots(self) -> str:
+        return f" ({self.slots} task slots)" if self.slots > self.executors else ""
 
     def _repr_html_(self) -> str:
         """The per-stage ledger as an HTML table, for notebooks."""
@@ -180,6 +185,7 @@ class JobCost:
     def to_dict(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "basis": self.basis, "memory_mb": self.memory_mb, "arch": self.arch,
                 "executor_kind": self.executor_kind, "wall_seconds": self.wall_seconds, "executors": self.executors,
+                "slots": self.slots,
                 "prices": self.prices, "rows": [r.to_dict(self.prices, self.arch) for r in self.rows],
                 "driver": self.driver.to_dict(self.prices, self.arch),
                 "total": self.total.to_dict(self.prices, self.arch), "line": str(self)}
@@ -246,7 +252,8 @@ def job_cost(info: Any, executors: list[dict] | None = None) -> JobCost:
         launched = entry.get("launched")
         if launched is not None and start <= launched <= end and _invoked(entry):
             stage_id = first_stage.get(entry["executor"], (0, max(shares, key=shares.get)))[1]
-            rows.setdefault(stage_id, CostRow(f"stage {stage_id}", stage_id)).invocations += 1
+            # an executor on the invoke transport makes one invocation per task; its REPORTs are summed
+            rows.setdefault(stage_id, CostRow(f"stage {stage_id}", stage_id)).invocations += entry.get("invocations", 1)
     driver = CostRow("driver (discards, cleanup)")
     driver.requests.update({k: info.driver_requests[k] for k in REQUEST_KINDS if info.driver_requests.get(k)})
     driver.bytes_in = info.driver_requests.get("bytes_in", 0)
@@ -255,7 +262,8 @@ def job_cost(info: Any, executors: list[dict] | None = None) -> JobCost:
     order = {s.stage_id: i for i, s in enumerate(info.stages)}  # topological: the job's first stage first
     ordered = sorted(rows.values(), key=lambda r: (order.get(r.stage_id, len(order)), r.stage_id))
     return JobCost(info.job_id, ordered, driver, prices(config), memory_mb,
-                   arch, getattr(config, "executor", "local"), basis, end - start, len(executors))
+                   arch, getattr(config, "executor", "local"), basis, end - start, len(executors),
+                   sum(int(e.get("slots") or 1) for e in executors))
 
 
 def print_line(info: Any, setting: str, stream: TextIO | None = None) -> None:

@@ -55,9 +55,9 @@ def _response(payload: dict, function_error: str | None = None) -> dict:
     return response
 
 
-def _backend(driver_host: str = "10.0.0.5") -> LambdaBackend:
+def _backend(driver_host: str = "10.0.0.5", **conf) -> LambdaBackend:
     backend = get_backend_class("lambda")(Config.resolve(executor="lambda", lambda_region="us-east-1", max_executors=3,
-                                                         executor_timeout=60, driver_host=driver_host))
+                                                         executor_timeout=60, driver_host=driver_host, **conf))
     assert isinstance(backend, LambdaBackend) and backend.capacity() == 3 and backend.read_timeout == 120
     return backend
 
@@ -117,9 +117,9 @@ def test_a_missing_function_fails_the_job():
     assert events[1][:2] == ("exited", "x1")
 
 
-def test_a_job_against_a_missing_function_fails_with_the_hint(lambda_endpoint):
+def test_a_job_against_a_missing_function_fails_with_the_hint(lambda_endpoint, tmp_path):
     lambda_endpoint(function="the-deployed-one", timeout=30)
-    with dagrun.Context(executor="lambda", max_executors=2, conf={"progress": "off", "lambda.function": "nope"}) as ctx:
+    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=2, conf={"progress": "off", "lambda.function": "nope"}) as ctx:
         with pytest.raises(LambdaInvokeError, match="ResourceNotFoundException.*dagrun lambda deploy"):
             ctx.parallelize(range(10), 2).map(lambda x: (x, 1)).reduce_by_key(lambda a, b: a + b).collect()
 
@@ -134,4 +134,12 @@ def test_executors_that_cannot_reach_the_driver_fail_the_job():
 
 def test_a_loopback_driver_is_refused_when_lambda_is_remote(aws_env):
     with pytest.raises(DriverUnreachable, match="set driver_host"):  # lambda.us-east-1.amazonaws.com
-        _backend(driver_host="127.0.0.1")
+        _backend(driver_host="127.0.0.1", lambda_transport="connect")
+
+
+def test_a_loopback_driver_with_remote_lambda_gets_the_invoke_transport(aws_env):
+    backend = _backend(driver_host="127.0.0.1")  # "auto": nothing to connect back to, so tasks ride the payload
+    assert backend.transport == "invoke" and not backend.connects_back
+    assert _backend().transport == "connect"  # a routable driver_host: the executors connect back to it
+    with pytest.raises(ValueError, match="lambda.transport must be"):
+        _backend(lambda_transport="carrier-pigeon")

@@ -112,3 +112,24 @@ def _with_extra_file(data: bytes) -> bytes:
             dst.writestr(info, src.read(info))
         dst.writestr("dagrun_build.txt", "2")
     return out.getvalue()
+
+
+def test_requirements_add_the_jobs_dependencies_as_lambda_wheels(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==1.17.0\n")
+    data = build_zip(with_deps=False, user_requirements=requirements)
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert "six.py" in names and "dagrun/__init__.py" in names
+    assert not [n for n in names if n.startswith("bin/")]
+    with pytest.raises(PackagingError, match="does not exist"):
+        build_zip(with_deps=False, user_requirements=tmp_path / "missing.txt")
+
+
+def test_deploy_takes_a_requirements_file(role, tmp_path, capsys):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("six==1.17.0\n")
+    out = tmp_path / "function.zip"
+    assert main(["lambda", "deploy", "--function", "dagrun-req", "--role", role, "--no-deps",
+                 "--requirements", str(requirements), "--zip-out", str(out)]) == 0
+    assert "six.py" in zipfile.ZipFile(out).namelist()
+    assert capsys.readouterr().out.startswith("created: ")

@@ -29,7 +29,8 @@ def _invoke(payload: dict, **kwargs):
 
 
 def test_invoke_runs_the_handler_and_returns_lambdas_log_tail(lambda_endpoint):
-    endpoint = lambda_endpoint(handler="fixture_handlers.echo", timeout=10, memory_mb=256, function="f")
+    # provisioned: initialized before the call, so this REPORT line has no Init Duration (see the cold-start test)
+    endpoint = lambda_endpoint(handler="fixture_handlers.echo", timeout=10, memory_mb=256, function="f", provisioned=1)
     response, body, log = _invoke({"n": 7})
     assert response["StatusCode"] == 200 and "FunctionError" not in response
     assert response["ExecutedVersion"] == "$LATEST"
@@ -117,3 +118,56 @@ def test_the_endpoint_runs_as_a_command_and_prints_its_url(aws_env, monkeypatch)
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_environments_stay_warm_frozen_between_invocations_with_their_tmp(lambda_endpoint):
+    import psutil
+
+    endpoint = lambda_endpoint(handler="fixture_handlers.tmp_note", timeout=10, memory_mb=256, function="f")
+    _, first, first_log = _invoke({"n": 1})
+    (pid,) = endpoint.environments
+    for _ in range(100):  # SIGSTOP takes effect when the kernel next schedules it
+        if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
+            break
+        threading.Event().wait(0.02)
+    assert psutil.Process(pid).status() == psutil.STATUS_STOPPED  # frozen until the next invocation
+    _, second, second_log = _invoke({"n": 2})
+    assert first["pid"] == second["pid"] == pid and second["files"] == ["note-1", "note-2"]
+    assert parse_report(first_log)["init_ms"] > 0  # a cold start
+    assert "Init Duration" not in second_log and parse_report(second_log)["billed_ms"] >= 1
+    assert [i.init_ms is not None for i in endpoint.invocations] == [True, False]
+
+
+def test_tmp_beyond_the_ephemeral_limit_ends_the_environment(lambda_endpoint):
+    endpoint = lambda_endpoint(handler="fixture_handlers.tmp_note", timeout=10, memory_mb=256, function="f",
+                               ephemeral_mb=1)
+    _, body, _ = _invoke({"n": 1, "kb": 2048})
+    assert body["files"] == ["note-1"]
+    assert endpoint.environments == []  # over 1 MB of /tmp: the next invocation starts cold
+    _, body, log = _invoke({"n": 2})
+    assert body["files"] == ["note-2"] and "Init Duration" in log
+
+
+def test_idle_environments_are_reaped(lambda_endpoint):
+    endpoint = lambda_endpoint(handler="fixture_handlers.echo", timeout=10, function="f", idle_seconds=0.5)
+    _invoke({"n": 1})
+    assert len(endpoint.environments) == 1
+    for _ in range(100):
+        if not endpoint.environments:
+            break
+        threading.Event().wait(0.05)
+    assert endpoint.environments == []
+
+
+def test_a_handler_that_cannot_be_loaded_is_an_init_error(lambda_endpoint):
+    lambda_endpoint(handler="fixture_handlers.no_such_handler", timeout=10, function="f")
+    response, body, log = _invoke({})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"].startswith("Runtime.") and "no_such_handler" in body["errorMessage"]
+
+
+def test_a_payload_over_six_megabytes_is_refused(lambda_endpoint):
+    lambda_endpoint(handler="fixture_handlers.echo", timeout=10, function="f")
+    client = boto3.client("lambda", config=_NO_RETRIES)
+    with pytest.raises(client.exceptions.RequestTooLargeException):
+        client.invoke(FunctionName="f", Payload=json.dumps({"n": "x" * (7 << 20)}).encode())

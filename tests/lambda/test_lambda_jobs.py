@@ -18,7 +18,7 @@ import pytest
 import dagrun
 from lambda_executor.backend import parse_report
 
-CONF = {"progress": "off"}
+CONF = {"progress": "off", "lambda.transport": "connect"}  # the invoke transport: test_lambda_invoke.py
 
 
 def _word_job(ctx, words):
@@ -37,10 +37,10 @@ def _report_sum(endpoint) -> int:
     return sum(parse_report(line)["billed_ms"] for line in endpoint.reports)
 
 
-def test_three_stage_job_on_lambda_is_exact(lambda_endpoint):
+def test_three_stage_job_on_lambda_is_exact(lambda_endpoint, tmp_path):
     endpoint = lambda_endpoint(timeout=60, memory_mb=512, concurrency=8)
     words = [f"w{(i * 7919) % 53}" for i in range(3000)]
-    with dagrun.Context(executor="lambda", max_executors=4, conf=CONF) as ctx:
+    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=4, conf=CONF) as ctx:
         result = sorted(_word_job(ctx, words).collect())
         job = ctx.last_job
     assert result == _expected(words)
@@ -51,14 +51,14 @@ def test_three_stage_job_on_lambda_is_exact(lambda_endpoint):
     assert connected and all("over TCP" in log for log in connected)  # a loopback driver: no TLS
 
 
-def test_throttled_launches_back_off_and_the_job_completes(lambda_endpoint):
+def test_throttled_launches_back_off_and_the_job_completes(lambda_endpoint, tmp_path):
     endpoint = lambda_endpoint(timeout=60, memory_mb=512, concurrency=4)
 
     def slow(x):
         time.sleep(0.15)
         return x % 6, x
 
-    with dagrun.Context(executor="lambda", max_executors=16, conf={**CONF, "speculation": False}) as ctx:
+    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=16, conf={**CONF, "speculation": False}) as ctx:
         result = sorted(ctx.parallelize(range(48), 48).map(slow).reduce_by_key(add, 4).collect())
         job = ctx.last_job
         slope = ctx.config.ramp_slope
@@ -85,13 +85,13 @@ def test_throttled_launches_back_off_and_the_job_completes(lambda_endpoint):
     assert [e for e in log if e.what == "lost" and e.detail == "throttled"]  # refused launches are forgotten
 
 
-def test_an_invocation_killed_at_its_timeout_reruns_its_task(lambda_endpoint):
+def test_an_invocation_killed_at_its_timeout_reruns_its_task(lambda_endpoint, tmp_path):
     # the function lives 5 s; partition 0 of the first stage sleeps 20 s on its first attempt, so
     # its invocation is killed mid-task (a task that fits is assigned: remaining >= 1 s + 0.5 s)
     endpoint = lambda_endpoint(timeout=5, memory_mb=512, concurrency=8)
     conf = {**CONF, "speculation": False, "retire_margin": 0.5, "executor_timeout": 5,
             "faults": [{"kind": "delay", "stage": 0, "partition": 0, "seconds": 20}]}
-    with dagrun.Context(executor="lambda", max_executors=4, conf=conf) as ctx:
+    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=4, conf=conf) as ctx:
         result = sorted(ctx.parallelize(range(100), 4).map(lambda x: (x % 5, x)).reduce_by_key(add, 2).collect())
         job = ctx.last_job
     assert result == [(k, sum(range(k, 100, 5))) for k in range(5)]
@@ -103,10 +103,10 @@ def test_an_invocation_killed_at_its_timeout_reruns_its_task(lambda_endpoint):
     assert job.billed_ms == _report_sum(endpoint)  # the killed invocation is billed too
 
 
-def test_billed_milliseconds_equal_the_report_lines(lambda_endpoint):
+def test_billed_milliseconds_equal_the_report_lines(lambda_endpoint, tmp_path):
     endpoint = lambda_endpoint(timeout=60, memory_mb=1024, concurrency=8)
     words = [f"w{i % 11}" for i in range(500)]
-    with dagrun.Context(executor="lambda", max_executors=3, conf=CONF) as ctx:
+    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=3, conf=CONF) as ctx:
         assert sorted(_word_job(ctx, words).collect()) == _expected(words)
         job = ctx.last_job
     # REPORT lines arrive as invocations end; after stop() every one has
@@ -126,13 +126,13 @@ def _non_loopback_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def test_a_driver_on_a_non_loopback_address_is_reached_over_tls(lambda_endpoint):
+def test_a_driver_on_a_non_loopback_address_is_reached_over_tls(lambda_endpoint, tmp_path):
     host = _non_loopback_address()
     if host is None:
         pytest.skip("this machine has no non-loopback IPv4 address")
     endpoint = lambda_endpoint(timeout=60, memory_mb=512, concurrency=4)
     words = [f"w{i % 13}" for i in range(400)]
-    with dagrun.Context(executor="lambda", max_executors=2, conf={**CONF, "driver_host": host}) as ctx:
+    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=2, conf={**CONF, "driver_host": host}) as ctx:
         assert sorted(_word_job(ctx, words).collect()) == _expected(words)
     connected = [i.log for i in endpoint.invocations if "connected to" in i.log]
     assert connected and all(f"connected to {host}:" in log and "over TLS" in log for log in connected)

@@ -18,9 +18,10 @@ import dagrun
 from lambda_executor.backend import parse_report
 
 
-def test_ledger_switches_to_billed_duration_once_invocations_report(lambda_endpoint):
+def test_ledger_switches_to_billed_duration_once_invocations_report(lambda_endpoint, tmp_path):
     endpoint = lambda_endpoint(timeout=60, memory_mb=1024, concurrency=8)
-    with dagrun.Context(executor="lambda", max_executors=3, conf={"progress": "off"}) as ctx:
+    with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=3,
+                        conf={"progress": "off", "lambda.transport": "connect"}) as ctx:
         words = [f"w{i % 11}" for i in range(600)]
         counts = dict(ctx.parallelize(words, 4).map(lambda w: (w, 1)).reduce_by_key(add, 3).collect())
         assert counts == {f"w{i}": len(range(i, 600, 11)) for i in range(11)}

@@ -1,0 +1,54 @@
+"""Shipping the user's own modules with a job, and the message when an executor lacks a module."""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import sys
+import textwrap
+
+import cloudpickle
+import networkx
+
+from dagrun.graph import user_code
+from scheduler.executor import ExecutorEnv, execute
+from scheduler.wire.messages import RunTask
+
+
+def _module(tmp_path, monkeypatch, name: str, body: str):
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(body))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return importlib.import_module(name)
+
+
+def test_modules_outside_site_packages_are_shipped_by_value_for_remote_executors(tmp_path, monkeypatch):
+    helper = _module(tmp_path, monkeypatch, "dagrun_test_helper", "def triple(x):\n    return 3 * x\n")
+    try:
+        assert user_code.ship_user_modules("local") == []  # local executors import it from the same path
+        shipped = user_code.ship_user_modules("lambda")
+        assert "dagrun_test_helper" in shipped
+        assert not {"dagrun", "shuffle", "scheduler", "lambda_executor", "networkx", "cloudpickle"} & set(shipped)
+        assert user_code.ship_user_modules("lambda") == []  # once is enough
+        data = cloudpickle.dumps(helper.triple)
+        del sys.modules["dagrun_test_helper"]  # an executor that cannot import it still gets the function
+        monkeypatch.syspath_prepend(str(tmp_path / "nowhere"))
+        sys.path.remove(str(tmp_path))
+        assert pickle.loads(data)(5) == 15
+    finally:
+        if "dagrun_test_helper" in sys.modules:
+            cloudpickle.unregister_pickle_by_value(sys.modules["dagrun_test_helper"])
+        user_code._registered.discard("dagrun_test_helper")
+    assert networkx.__name__ not in user_code._registered
+
+
+def test_a_missing_module_in_a_task_says_which_and_how_to_ship_it(tmp_path, monkeypatch):
+    ghost = _module(tmp_path, monkeypatch, "dagrun_ghost_mod", "def f(x):\n    return x\n")
+    blob = cloudpickle.dumps(ghost.f)  # by reference: the module is importable here
+    del sys.modules["dagrun_ghost_mod"]
+    sys.path.remove(str(tmp_path))
+    task = RunTask("j", 0, 0, 0, "j/0", blob, pickle.dumps(None), {}, "dagrun.runtime.task:run_task")
+    result = execute(task, ExecutorEnv("x1", str(tmp_path), lambda: None))
+    assert result.error is not None and result.error.type_name == "ModuleNotFoundError"
+    message = result.error.message
+    assert "'dagrun_ghost_mod'" in message and "dagrun lambda deploy --requirements" in message
+    assert "import 'dagrun_ghost_mod' in the driver script" in message
