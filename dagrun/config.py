@@ -208,7 +208,7 @@ _SPEC: dict[str, tuple[str, float | None, bool, str]] = {
     "speculation": ("bool", None, True, "launch a copy of a straggling task"),
     "speculation_quantile": ("float", 0, True, "share of a stage's tasks done before speculating (at most 1)"),
     "speculation_multiplier": ("float", 0, False, "a task is a straggler at this many times the median"),
-    "shuffle_prefixes": ("int", 1, True, "first-level key prefixes a job's shuffle blocks spread over"),
+    "shuffle_prefixes": ("int", 1, True, "first-level key prefixes a job's shuffle blocks spread over (64 with Lambda executors)"),
     "shuffle_codec": ("str", None, True, "shuffle compression: lz4, zstd or none; unset: lz4"),
     "shuffle_memory": ("size", 1, True, "memory for combining and sorting before spilling to disk"),
     "keep_shuffle": ("bool", None, True, "keep a job's shuffle blocks in the store after it ends"),
