@@ -24,7 +24,7 @@ Policy:
   retried after a jittered back-off, at most ``_THROTTLE_RETRIES`` times; after that, or on
   a function error (timeout, out of memory, a crash) or a dropped connection, the executor is
   lost (its channel closes) and the driver reruns the task elsewhere, as with "connect".
-- ``send(Retire)`` and ``close()``: no new task; the channel closes once nothing is in
+- ``send(Shutdown)`` and ``close()``: no new task; the channel closes once nothing is in
   flight (a running invocation cannot be stopped; its result is dropped).
 
 Promise: every invocation's REPORT line reaches the driver, summed into the executor's
@@ -44,7 +44,7 @@ import time
 from typing import Any, Callable
 
 from scheduler.wire.channel import ChannelClosed
-from scheduler.wire.messages import Heartbeat, Register, RemoteError, Retire, RunTask, TaskResult
+from scheduler.wire.messages import Heartbeat, Register, RemoteError, RunTask, Shutdown, TaskResult
 from shuffle.layout import transport_key
 
 # Lambda's synchronous payload and response limit is 6 MB; base64 adds a third
@@ -121,7 +121,7 @@ class InvokeConnection:
     def send(self, message: Any) -> None:
         if self.closed:
             raise ChannelClosed(f"executor {self.executor_id} is closed")
-        if isinstance(message, Retire):
+        if isinstance(message, Shutdown):
             with self._lock:
                 self._retiring = True
                 idle = self._in_flight == 0

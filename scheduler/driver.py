@@ -37,7 +37,7 @@ from scheduler.core.tasks import Policy
 from scheduler.server import ControlServer, attach, check_descriptor_limit
 from scheduler.wire.channel import ChannelClosed
 from scheduler.wire.messages import Heartbeat, Register, RunTask, TaskResult
-from scheduler.wire.messages import Retire as RetireMessage
+from scheduler.wire.messages import Shutdown
 
 __all__ = ["AttemptRecord", "Driver"]
 
@@ -248,7 +248,7 @@ class Driver:
                 if conn is not None:
                     conn.close()
             elif kind is Retire:
-                self._send(ins.executor_id, RetireMessage(ins.reason))
+                self._send(ins.executor_id, Shutdown(ins.reason))
             elif kind is JobDone or kind is JobFailed:
                 self._finished[ins.job_id] = (ins.attempts, ins.log)
                 future, self._future, self._dag = self._future, None, None
@@ -286,6 +286,6 @@ class Driver:
 
     def _shutdown(self, done: threading.Event) -> None:
         for executor_id in list(self._conns):
-            self._send(executor_id, RetireMessage("the driver is closing"))
+            self._send(executor_id, Shutdown("the driver is closing"))
         self._stopped.set()
         done.set()

@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 from scheduler.results import TaskValue
 from scheduler.wire.channel import ChannelClosed, Connection, connect
-from scheduler.wire.messages import Heartbeat, Register, RemoteError, Retire, RunTask, TaskMetrics, TaskResult
+from scheduler.wire.messages import Heartbeat, Register, RemoteError, RunTask, Shutdown, TaskMetrics, TaskResult
 from scheduler.slots import serve_in_slots
 from shuffle.errors import FetchFailed
 
@@ -68,7 +68,7 @@ def run_executor(conn: Connection, executor_id: str, *, remaining: Callable[[], 
         beat.start()
         while True:
             message = conn.recv()
-            if isinstance(message, Retire):
+            if isinstance(message, Shutdown):
                 return f"retired: {message.reason}"
             if isinstance(message, RunTask):
                 conn.send(execute(message, env))

@@ -26,7 +26,7 @@ import threading
 from typing import Any, Callable
 
 from scheduler.wire.channel import ChannelClosed, Connection
-from scheduler.wire.messages import Retire, RunTask
+from scheduler.wire.messages import RunTask, Shutdown
 
 _STOP = None
 
@@ -61,7 +61,7 @@ def serve_in_slots(conn: Connection, env: Any, slots: int, execute: Callable,
     try:
         while True:
             message = conn.recv()  # a dying worker's dispatcher closes conn, which ends this wait
-            if isinstance(message, Retire):
+            if isinstance(message, Shutdown):
                 return f"retired: {message.reason}"
             if isinstance(message, RunTask):
                 if message.stage_blob is not None:

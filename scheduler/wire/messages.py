@@ -43,7 +43,9 @@ class RunTask:
 
 
 @dataclass(frozen=True)
-class Retire:
+class Shutdown:
+    """The driver to an executor: end your loop now (the core's ``Retire`` instruction, on the wire)."""
+
     reason: str = "retire"
 
 

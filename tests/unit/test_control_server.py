@@ -18,7 +18,7 @@ import pytest
 
 from scheduler.server import ControlServer
 from scheduler.wire.channel import _HEADER, ChannelClosed, client_handshake, connect
-from scheduler.wire.messages import Heartbeat, Register, Retire
+from scheduler.wire.messages import Heartbeat, Register, Shutdown
 
 SECRET = b"s" * 32
 pytestmark = pytest.mark.timeout(60)
@@ -85,8 +85,8 @@ def test_connections_beyond_the_unauthenticated_cap_are_refused_and_an_executor_
         started = time.monotonic()
         conn, driver_side = _register(server, events, "e1", timeout=15)  # retries until a slot frees
         assert time.monotonic() - started < 10
-        driver_side.send(Retire("done"))
-        assert conn.recv(timeout=5) == Retire("done")
+        driver_side.send(Shutdown("done"))
+        assert conn.recv(timeout=5) == Shutdown("done")
         for sock in stalled:
             assert _closed_by_server(sock, timeout=5) < 5
         conn.close()
@@ -158,11 +158,11 @@ def test_a_stuck_peer_does_not_delay_sends_to_others_and_is_dropped():
         fine, to_fine = _register(server, events, "fine")
         started = time.monotonic()
         for _ in range(40):  # far more than the socket buffers hold
-            to_stuck.send(Retire("x" * (1 << 20)))
+            to_stuck.send(Shutdown("x" * (1 << 20)))
         assert time.monotonic() - started < 2.0  # enqueued, not written by this thread
         sent = time.monotonic()
-        to_fine.send(Retire("go"))
-        assert fine.recv(timeout=5) == Retire("go")
+        to_fine.send(Shutdown("go"))
+        assert fine.recv(timeout=5) == Shutdown("go")
         assert time.monotonic() - sent < 1.0
         assert _next(events, "closed", 10) == ("closed", "stuck")
         with pytest.raises(ChannelClosed):
@@ -181,7 +181,7 @@ def test_a_send_beyond_the_queue_limit_drops_the_peer_at_once():
         stuck, to_stuck = _register(server, events, "stuck")
         with pytest.raises(ChannelClosed, match="send queue"):
             for _ in range(40):
-                to_stuck.send(Retire("x" * (1 << 20)))
+                to_stuck.send(Shutdown("x" * (1 << 20)))
         assert _next(events, "closed", 5) == ("closed", "stuck")
         stuck.close()
     finally:
@@ -204,8 +204,8 @@ def test_two_hundred_and_fifty_executors_on_one_io_thread():
                 driver_sides[item[1]] = item[2]
         assert threading.active_count() <= threads_before + 1  # the I/O thread, no thread per connection
         for executor_id, side in driver_sides.items():
-            side.send(Retire(executor_id))
-        assert [c.recv(timeout=10) for c in conns] == [Retire(f"e{i}") for i in range(250)]
+            side.send(Shutdown(executor_id))
+        assert [c.recv(timeout=10) for c in conns] == [Shutdown(f"e{i}") for i in range(250)]
     finally:
         for conn in conns:
             conn.close()
@@ -215,9 +215,9 @@ def test_two_hundred_and_fifty_executors_on_one_io_thread():
 def test_after_close_nobody_connects_and_connected_executors_see_the_end():
     events, server = _server()
     conn, to_conn = _register(server, events, "e1")
-    to_conn.send(Retire("bye"))
+    to_conn.send(Shutdown("bye"))
     server.close()
-    assert conn.recv(timeout=5) == Retire("bye")  # what was sent before close still arrives
+    assert conn.recv(timeout=5) == Shutdown("bye")  # what was sent before close still arrives
     with pytest.raises(ChannelClosed):
         conn.recv(timeout=5)
     with pytest.raises(OSError):
@@ -280,7 +280,7 @@ def test_large_messages_arrive_whole_both_ways(tls):
     events, server = _server(tls=tls)
     try:
         conn, driver_side = _register(server, events, "e1")
-        big = Retire(os.urandom(12 << 20).hex())  # 24 MB of text: many reads, many TLS records
+        big = Shutdown(os.urandom(12 << 20).hex())  # 24 MB of text: many reads, many TLS records
         conn.send(big)
         assert events.get(timeout=30) == ("msg", "e1", big)
         driver_side.send(big)

@@ -11,7 +11,7 @@ import pytest
 
 from scheduler.wire import tls
 from scheduler.wire.channel import AuthenticationFailed, ChannelClosed, connect
-from scheduler.wire.messages import Heartbeat, Register, Retire
+from scheduler.wire.messages import Heartbeat, Register, Shutdown
 from scheduler.server import ControlServer
 
 SECRET = b"s" * 32
@@ -31,7 +31,7 @@ def test_tls_channel_carries_messages_both_ways_with_concurrent_senders():
         kind, executor_id, driver_side = events.get(timeout=5)
         assert (kind, executor_id) == ("conn", "e1")
         assert events.get(timeout=5) == ("msg", "e1", Register("e1", 10.0, 1, "host"))
-        big = Retire("x" * 300_000)  # several TLS records
+        big = Shutdown("x" * 300_000)  # several TLS records
         senders = [threading.Thread(target=lambda: [conn.send(Heartbeat("e1")) for _ in range(50)]) for _ in range(3)]
         for t in senders:
             t.start()
