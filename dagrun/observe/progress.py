@@ -21,6 +21,23 @@ from typing import Any, TextIO
 from dagrun.observe.logs import JobEvents
 
 
+def stage_rows(dag: Any, machine: Any = None) -> list[tuple[int, int, int, int]]:
+    """``(stage id, tasks done, tasks running, tasks)`` of every submitted stage, in job order."""
+    rows = []
+    for stage in dag.job.stages.values():
+        if stage.stage_id not in dag.submitted:
+            continue
+        if stage.shuffle_id is not None:
+            total = stage.num_maps
+            done = total - len(dag.tracker.missing(stage.shuffle_id))
+        else:
+            total, done = len(stage.partitions), len(dag.results)
+        running = 0 if machine is None else sum(
+            1 for k, r in machine.tasks.items() if k[0] == stage.stage_id and r.status == "running")
+        rows.append((stage.stage_id, done, running, total))
+    return rows
+
+
 class ProgressBar:
     def __init__(self, stream: TextIO):
         self.stream = stream
@@ -39,21 +56,7 @@ class ProgressBar:
         if now - self._last < 0.1 and not dag.done:
             return
         self._last = now
-        parts = []
-        for stage in dag.job.stages.values():
-            if stage.stage_id not in dag.submitted:
-                continue
-            if stage.shuffle_id is not None:
-                total = stage.num_maps
-                done = total - len(dag.tracker.missing(stage.shuffle_id))
-            else:
-                total, done = len(stage.partitions), len(dag.results)
-            if done >= total:
-                continue
-            running = 0
-            if machine is not None:
-                running = sum(1 for k, r in machine.tasks.items() if k[0] == stage.stage_id and r.status == "running")
-            parts.append(self.render(stage.stage_id, done, running, total))
+        parts = [self.render(*row) for row in stage_rows(dag, machine) if row[1] < row[3]]
         line = " ".join(parts)
         width = shutil.get_terminal_size((100, 20)).columns
         self.stream.write("\r" + line[: width - 1].ljust(width - 1))
@@ -105,18 +108,7 @@ class NotebookProgress:
         if now - self._last < 0.1 and not dag.done:
             return
         self._last = now
-        rows = []
-        for stage in dag.job.stages.values():
-            if stage.stage_id not in dag.submitted:
-                continue
-            if stage.shuffle_id is not None:
-                total = stage.num_maps
-                done = total - len(dag.tracker.missing(stage.shuffle_id))
-            else:
-                total, done = len(stage.partitions), len(dag.results)
-            running = 0 if machine is None else sum(
-                1 for k, r in machine.tasks.items() if k[0] == stage.stage_id and r.status == "running")
-            rows.append((stage.stage_id, done, running, total))
+        rows = stage_rows(dag, machine)
         self._handle.update(self._html(self._render(rows)))
 
     def close(self) -> None:
