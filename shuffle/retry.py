@@ -44,7 +44,9 @@ _SERVER_STATUS = frozenset({500, 502, 504})
 class RetryPolicy:
     """How often and how long a store request is retried."""
 
-    max_attempts: int = 8
+    # enough that the 30 s budget, not the count, ends a long 503 storm (waits cap at 2 s):
+    # simulated, 8 attempts (~4 s) let a 10 s storm on one prefix fail tasks
+    max_attempts: int = 16
     base: float = 0.05  # seconds before the first retry
     cap: float = 2.0  # no single wait is longer
     max_seconds: float = 30.0  # no retry starts after this much time on one request

@@ -129,7 +129,7 @@ def faulty_plan(script: str, size: str, executors: str, storm: str, *more: str) 
 def test_with_lost_executors_and_a_503_storm_the_jobs_complete_and_every_rerun_is_counted(script, size, executors,
                                                                                         storm):
     report = faulty_plan(script, size, executors, storm)
-    # with the store's 8 attempts a request can run out of retries in a long storm: its task
+    # a request that runs out of retries in a long storm fails its task
     # fails (a task error) and reruns; nothing else runs twice
     assert report["tasks_rerun"] == report["tasks_lost"] + report["tasks_failed"]
     assert report["tasks_failed"] <= report["s3_gave_up"]  # a task fails only when a request of it gave up
