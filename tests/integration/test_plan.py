@@ -129,8 +129,8 @@ def faulty_plan(script: str, size: str, executors: str, storm: str, *more: str) 
 def test_with_lost_executors_and_a_503_storm_the_jobs_complete_and_every_rerun_is_counted(script, size, executors,
                                                                                         storm):
     report = faulty_plan(script, size, executors, storm)
-    # a request that runs out of retries in a long storm fails its task
-    # fails (a task error) and reruns; nothing else runs twice
+    # a request that runs out of retries in a long storm fails its task (a task error),
+    # which reruns; nothing else runs twice
     assert report["tasks_rerun"] == report["tasks_lost"] + report["tasks_failed"]
     assert report["tasks_failed"] <= report["s3_gave_up"]  # a task fails only when a request of it gave up
 
