@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from operator import add
 from pathlib import Path
 
@@ -22,26 +22,10 @@ import psutil
 import pytest
 
 import dagrun
-from lambda_executor.backend import parse_report
+from word_job import expected, report_sum, word_job
 
 CONF = {"progress": "off", "lambda.transport": "invoke", "lambda.memory_mb": 512}  # as the endpoint's, unless set
 CHECKOUT = Path(dagrun.__file__).resolve().parents[1]
-
-
-def _word_job(ctx, words):
-    counts = ctx.parallelize(words, 4).map(lambda w: (w, 1)).reduce_by_key(add, 4)
-    return counts.map(lambda kv: (kv[1] % 5, kv[0])).group_by_key(3).map_values(sorted)
-
-
-def _expected(words):
-    groups = defaultdict(list)
-    for word, n in Counter(words).items():
-        groups[n % 5].append(word)
-    return sorted((k, sorted(v)) for k, v in groups.items())
-
-
-def _report_sum(endpoint) -> int:
-    return sum(parse_report(line)["billed_ms"] for line in endpoint.reports)
 
 
 @pytest.fixture
@@ -67,11 +51,11 @@ def test_three_stage_job_is_exact_and_the_driver_listens_on_nothing(endpoint_pro
 
     before = listening()  # other tests' servers (moto, endpoints in threads) may share this process
     with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=4, conf=CONF) as ctx:
-        result = sorted(_word_job(ctx, words).collect())
+        result = sorted(word_job(ctx, words).collect())
         job = ctx.last_job
         opened = listening() - before
         assert ctx._driver.server is None
-    assert result == _expected(words)
+    assert result == expected(words)
     assert len(job.stages) == 3 and {a.outcome for a in job.attempts} == {"committed"}
     assert opened == set()
     assert job.billed_ms > 0 and all(e.get("invocations", 0) >= 1 for e in job.executors if "billed_ms" in e)
@@ -139,10 +123,10 @@ def test_billed_milliseconds_equal_the_report_lines(lambda_endpoint, tmp_path):
     words = [f"w{i % 11}" for i in range(500)]
     with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=3,
                         conf={**CONF, "lambda.memory_mb": 1024}) as ctx:
-        assert sorted(_word_job(ctx, words).collect()) == _expected(words)
+        assert sorted(word_job(ctx, words).collect()) == expected(words)
         job = ctx.last_job
     assert len(endpoint.reports) == len(endpoint.invocations) == sum(a.outcome == "committed" for a in job.attempts)
-    assert job.billed_ms == _report_sum(endpoint) == endpoint.billed_ms > 0
+    assert job.billed_ms == report_sum(endpoint) == endpoint.billed_ms > 0
     assert job.cost.total.invocations == len(endpoint.invocations)
 
 
@@ -166,7 +150,7 @@ def test_a_killed_invocation_reruns_its_task(lambda_endpoint, tmp_path):
     (lost,) = [a for a in job.attempts if a.outcome == "lost"]
     assert (lost.partition, lost.attempt) == (0, 0)
     assert [i for i in endpoint.invocations if i.status == "timeout"]
-    assert job.billed_ms == _report_sum(endpoint)  # the killed invocation is billed too
+    assert job.billed_ms == report_sum(endpoint)  # the killed invocation is billed too
 
 
 def test_a_deleted_block_is_recomputed(lambda_endpoint, tmp_path):
@@ -192,7 +176,7 @@ def test_throttled_invocations_back_off_and_the_job_completes(lambda_endpoint, t
     assert result == [(k, sum(range(k, 24, 6))) for k in range(6)]
     assert endpoint.throttled > 0
     assert {e.detail["source"] for e in job.scheduler_log if e.what == "throttle"} == {"lambda"}
-    assert job.billed_ms == _report_sum(endpoint)
+    assert job.billed_ms == report_sum(endpoint)
 
 
 def _overlap(spans) -> int:
@@ -225,7 +209,7 @@ def test_a_function_with_six_vcpus_runs_six_tasks_at_once(lambda_endpoint, tmp_p
         by_invocation[parent].append((start, end))
     assert max(_overlap(s) for s in by_invocation.values()) == 6
     assert {e.get("slots") for e in job.executors} == {6}
-    assert job.billed_ms == _report_sum(endpoint)
+    assert job.billed_ms == report_sum(endpoint)
     if transport == "invoke":  # six tasks a batch: two invocations of about one second each
         assert len(endpoint.invocations) == 2 and all(1000 <= i.duration_ms < 3000 for i in endpoint.invocations)
 
@@ -239,7 +223,7 @@ def test_a_job_with_its_store_on_s3(moto, lambda_endpoint, tmp_path, transport):
     words = [f"w{i % 17}" for i in range(800)]
     with dagrun.Context(executor="lambda", store="s3://shuffle/dagrun", max_executors=3,
                         conf={**CONF, "lambda.transport": transport}) as ctx:
-        assert sorted(_word_job(ctx, words).collect()) == _expected(words)
+        assert sorted(word_job(ctx, words).collect()) == expected(words)
     assert boto3.client("s3").list_objects_v2(Bucket="shuffle").get("KeyCount", 0) == 0  # cleaned up
 
 

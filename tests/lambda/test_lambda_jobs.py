@@ -10,40 +10,24 @@ from __future__ import annotations
 import math
 import socket
 import time
-from collections import Counter, defaultdict
 from operator import add
 
 import pytest
 
 import dagrun
 from lambda_executor.backend import parse_report
+from word_job import expected, report_sum, word_job
 
 CONF = {"progress": "off", "lambda.transport": "connect"}  # the invoke transport: test_lambda_invoke.py
-
-
-def _word_job(ctx, words):
-    counts = ctx.parallelize(words, 4).map(lambda w: (w, 1)).reduce_by_key(add, 4)
-    return counts.map(lambda kv: (kv[1] % 5, kv[0])).group_by_key(3).map_values(sorted)
-
-
-def _expected(words):
-    groups = defaultdict(list)
-    for word, n in Counter(words).items():
-        groups[n % 5].append(word)
-    return sorted((k, sorted(v)) for k, v in groups.items())
-
-
-def _report_sum(endpoint) -> int:
-    return sum(parse_report(line)["billed_ms"] for line in endpoint.reports)
 
 
 def test_three_stage_job_on_lambda_is_exact(lambda_endpoint, tmp_path):
     endpoint = lambda_endpoint(timeout=60, memory_mb=512, concurrency=8)
     words = [f"w{(i * 7919) % 53}" for i in range(3000)]
     with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=4, conf=CONF) as ctx:
-        result = sorted(_word_job(ctx, words).collect())
+        result = sorted(word_job(ctx, words).collect())
         job = ctx.last_job
-    assert result == _expected(words)
+    assert result == expected(words)
     assert len(job.stages) == 3
     assert {a.outcome for a in job.attempts} == {"committed"}
     assert endpoint.invocations and {i.status for i in endpoint.invocations} == {"ok"}, [i.log for i in endpoint.invocations if i.status != "ok"]
@@ -100,18 +84,18 @@ def test_an_invocation_killed_at_its_timeout_reruns_its_task(lambda_endpoint, tm
     rerun = [a for a in job.attempts if (a.stage_id, a.partition) == (lost.stage_id, 0) and a.attempt > 0]
     assert [a.outcome for a in rerun] == ["committed"]
     assert [i for i in endpoint.invocations if i.status == "timeout" and i.error_type == "Sandbox.Timedout"]
-    assert job.billed_ms == _report_sum(endpoint)  # the killed invocation is billed too
+    assert job.billed_ms == report_sum(endpoint)  # the killed invocation is billed too
 
 
 def test_billed_milliseconds_equal_the_report_lines(lambda_endpoint, tmp_path):
     endpoint = lambda_endpoint(timeout=60, memory_mb=1024, concurrency=8)
     words = [f"w{i % 11}" for i in range(500)]
     with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=3, conf=CONF) as ctx:
-        assert sorted(_word_job(ctx, words).collect()) == _expected(words)
+        assert sorted(word_job(ctx, words).collect()) == expected(words)
         job = ctx.last_job
     # REPORT lines arrive as invocations end; after stop() every one has
     assert len(endpoint.reports) == len(endpoint.invocations) >= 1
-    assert job.billed_ms == _report_sum(endpoint) == endpoint.billed_ms > 0
+    assert job.billed_ms == report_sum(endpoint) == endpoint.billed_ms > 0
     reported = {parse_report(line)["request_id"] for line in endpoint.reports}
     assert reported == {i.request_id for i in endpoint.invocations}
 
@@ -133,6 +117,6 @@ def test_a_driver_on_a_non_loopback_address_is_reached_over_tls(lambda_endpoint,
     endpoint = lambda_endpoint(timeout=60, memory_mb=512, concurrency=4)
     words = [f"w{i % 13}" for i in range(400)]
     with dagrun.Context(executor="lambda", store=str(tmp_path), max_executors=2, conf={**CONF, "driver_host": host}) as ctx:
-        assert sorted(_word_job(ctx, words).collect()) == _expected(words)
+        assert sorted(word_job(ctx, words).collect()) == expected(words)
     connected = [i.log for i in endpoint.invocations if "connected to" in i.log]
     assert connected and all(f"connected to {host}:" in log and "over TLS" in log for log in connected)
