@@ -105,7 +105,7 @@ class Config:
     executor_timeout: float = 900.0
     executor_memory: int = 2 << 30
     retire_margin: float = 5.0
-    idle_timeout: float = 60.0
+    idle_timeout: float = 60.0  # LAMBDA_IDLE_TIMEOUT when the executors are Lambda's
     heartbeat_interval: float = 2.0
     heartbeat_timeout: float = 30.0
     task_timeout: float = 600.0  # seconds one attempt may run before it is a task error; 0: no limit
@@ -118,6 +118,7 @@ class Config:
     shuffle_prefixes: int = 16  # LAMBDA_SHUFFLE_PREFIXES when the executors are Lambda's
     shuffle_codec: str | None = None
     shuffle_memory: int = 256 << 20
+    reduce_task_bytes: int = 256 << 20  # docs/architecture.md, "Right-sized shuffles"; 0: a task per partition
     keep_shuffle: bool = False
     max_result_size: int = 1 << 30  # spark.driver.maxResultSize; 0: unlimited
     max_direct_result_size: int = 16 << 20  # larger task results travel through the store
@@ -158,9 +159,17 @@ class Config:
         merged.update({_field_name(k, "conf key"): (k, v) for k, v in (conf or {}).items()})
         merged.update({_field_name(k, "keyword"): (k, v) for k, v in kwargs.items() if v is not None})
         config = cls(**{name: _coerce(name, value, source) for name, (source, value) in merged.items()})
-        if "shuffle_prefixes" not in merged and config.executor == "lambda":
-            config = dataclasses.replace(config, shuffle_prefixes=LAMBDA_SHUFFLE_PREFIXES)
+        if config.executor == "lambda":
+            config = dataclasses.replace(config, **{k: v for k, v in LAMBDA_DEFAULTS.items() if k not in merged})
         return config
+
+    def on_lambda(self) -> "Config":
+        """This config as a Context on Lambda would resolve it, for estimates made elsewhere: the
+        Lambda defaults (``LAMBDA_DEFAULTS``) for the settings still at their general default."""
+        if self.executor == "lambda":
+            return self
+        return dataclasses.replace(self, **{k: v for k, v in LAMBDA_DEFAULTS.items()
+                                            if getattr(self, k) == _FIELDS[k].default})
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **{_field_name(k, "keyword"): _coerce(k, v) for k, v in changes.items()})
@@ -169,6 +178,13 @@ class Config:
     def executors(self) -> int:
         """How many executors at most: ``max_executors``, or the CPU count when it is 0."""
         return self.max_executors or os.cpu_count() or 1
+
+    @property
+    def reduce_min_tasks(self) -> int:
+        """Fewest tasks a right-sized reduce stage is cut into: the parallelism on local executors,
+        where a request costs nothing and idle cores do; 1 on Lambda, where every GET is billed
+        and the fleet grows to the work (docs/architecture.md, "Right-sized shuffles")."""
+        return 1 if self.executor == "lambda" else self.effective_parallelism
 
     @property
     def effective_parallelism(self) -> int:
@@ -185,6 +201,11 @@ _FIELDS = {f.name: f for f in fields(Config)}
 # time"): at hundreds of executors 16 prefixes draw 503s and 32 or more draw none.  Local and
 # EFS stores keep 16, since every job's cleanup lists each prefix once.
 LAMBDA_SHUFFLE_PREFIXES = 64
+# An idle Lambda executor is billed by the millisecond and a warm re-invocation costs about 50 ms,
+# so the fleet a wide stage needed retires soon after a narrow one starts (docs/architecture.md,
+# "Right-sized shuffles"): 5 s still spans the gap between a job's stages and between jobs.
+LAMBDA_IDLE_TIMEOUT = 5.0
+LAMBDA_DEFAULTS = {"shuffle_prefixes": LAMBDA_SHUFFLE_PREFIXES, "idle_timeout": LAMBDA_IDLE_TIMEOUT}
 
 # name -> (kind, lowest value, lowest allowed too?, meaning).  Kinds: size, duration, int, float,
 # bool, str, choice:a|b, executor, mapping, faults.  What the README lists is made from this.
@@ -198,7 +219,7 @@ _SPEC: dict[str, tuple[str, float | None, bool, str]] = {
     "executor_timeout": ("duration", 0, False, "an executor's lifetime (Lambda's function timeout)"),
     "executor_memory": ("size", 1, True, "memory of a local executor"),
     "retire_margin": ("duration", 0, True, "no new task for an executor this close to its deadline"),
-    "idle_timeout": ("duration", 0, False, "an idle executor retires after this long"),
+    "idle_timeout": ("duration", 0, False, "an idle executor retires after this long (5 s with Lambda executors)"),
     "heartbeat_interval": ("duration", 0, False, "how often a busy executor says it is alive"),
     "heartbeat_timeout": ("duration", 0, False, "an executor silent this long is lost"),
     "task_timeout": ("duration", 0, True, "an attempt running this long is a task error; 0: no limit"),
@@ -211,6 +232,9 @@ _SPEC: dict[str, tuple[str, float | None, bool, str]] = {
     "shuffle_prefixes": ("int", 1, True, "first-level key prefixes a job's shuffle blocks spread over (64 with Lambda executors)"),
     "shuffle_codec": ("str", None, True, "shuffle compression: lz4, zstd or none; unset: lz4"),
     "shuffle_memory": ("size", 1, True, "memory for combining and sorting before spilling to disk"),
+    "reduce_task_bytes": ("size", 0, True, "shuffle bytes one reduce task reads when it runs several consecutive "
+                                           "partitions of a shuffle whose partition count was not given; 0: a task "
+                                           "per partition"),
     "keep_shuffle": ("bool", None, True, "keep a job's shuffle blocks in the store after it ends"),
     "max_result_size": ("size", 0, True, "total serialized result of one action (spark.driver.maxResultSize); "
                                          "0: unlimited"),

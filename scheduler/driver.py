@@ -260,7 +260,7 @@ class Driver:
 
     def _send_task(self, ins: SendTask) -> None:
         task = RunTask(ins.job_id, ins.stage_id, ins.partition, ins.attempt, ins.stage_key, ins.stage_blob,
-                       ins.task_blob, ins.inputs, ins.runner, ins.speculative)
+                       ins.task_blob, ins.inputs, ins.runner, ins.speculative, ins.members)
         if not self._send(ins.executor_id, task):
             self._gone(ins.executor_id, "send failed", time.monotonic())
 

@@ -25,7 +25,7 @@ import cloudpickle
 
 from shuffle.store import BlockStore
 
-__all__ = ["ResultTooLarge", "TaskValue", "encode_value", "format_size"]
+__all__ = ["GroupValues", "ResultTooLarge", "TaskValue", "encode_value", "format_size"]
 
 
 def format_size(n: float) -> str:
@@ -33,6 +33,14 @@ def format_size(n: float) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n:.0f} B"
+
+
+@dataclass(frozen=True)
+class GroupValues:
+    """What a task that computed several consecutive partitions returns: (partition, value) for
+    each, in order; a value is what a one-partition task returns (``scheduler.core.coalesce``)."""
+
+    values: tuple[tuple[int, Any], ...]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,11 @@ Policy:
   corrupt, and the driver reruns them together instead of one per retry.  Zero-length
   segments cost no request.  Blocks are read by the ``key`` the driver tracked, never by
   LIST (invariant 2).
+- A task that computes a group of consecutive reduce partitions (``scheduler.core.coalesce``)
+  fetches first, with ``fetch_segments``: adjacent segments of one object (consecutive
+  partitions of one map output) come in one ranged GET, and each partition's ``read_blocks``
+  then takes its segments from what was fetched.  The group's compressed bytes are held
+  until its partitions are read, as one partition's are without a group.
 - Only a missing object (``FileNotFoundError``) or a checksum failure
   (``ChecksumMismatch``, including a short read) is a fetch failure.  Any other error,
   such as a permission problem or a failed unpickle, is a task error and propagates.
@@ -34,22 +39,63 @@ from shuffle.spill import AggregatorLike, external_combine, external_sort
 from shuffle.store import BlockStore
 from shuffle.writer import BlockColumn, BlockRef
 
-__all__ = ["merge_combiners", "read_blocks", "sort_records"]
+__all__ = ["fetch_segments", "merge_combiners", "read_blocks", "sort_records"]
 
 
 def _describe(block: BlockRef, problem: str) -> str:
     return f"{block.key} [{block.offset}, {block.offset + block.length}): {problem}"
 
 
+Fetched = dict  # (object key, offset) -> the segment's bytes, or the exception its GET raised
+
+
+def fetch_segments(store: BlockStore, columns: Iterable[BlockColumn | Iterable[BlockRef]],
+                   max_concurrency: int = 16) -> Fetched:
+    """Every non-empty segment of ``columns``, with one ranged GET per run of adjacent segments
+    of one object; a failed GET is kept in place of the bytes of each segment it covered."""
+    by_key: dict[str, list[tuple[int, int]]] = {}
+    for column in columns:
+        for b in column:
+            if b.length > 0:
+                by_key.setdefault(b.key, []).append((b.offset, b.length))
+    runs: list[tuple[str, list[tuple[int, int]]]] = []
+    for key, segments in by_key.items():
+        segments.sort()
+        run = [segments[0]]
+        for segment in segments[1:]:
+            if segment[0] == run[-1][0] + run[-1][1]:
+                run.append(segment)
+            elif segment != run[-1]:
+                runs.append((key, run))
+                run = [segment]
+        runs.append((key, run))
+    results = store.get_ranges([(key, run[0][0], run[-1][0] + run[-1][1]) for key, run in runs],
+                               max_concurrency, return_exceptions=True)
+    fetched: Fetched = {}
+    for (key, run), data in zip(runs, results):
+        view = data if isinstance(data, BaseException) else memoryview(data)
+        start = run[0][0]
+        for offset, length in run:
+            fetched[(key, offset)] = view if isinstance(view, BaseException) else \
+                view[offset - start:offset - start + length]
+    return fetched
+
+
 def read_blocks(store: BlockStore, blocks: BlockColumn | Iterable[BlockRef], max_concurrency: int = 16,
-                on_batch: Callable[[int], Any] | None = None) -> Iterator:
+                on_batch: Callable[[int], Any] | None = None, fetched: Fetched | None = None) -> Iterator:
     """Records of ``blocks`` (a reducer's ``BlockColumn``, or ``BlockRef``s) in the given order;
     raises ``FetchFailed`` before yielding any record if a block is missing or corrupt.
     ``on_batch(n)`` is called as each batch of ``n`` records is decoded (a count per batch
-    costs nothing per record)."""
+    costs nothing per record).  Segments found in ``fetched`` (see :func:`fetch_segments`) are
+    taken from it (and removed) instead of being fetched."""
     wanted = [b for b in blocks if b.length > 0]
-    results = store.get_ranges([(b.key, b.offset, b.offset + b.length) for b in wanted],
-                               max_concurrency, return_exceptions=True)
+    results = [fetched.pop((b.key, b.offset), None) for b in wanted] if fetched else [None] * len(wanted)
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+        got = store.get_ranges([(wanted[i].key, wanted[i].offset, wanted[i].offset + wanted[i].length)
+                                for i in todo], max_concurrency, return_exceptions=True)
+        for i, data in zip(todo, got):
+            results[i] = data
     failures: list[tuple[BlockRef, str]] = []
     decoders: list[Iterator] = []
     for block, data in zip(wanted, results):

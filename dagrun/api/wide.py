@@ -47,6 +47,12 @@ def _combine_in_partition(aggregator: Aggregator, it: Iterator) -> Iterator:
     return iter(combined.items())
 
 
+def _defaulted(rdd: "RDD", num_partitions: int | None) -> bool:
+    """Whether a shuffle's partition count is dagrun's choice, so its reduce tasks may be right-sized
+    (``scheduler.core.coalesce``); a count the user gave, here or as default_parallelism, is kept."""
+    return not num_partitions and not rdd.ctx.config.default_parallelism
+
+
 def _reduce_partitions(rdd: "RDD", num_partitions: int | None) -> int:
     if num_partitions:
         return num_partitions
@@ -59,7 +65,7 @@ def partition_by(rdd: "RDD", num_partitions: int | None = None,
                  partition_func: Callable[[Any], int] = portable_hash) -> "RDD":
     """Redistribute (k, v) pairs so that partition ``partition_func(k) % n`` holds key k."""
     partitioner = HashPartitioner(_reduce_partitions(rdd, num_partitions), partition_func)
-    return _shuffled(rdd, partitioner, op_name="partition_by")
+    return _shuffled(rdd, partitioner, op_name="partition_by", adaptive=_defaulted(rdd, num_partitions))
 
 
 def combine_by_key(rdd: "RDD", create_combiner: Callable, merge_value: Callable, merge_combiners: Callable,
@@ -73,7 +79,7 @@ def combine_by_key(rdd: "RDD", create_combiner: Callable, merge_value: Callable,
     aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
     partitioner = HashPartitioner(_reduce_partitions(rdd, num_partitions), partition_func)
     return _shuffled(rdd, partitioner, map_side_aggregator=aggregator, reduce_aggregator=aggregator,
-                     combined=True, op_name="combine_by_key")
+                     combined=True, op_name="combine_by_key", adaptive=_defaulted(rdd, num_partitions))
 
 
 def reduce_by_key(rdd: "RDD", func: Callable[[Any, Any], Any], num_partitions: int | None = None,
@@ -104,7 +110,8 @@ def group_by_key(rdd: "RDD", num_partitions: int | None = None, partition_func: 
     """Group the values of each key into a list, in the order they were read."""
     aggregator = Aggregator(_new_list, _append, _extend)
     partitioner = HashPartitioner(_reduce_partitions(rdd, num_partitions), partition_func)
-    return _shuffled(rdd, partitioner, reduce_aggregator=aggregator, combined=False, op_name="group_by_key")
+    return _shuffled(rdd, partitioner, reduce_aggregator=aggregator, combined=False, op_name="group_by_key",
+                     adaptive=_defaulted(rdd, num_partitions))
 
 
 def group_by(rdd: "RDD", f: Callable, num_partitions: int | None = None,
@@ -137,7 +144,8 @@ def sort_by_key(rdd: "RDD", ascending: bool = True, num_partitions: int | None =
     n = _reduce_partitions(rdd, num_partitions)
     bounds = _sample_bounds(rdd, n, keyfunc) if n > 1 else ()
     partitioner = RangePartitioner(tuple(bounds), ascending, keyfunc)
-    return _shuffled(rdd, partitioner, sort_key=keyfunc, ascending=ascending, op_name="sort_by_key")
+    return _shuffled(rdd, partitioner, sort_key=keyfunc, ascending=ascending, op_name="sort_by_key",
+                     adaptive=_defaulted(rdd, num_partitions))
 
 
 def sort_by(rdd: "RDD", keyfunc: Callable, ascending: bool = True, num_partitions: int | None = None) -> "RDD":
@@ -164,7 +172,7 @@ def repartition_and_sort_within_partitions(rdd: "RDD", num_partitions: int | Non
                                            keyfunc: Callable = _identity) -> "RDD":
     partitioner = HashPartitioner(_reduce_partitions(rdd, num_partitions), partition_func)
     return _shuffled(rdd, partitioner, sort_key=keyfunc, ascending=ascending,
-                     op_name="repartition_and_sort_within_partitions")
+                     op_name="repartition_and_sort_within_partitions", adaptive=_defaulted(rdd, num_partitions))
 
 # ---- joins ---------------------------------------------------------------------------
 

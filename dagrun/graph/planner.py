@@ -7,6 +7,9 @@ Policy:
   (a "cache" map stage, skipped by later jobs once complete).
 - One task per partition of the stage's top RDD.  For each task the planner lists exactly
   the (shuffle, reduce partition) pairs it reads, found by walking its partition's lineage.
+  A stage that reads only shuffles whose partition count was not given may run consecutive
+  partitions in one task once their sizes are known (``StageSpec.coalesce_bytes``, see
+  ``scheduler.core.coalesce``).
 - The stage graph is a networkx DiGraph (edges from a stage to the stages that read it);
   stages are handed to the scheduler in topological order.
 """
@@ -153,9 +156,25 @@ def plan_job(ctx, rdd: Node, func: Callable | None, partitions: list[int], job_i
             stage_id=stage.stage_id, name=stage.name, partitions=tuple(todo),
             shuffle_id=None if is_result else stage.dependency.shuffle_id,
             num_maps=0 if is_result else len(splits), reads=reads, parents=tuple(stage.parents),
-            expected_seconds=_expected_seconds(stage.rdd), index=index)
+            expected_seconds=_expected_seconds(stage.rdd), index=index,
+            coalesce_bytes=ctx.config.reduce_task_bytes if coalescible(graph, stage) else 0,
+            min_tasks=ctx.config.reduce_min_tasks)
     job = JobSpec(job_id, specs, graph.result.stage_id, blobs, task_blobs, runner=TASK_RUNNER)
     return job, graph
+
+
+def coalescible(graph: StageGraph, stage: Stage) -> bool:
+    """Whether the stage's tasks may each run several partitions (``scheduler.core.coalesce``): it
+    reads only shuffles, every one of them with a partition count the user left to dagrun."""
+    if not stage.parents:
+        return False
+    for parent in stage.parents:
+        dep = graph.graph.nodes[parent]["stage"].dependency
+        if not dep.adaptive or dep.job_scope != "job":
+            return False
+    # an input split or parallelized slice in the chain has work the shuffle sizes do not show
+    return all(node.parents or node.shuffle_dependency is not None for node in fused_chain(stage.rdd, False)
+               if node._cache_id is None or node is stage.rdd)
 
 
 def _dumps_split(split: Split) -> bytes:

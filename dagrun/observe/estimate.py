@@ -8,12 +8,14 @@ Policy (the model; every figure is a field of ``Assumptions`` and is printed wit
 - Scale.  Input-reading stages get one task per ``split_size`` of their input, scaled by
   ``input_size / input bytes seen`` (never fewer than planned).  A stage reading a shuffle keeps its partition count,
   unless that count equalled its parent's task count (the default: as many reduce
-  partitions as map tasks), in which case it follows the parent.  Shuffle bytes are the
+  partitions as map tasks), in which case it follows the parent.  A stage whose shuffles
+  got their partition count by default runs one task per ``reduce_task_bytes`` of shuffle
+  input (``scheduler.core.coalesce``; on Lambda no minimum task count).  Shuffle bytes are the
   dry run's, scaled linearly; without a dry run a shuffle writes as many bytes as its
   stage read (an upper bound for combined aggregations).
 - Requests.  Input: one GET per ``input_block`` read plus one per task (the split's tail).
-  Shuffle write: one PUT per map task (a multipart upload above 100 MiB: create, parts,
-  complete).  Shuffle read: one ranged GET per (map task, reduce task) pair.  Cleanup, for a
+  Shuffle write: one PUT per map output, i.e. per partition (a multipart upload above 100 MiB:
+  create, parts, complete).  Shuffle read: one ranged GET per (map output, reduce task) pair.  Cleanup, for a
   job that shuffled: one LIST per key prefix and one DELETE per 1,000 of its objects there.
   Output files are not counted.
 - Time.  A task takes (bytes it reads) / throughput, where throughput is the per-executor
@@ -28,7 +30,8 @@ Policy (the model; every figure is a field of ``Assumptions`` and is printed wit
   each is ready ``cold_start`` seconds after its launch.  Tasks go to the first free
   executor; a stage starts when its parents end.  An executor retires before its
   ``executor_timeout`` and is replaced by a new invocation.  Every executor is billed from
-  its launch to its retirement or the end of the last job (the Context closes then).
+  its launch until ``idle_timeout`` after its last task (it retires then; idle gaps between
+  its tasks are billed), or the end of the last job (the Context closes then).
 - The driver runs outside Lambda and is not billed.
 
 Promise: deterministic arithmetic; nothing is launched, read or written.
@@ -43,7 +46,7 @@ from typing import Any
 
 from scheduler.slots import lambda_vcpus
 
-from dagrun.graph.planner import fused_chain
+from dagrun.graph.planner import coalescible, fused_chain
 from dagrun.observe.ledger import DEFAULT_PRICES, REQUEST_KINDS, CostRow, fmt_bytes, gb_s_price, prices
 
 MIB = 1 << 20
@@ -74,16 +77,21 @@ class Assumptions:
     input_block: int = 8 * MIB
     executor_timeout: float = 900.0
     retire_margin: float = 5.0
+    idle_timeout: float = 5.0
     shuffle_prefixes: int = 16
+    reduce_task_bytes: int = 256 * MIB  # the setting; 0: a task per partition
     prices: dict = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> "Assumptions":
+        config = config.on_lambda()  # the estimate is for Lambda, wherever this Context runs
         # an executor runs one task per vCPU of the function (``scheduler.slots``)
         base = cls(memory_mb=config.lambda_memory_mb, slots=lambda_vcpus(config.lambda_memory_mb), arch=config.lambda_arch, executors=config.executors,
                    ramp_initial=config.ramp_initial, ramp_slope=config.ramp_slope, split_size=config.split_size,
                    executor_timeout=config.executor_timeout, retire_margin=config.retire_margin,
-                   shuffle_prefixes=config.shuffle_prefixes, prices=prices(config))
+                   idle_timeout=config.idle_timeout,
+                   shuffle_prefixes=config.shuffle_prefixes, reduce_task_bytes=config.reduce_task_bytes,
+                   prices=prices(config))
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -111,9 +119,12 @@ class Assumptions:
             f"per task: {self.task_overhead_s:g} s overhead + {self.request_latency_s * 1000:g} ms per PUT and per "
             f"round of {self.fetch_concurrency} concurrent shuffle fetches (input streams at the throughput); "
             f"input split {fmt_bytes(self.split_size)}",
-            f"requests: input GET per {fmt_bytes(self.input_block)} + 1 per task; 1 PUT per map task; 1 GET per "
-            f"(map, reduce) pair; cleanup LIST per prefix ({self.shuffle_prefixes}) + DELETE per 1,000 objects; "
-            "output files not counted",
+            f"requests: input GET per {fmt_bytes(self.input_block)} + 1 per task; 1 PUT per map output; 1 GET per "
+            f"(map output, reduce task) pair; cleanup LIST per prefix ({self.shuffle_prefixes}) + DELETE per 1,000 "
+            "objects; output files not counted",
+            "reduce tasks: a stage reading only shuffles whose partition count was not given runs consecutive "
+            + (f"partitions as one task per {fmt_bytes(self.reduce_task_bytes)} of shuffle input (reduce_task_bytes)"
+               if self.reduce_task_bytes else "partitions one task each (reduce_task_bytes = 0)"),
             f"prices: Lambda ${gb_s_price(p, self.arch):.10f}/GB-s, ${p['lambda_request'] * 1e6:.2f}/M invocations; "
             f"S3 PUT/LIST ${p['s3_put'] * 1000:.4f}/1k, GET ${p['s3_get'] * 1000:.4f}/1k",
             "input stages read their whole splits (an upper bound for a job that reads a prefix, such as "
@@ -134,6 +145,7 @@ class StageShape:
     written: float | None = None  # shuffle bytes a dry run measured
     job: str = ""
     work: str = "python"  # "scan": the action reads its file splits directly (network-bound); else per-record Python
+    coalesce: bool = False  # its tasks may group partitions (dagrun.graph.planner.coalescible)
 
 
 def stage_shapes(graph: Any, measured: dict[int, float] | None = None, job: str = "") -> list[StageShape]:
@@ -149,7 +161,7 @@ def stage_shapes(graph: Any, measured: dict[int, float] | None = None, job: str 
         scan = stage.kind == "result" and isinstance(stage.rdd, (TextFileNode, BinaryRecordsNode))
         out.append(StageShape(stage.stage_id, stage.name, stage.kind, stage.rdd.get_num_partitions(),
                               list(stage.parents), input_bytes, (measured or {}).get(stage.stage_id), job,
-                              "scan" if scan else "python"))
+                              "scan" if scan else "python", coalescible(graph, stage)))
     return out
 
 
@@ -239,22 +251,25 @@ def project(jobs: list[list[StageShape]], input_size: float | None, a: Assumptio
     cleanup = CostRow("cleanup (driver)")
     for job in jobs:
         objects = 0
-        tasks_of: dict[int, int] = {}
+        partitions_of: dict[int, int] = {}
         written: dict[int, float] = {}
         shapes = {s.stage_id: s for s in job}
         for s in job:
             in_bytes = assumed.get(s.stage_id, s.input_bytes * scale)  # stage ids are unique in a Context
             if in_bytes:  # never fewer than planned: min_partitions may have asked for more splits
-                tasks = max(s.tasks, math.ceil(in_bytes / a.split_size))
+                partitions = max(s.tasks, math.ceil(in_bytes / a.split_size))
             elif s.parents and s.tasks == shapes[s.parents[0]].tasks:
-                tasks = tasks_of[s.parents[0]]
+                partitions = partitions_of[s.parents[0]]
             else:
-                tasks = max(1, s.tasks)
-            tasks_of[s.stage_id] = tasks
+                partitions = max(1, s.tasks)
+            partitions_of[s.stage_id] = partitions
             read = sum(written.get(p, 0.0) for p in s.parents)
+            tasks = partitions
+            if s.coalesce and a.reduce_task_bytes:  # Lambda: bytes first, at least one task (Config.reduce_min_tasks)
+                tasks = min(partitions, max(1, math.ceil(read / a.reduce_task_bytes)))
             row = CostRow(f"{s.job + ' ' if s.job else ''}stage {s.stage_id}: {s.name}", s.stage_id, tasks, tasks)
             row.bytes_in = int(read + in_bytes)
-            fetches = sum(tasks_of[p] for p in s.parents) * tasks
+            fetches = sum(partitions_of[p] for p in s.parents) * tasks  # a GET per map output per task
             reads_file = in_bytes and s.stage_id not in assumed
             gets = fetches + (math.ceil(in_bytes / a.input_block) + tasks if reads_file else 0)
             puts = 0
@@ -262,8 +277,8 @@ def project(jobs: list[list[StageShape]], input_size: float | None, a: Assumptio
                 out = s.written * scale if s.written is not None else in_bytes + read
                 written[s.stage_id] = out
                 row.bytes_out = int(out)
-                puts = tasks * _put_requests(out / tasks)
-                objects += tasks
+                puts = partitions * _put_requests(out / partitions)  # every partition writes its own object
+                objects += partitions
             row.requests.update({"get": gets, "put": puts})
             # input is streamed (its GET latency is inside the throughput); shuffle fetches go in rounds
             fetch_rounds = math.ceil(fetches / tasks / max(1, a.fetch_concurrency))
@@ -322,8 +337,10 @@ def _simulate(plans: list[tuple[CostRow, float, list[int], str]], a: Assumptions
         ended[(job, row.stage_id)] = end
         row.timing = (ready, end, task_s)
     wall = max(ended.values(), default=0.0)
-    # every launched executor is billed until the end, even one the ramp brought too late to work
-    invocations += [(i, born[i], wall) for i in range(lanes)]
+    # every launched executor is billed until it has been idle for idle_timeout after its last task
+    # (or its start, if the ramp brought it too late to work), or until the end
+    last = {i: free for free, i in heap}
+    invocations += [(i, born[i], min(wall, last[i] + a.idle_timeout)) for i in range(lanes)]
     for i in range(lanes):
         if first_row[i] is None and plans:
             plans[0][0].invocations += 1 / slots

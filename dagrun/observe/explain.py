@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dagrun.graph.planner import StageGraph, fused_chain
+from dagrun.graph.planner import StageGraph, coalescible, fused_chain
 from dagrun.observe.estimate import estimate_text
 
 if TYPE_CHECKING:
@@ -24,6 +24,9 @@ def explain(rdd: "Node", cost: bool = False, input_size: str | int | None = None
     for stage in stages:
         tasks = stage.rdd.get_num_partitions()
         head = f"Stage {stage.stage_id} ({stage.kind}): {tasks} task{'s' if tasks != 1 else ''}"
+        task_bytes = rdd.ctx.config.reduce_task_bytes
+        if tasks > 1 and task_bytes and coalescible(graph, stage):
+            head += f" at most (consecutive partitions run together, up to {task_bytes / (1 << 20):g} MiB of shuffle input)"
         if stage.dependency is not None:
             p = stage.dependency.partitioner
             head += f", writes shuffle {stage.dependency.shuffle_id} into {p.num_partitions} partitions"

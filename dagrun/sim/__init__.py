@@ -39,7 +39,7 @@ def simulate(jobs: list, input_size: float | None = None, executors: int = 1000,
 
     ``ramp`` is (initial, slope) instead of the config's; ``storm`` a ``cloud.Storm``; with
     ``text`` the result is (projection dict, its text)."""
-    from dagrun.config import LAMBDA_SHUFFLE_PREFIXES, Config
+    from dagrun.config import Config
     from dagrun.observe.estimate import Assumptions
     from dagrun.observe.ledger import prices
     from dagrun.sim.cloud import LambdaModel, S3Model
@@ -48,14 +48,12 @@ def simulate(jobs: list, input_size: float | None = None, executors: int = 1000,
     from dagrun.sim.workload import Workload, scale_jobs
     from scheduler.core.tasks import Policy
 
-    config = config or Config.resolve()
+    config = (config or Config.resolve()).on_lambda()
     changes: dict[str, Any] = {}
     if ramp is not None:
         changes.update(ramp_initial=ramp[0], ramp_slope=ramp[1])
     if shuffle_prefixes is not None:
         changes["shuffle_prefixes"] = shuffle_prefixes
-    elif config.executor != "lambda" and config.shuffle_prefixes == Config.shuffle_prefixes:
-        changes["shuffle_prefixes"] = LAMBDA_SHUFFLE_PREFIXES  # what a Context on Lambda would resolve
     config = config.replace(**changes) if changes else config
     fleet = max(1, executors)
     a = Assumptions.from_config(config, memory_mb=memory_mb, arch=arch, executors=fleet,

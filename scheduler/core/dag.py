@@ -29,7 +29,9 @@ from typing import Any
 
 from shuffle.writer import BlockColumn, MapStatus
 
+from scheduler.core.coalesce import group_partitions, group_target, reduce_bytes
 from scheduler.core.events import TaskKey, TaskSpec
+from scheduler.results import GroupValues
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class StageSpec:
     parents: tuple[int, ...] = ()  # the map stages whose shuffles this stage reads
     expected_seconds: float = 1.0
     index: int = 0  # position in the job's dependency order
+    coalesce_bytes: int = 0  # > 0: consecutive partitions run as one task up to these shuffle bytes
+    min_tasks: int = 1  # ... but the partitions are spread over at least this many tasks
 
 
 @dataclass
@@ -135,6 +139,12 @@ class MapOutputTracker:
             return None
         return BlockColumn(shuffle_id, reduce_id, self._shuffles[shuffle_id].statuses)
 
+    def reduce_bytes(self, shuffle_id: int) -> list[int]:
+        """Bytes each reduce partition of a complete shuffle reads (O(M x R), once per reading stage)."""
+        statuses = self._shuffles[shuffle_id].statuses
+        width = statuses[0].num_partitions if statuses else 0
+        return reduce_bytes((s.lengths for s in statuses), width)
+
     def drop_shuffle(self, shuffle_id: int) -> list[MapStatus]:
         shuffle = self._shuffles.pop(shuffle_id, None)
         return [] if shuffle is None else [s for s in shuffle.statuses if s is not None]
@@ -149,6 +159,7 @@ class DagState:
         self.results: dict[int, Any] = {}
         self.submitted: set[int] = set()
         self.parked: dict[TaskKey, set[int]] = {}
+        self.groups: dict[TaskKey, tuple[int, ...]] = {}  # a grouped task's key -> its partitions
         self._by_shuffle = {s.shuffle_id: s for s in job.stages.values() if s.shuffle_id is not None}
         for stage in self._by_shuffle.values():
             tracker.register_shuffle(stage.shuffle_id, stage.num_maps)
@@ -160,11 +171,19 @@ class DagState:
     def start(self) -> list[TaskSpec]:
         return self._submit_ready()
 
+    def members(self, key: TaskKey) -> tuple[int, ...]:
+        """The partitions task ``key`` computes: its own, or its group's (``scheduler.core.coalesce``).
+        A group keeps its members when it is parked and resubmitted."""
+        return self.groups.get(key, (key[1],))
+
+    def _pairs(self, key: TaskKey) -> list[tuple[int, int]]:
+        reads = self.job.stages[key[0]].reads
+        return [pair for p in self.members(key) for pair in reads.get(p, ())]
+
     def inputs(self, key: TaskKey) -> dict[tuple[int, int], BlockColumn] | None:
         """The blocks a task reads, or None if one of its map outputs is missing right now."""
-        stage = self.job.stages[key[0]]
         out = {}
-        for shuffle_id, reduce_id in stage.reads.get(key[1], ()):
+        for shuffle_id, reduce_id in self._pairs(key):
             blocks = self.tracker.blocks(shuffle_id, reduce_id)
             if blocks is None:
                 return None
@@ -172,8 +191,7 @@ class DagState:
         return out
 
     def missing_inputs(self, key: TaskKey) -> tuple[int, tuple[int, ...]]:
-        stage = self.job.stages[key[0]]
-        for shuffle_id, _ in stage.reads.get(key[1], ()):
+        for shuffle_id, _ in self._pairs(key):
             missing = self.tracker.missing(shuffle_id)
             if missing:
                 return shuffle_id, tuple(missing)
@@ -181,10 +199,11 @@ class DagState:
 
     def on_commit(self, key: TaskKey, value: Any) -> list[TaskSpec]:
         stage = self.job.stages[key[0]]
-        if stage.shuffle_id is not None:
-            self.tracker.register(stage.shuffle_id, key[1], value)
-        else:
-            self.results[key[1]] = value
+        for partition, part in split_values(key, value):
+            if stage.shuffle_id is not None:
+                self.tracker.register(stage.shuffle_id, partition, part)
+            else:
+                self.results[partition] = part
         return self._submit_ready() + self._unpark()
 
     def on_refetch(self, key: TaskKey, shuffle_id: int, map_ids: tuple[int, ...],
@@ -196,7 +215,11 @@ class DagState:
         if producer is None:
             raise RuntimeError(f"shuffle {shuffle_id} has no producing stage in job {self.job.job_id}")
         missing = set(self.tracker.missing(shuffle_id))
-        specs = [self._spec(producer, m) for m in map_ids if m in missing]
+        specs = []
+        for m in map_ids:
+            if m in missing:  # rerun alone: the rest of its group is still there
+                self.groups.pop((producer.stage_id, m), None)
+                specs.append(self._spec(producer, m))
         return specs + self._unpark(), lost
 
     def readers_of(self, shuffle_id: int) -> list[TaskKey]:
@@ -224,11 +247,33 @@ class DagState:
                 todo = self.tracker.missing(stage.shuffle_id)
             else:
                 todo = list(stage.partitions)
-            specs += [self._spec(stage, p) for p in todo]
+            specs += [self._spec(stage, group[0]) for group in self._grouped(stage, todo)]
         return specs
+
+    def _grouped(self, stage: StageSpec, todo: list[int]) -> list[tuple[int, ...]]:
+        """``todo`` cut into the stage's tasks: one partition each, or groups of consecutive
+        partitions sized by the shuffle bytes they read (``scheduler.core.coalesce``)."""
+        if not stage.coalesce_bytes or len(todo) < 2:
+            return [(p,) for p in todo]
+        shuffles = {sid for p in todo for sid, _ in stage.reads.get(p, ())}
+        per_shuffle = {sid: self.tracker.reduce_bytes(sid) for sid in shuffles}
+        sizes: dict[int, int] = {p: sum(per_shuffle[sid][r] for sid, r in stage.reads.get(p, ())) for p in todo}
+        target = group_target(sum(sizes.values()), stage.coalesce_bytes, stage.min_tasks, len(todo))
+        groups = group_partitions(todo, sizes, target)
+        for group in groups:
+            if len(group) > 1:
+                self.groups[(stage.stage_id, group[0])] = group
+        return groups
 
     def _unpark(self) -> list[TaskSpec]:
         ready = [k for k, shuffles in self.parked.items() if all(self.tracker.complete(s) for s in shuffles)]
         for key in ready:
             del self.parked[key]
         return [self._spec(self.job.stages[k[0]], k[1]) for k in ready]
+
+
+def split_values(key: TaskKey, value: Any) -> list[tuple[int, Any]]:
+    """(partition, value) for each partition a committed task computed."""
+    if isinstance(value, GroupValues):
+        return list(value.values)
+    return [(key[1], value)]

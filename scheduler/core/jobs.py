@@ -22,6 +22,9 @@ Policy:
   (``HELD_STAGES``) than the executor's cache, so it never believes in an evicted one.  An
   executor that says it lacks a stage anyway has its mirror cleared and the task rerun
   (counted as a loss, so it stays bounded).
+- A task may compute a group of consecutive partitions (``scheduler.core.coalesce``): it is
+  sent the group's other partitions as ``members``, its ``GroupValues`` commit each partition,
+  and ``Committed``/``DropOutput`` come one per partition.
 - A committed result (a ``TaskValue``) adds its size to the job's total; past
   ``max_result_size`` the job fails with ``ResultTooLarge`` before anything is loaded.
 - When a job ends, its tasks, durations and log leave the live state; the records go out
@@ -45,7 +48,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from scheduler.core.dag import DagState, JobSpec, MapOutputTracker, StageSpec
+from scheduler.core.dag import DagState, JobSpec, MapOutputTracker, StageSpec, split_values
 from scheduler.core.events import (
     AbortJob, Assign, Commit, Discard, ExecutorLost, ExecutorRegistered, ExecutorRetired, HeartbeatReceived,
     Kill, Launch, LogEntry, Refetch, RemoteError, Retire, TaskFailed, TaskKey, TaskMetrics, TaskSucceeded,
@@ -129,6 +132,7 @@ class SendTask:
     inputs: dict
     runner: str
     speculative: bool = False
+    members: tuple[tuple[int, bytes], ...] = ()  # a group's other partitions and their task blobs
 
 
 @dataclass(frozen=True)
@@ -316,8 +320,9 @@ class JobCore:
         self._open[(ins.key, ins.attempt)] = record
         self._by_attempt[(ins.key, ins.attempt)] = record
         self._open_by_executor.setdefault(ins.executor_id, set()).add((ins.key, ins.attempt))
+        members = tuple((p, job.task_blobs[(ins.key[0], p)]) for p in dag.members(ins.key)[1:])
         return [SendTask(ins.executor_id, job.job_id, ins.key[0], ins.key[1], ins.attempt, stage_key, blob,
-                         job.task_blobs[ins.key], inputs, job.runner, ins.speculative)]
+                         job.task_blobs[ins.key], inputs, job.runner, ins.speculative, members)]
 
     def _killed(self, ins: Kill, now: float) -> None:
         self._held.pop(ins.executor_id, None)
@@ -348,12 +353,14 @@ class JobCore:
             record.outcome = "committed"
         dag = self.dag
         if dag is None:
-            return [DropOutput(value)] if value is not None else []
-        if isinstance(value, TaskValue) and self._over_result_limit(value):
-            return [DropOutput(value)] + self._fail(ResultTooLarge(dag.job.job_id, self._result_tasks,
-                                                                   self._result_bytes, self.max_result_size), now)
+            return _drops(ins.key, value)
+        parts = split_values(ins.key, value)
+        if any(isinstance(v, TaskValue) and self._over_result_limit(v) for _, v in parts):
+            return _drops(ins.key, value) + self._fail(ResultTooLarge(dag.job.job_id, self._result_tasks,
+                                                                      self._result_bytes, self.max_result_size), now)
         specs = dag.on_commit(ins.key, value)
-        out: list = [Committed(dag.job.stages[ins.key[0]], ins.key, value)]
+        stage = dag.job.stages[ins.key[0]]
+        out: list = [Committed(stage, (ins.key[0], p), v) for p, v in parts]
         if dag.done:
             return out + self._finish(now)
         if specs:
@@ -373,7 +380,7 @@ class JobCore:
         record = self._record(ins.key, ins.attempt)
         if record is not None and record.outcome in ("running", "committed"):
             record.outcome = "discarded"
-        return [DropOutput(value)] if value is not None else []
+        return _drops(ins.key, value)
 
     def _refetch(self, ins: Refetch, now: float) -> list:
         dag = self.dag
@@ -430,3 +437,8 @@ class JobCore:
         attempts, self.attempts = self.attempts, []
         self._by_attempt = {}
         return attempts, log
+
+
+def _drops(key: TaskKey, value: Any) -> list:
+    """What deletes the outputs of an attempt that is not kept: one ``DropOutput`` per partition."""
+    return [DropOutput(v) for _, v in split_values(key, value) if v is not None] if value is not None else []

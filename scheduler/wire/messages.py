@@ -40,6 +40,8 @@ class RunTask:
     inputs: dict[tuple[int, int], list[Any]]  # (shuffle_id, reduce_id) -> BlockRefs, in map order
     runner: str
     speculative: bool = False
+    # a group of consecutive partitions (scheduler.core.coalesce): the others, with their task blobs
+    members: tuple[tuple[int, bytes], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def test_plan_sort_prints_time_and_cost_with_its_assumptions():
     assert "compute $" in cost_line and "S3 requests $" in cost_line
     assumptions = out.split("Assumptions:", 1)[1]
     for needle in ("per-executor throughput", "1769 MB", "concurrency quota 1000",
-                   "1000 new environments per 10 s", "ramp 100 + 100*t", "1 GET per (map, reduce) pair",
+                   "1000 new environments per 10 s", "ramp 100 + 100*t", "1 GET per (map output, reduce task) pair",
                    "$0.0000166667/GB-s", "$0.20/M invocations", "PUT/LIST $0.0050/1k", "GET $0.0004/1k"):
         assert needle in assumptions, needle
 
@@ -46,8 +46,11 @@ def test_plan_json_is_consistent(tmp_path):
                                "--bench", str(bench), "--json"))
     maps = math.ceil(100e9 / (128 << 20))
     rows = report["rows"]
-    assert [r["tasks"] for r in rows[:-1]] == [maps, maps, maps]  # sample, map, reduce (follows the maps)
-    assert rows[2]["requests"]["get"] == maps * maps  # one ranged GET per (map, reduce) pair
+    # sample, map, reduce: its maps partitions (the count was not given) in a task per 256 MiB it reads
+    reduces = math.ceil(rows[2]["bytes_in"] / (256 << 20))
+    assert 1 < reduces < maps
+    assert [r["tasks"] for r in rows[:-1]] == [maps, maps, reduces]
+    assert rows[2]["requests"]["get"] == maps * reduces  # one ranged GET per (map output, reduce task) pair
     assert rows[1]["requests"]["put"] == maps
     usd = report["usd"]
     assert usd["total"] == pytest.approx(usd["compute"] + usd["invocations"] + usd["requests"])
@@ -102,11 +105,12 @@ def test_the_100gb_sort_on_400_executors_is_simulated_in_under_a_minute():
     assert wall < 60, f"took {wall:.1f} s of wall time"
     assert report["failed"] is None and report["executors_peak"] == 400
     maps = math.ceil(100e9 / (128 << 20))
-    assert [s["tasks"] for s in report["stages"]] == [maps, maps, maps]  # sample, map, reduce
     sample, shuffle_map, reduce = report["stages"]
+    # sample, map, reduce; the reduce side's partition count was not given: fewer, larger tasks
+    assert [sample["tasks"], shuffle_map["tasks"]] == [maps, maps] and 1 < reduce["tasks"] < maps
     assert sample["end"] <= shuffle_map["start"] and shuffle_map["end"] <= reduce["start"] + 1e-6
     assert report["requests"]["put"] == maps
-    assert report["requests"]["get"] >= maps * maps  # one ranged GET per (map, reduce) pair
+    assert report["requests"]["get"] >= maps * reduce["tasks"]  # one ranged GET per (map, reduce task) pair
     shuffle = set(report["peak_requests_per_s"]) - {"input"}
     assert len(shuffle) == report["model"]["shuffle_prefixes"]
 

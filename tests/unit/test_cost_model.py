@@ -138,11 +138,13 @@ def test_explain_estimates_requests_and_cost_at_an_input_size(tmp_path, capsys):
         text = rdd.explain(cost=True, input_size="10GB")
         here = rdd.explain(cost=True)
     maps = math.ceil(10e9 / (128 << 20))
+    # the reduce side's partition count was not given: a task per 256 MiB of its (upper-bound) 10 GB
+    reduces = math.ceil(10e9 / (256 << 20))
     # each map output is ~133 MB, over the single-PUT limit: a multipart upload of 3 parts = 5 requests
-    gets = maps * maps + maps + 1193  # shuffle pairs, a tail read per split, 10 GB / 8 MiB blocks
-    assert f"Estimate at 10.0 GB input: {2 * maps:,} tasks, ~{5 * maps:,} PUT, ~{gets:,} GET" in text
+    gets = maps * reduces + maps + 1193  # (map, reduce task) pairs, a tail read per split, 10 GB / 8 MiB blocks
+    assert f"Estimate at 10.0 GB input: {maps + reduces:,} tasks, ~{5 * maps:,} PUT, ~{gets:,} GET" in text
     assert "on 50 executors" in text and "estimated cost $" in text
-    assert "Estimate at 8.0 KB input: 4 tasks, ~2 PUT" in here  # as planned: 2 splits, 2 reduce partitions
+    assert "Estimate at 8.0 KB input: 3 tasks, ~2 PUT" in here  # as planned: 2 splits; 2 reduce partitions, 1 task
 
 
 def test_estimate_text_lists_stages_and_totals():
