@@ -151,20 +151,22 @@ def sort_by_key(rdd: "RDD", ascending: bool = True, num_partitions: int | None =
 def sort_by(rdd: "RDD", keyfunc: Callable, ascending: bool = True, num_partitions: int | None = None) -> "RDD":
     """Sort by ``keyfunc(x)``; equal keys keep their order.
 
-    ``binary_records(...).sort_by(dagrun.key_prefix(k))`` sorts whole blocks of records
-    instead of one record at a time, with the same result.
+    On ``binary_records`` the records are sorted a block at a time: ``f`` runs once per
+    record, and when its keys are byte prefixes (``dagrun.key_prefix(k)``, ``lambda r: r[:k]``)
+    nothing else runs per record; the result is the same.
     """
-    if isinstance(keyfunc, KeyPrefix) and type(rdd._node) is BinaryRecordsNode:
-        return _sort_by_prefix(rdd, keyfunc.length, ascending, _reduce_partitions(rdd, num_partitions))
+    if type(rdd._node) is BinaryRecordsNode:
+        return _sort_records(rdd, keyfunc, ascending, _reduce_partitions(rdd, num_partitions),
+                             _defaulted(rdd, num_partitions))
     return rdd.key_by(keyfunc).sort_by_key(ascending, num_partitions).values()
 
 
-def _sort_by_prefix(rdd: "RDD", key_length: int, ascending: bool, n: int) -> "RDD":
-    """The fast path behind ``binary_records(...).sort_by(key_prefix(k))``."""
-    key_length = min(key_length, rdd._node.record_length)
-    prefix = KeyPrefix(key_length)
-    bounds = tuple(_sample_bounds(rdd.map(lambda r: (prefix(r), None)), n, _identity)) if n > 1 else ()
-    return rdd._derive(prefix_sorted(rdd._node, key_length, bounds, ascending))
+def _sort_records(rdd: "RDD", keyfunc: Callable, ascending: bool, n: int, adaptive: bool) -> "RDD":
+    """The block path behind ``binary_records(...).sort_by(f)`` (``dagrun.graph.prefix_sort``)."""
+    if isinstance(keyfunc, KeyPrefix):
+        keyfunc = KeyPrefix(min(keyfunc.length, rdd._node.record_length))
+    bounds = tuple(_sample_bounds(rdd.map(lambda r: (keyfunc(r), None)), n, _identity)) if n > 1 else ()
+    return rdd._derive(prefix_sorted(rdd._node, keyfunc, bounds, ascending, adaptive))
 
 
 def repartition_and_sort_within_partitions(rdd: "RDD", num_partitions: int | None = None,

@@ -87,7 +87,7 @@ elif bench == "aggregate":
 elif bench == "sort":
     sc.binaryRecords(path, {length}).sortBy(lambda r: r[:{key}]).saveAsTextFile(out)
 elif bench == "sort-lambda":
-    text.map({sort}).sortByKey().values().saveAsTextFile(out)
+    sc.binaryRecords(path, {length}).sortBy({sort}).saveAsTextFile(out)
 else:
     counts = text.flatMap(str.split).map({pair}).reduceByKey(operator.add)
     print(len(counts.map({by_len}).filter({in_range}).groupByKey().mapValues({top}).collect()))

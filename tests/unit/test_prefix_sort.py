@@ -33,10 +33,14 @@ def random_records(seed: int, count: int, length: int, alphabet: bytes = b"ab\x0
     return [bytes(rng.choice(alphabet) for _ in range(length - 4)) + b"%04d" % (i % 10000) for i in range(count)]
 
 
+def _same(record):
+    return record
+
+
 def both_ways(ctx, path: str, length: int, key: int, ascending: bool, partitions: int, split_size: int):
     rdd = ctx.binary_records(path, length, split_size=split_size)
     fast = rdd.sort_by(key_prefix(key), ascending, partitions)
-    general = rdd.sort_by(lambda r: r[:key], ascending, partitions)
+    general = rdd.map(_same).sort_by(lambda r: r[:key], ascending, partitions)  # not records: the general path
     return fast, general
 
 
@@ -62,6 +66,32 @@ def test_fast_path_partitions_equal_the_general_path(tmp_path_factory, implement
         assert fast.glom().collect() == general.glom().collect()
 
 
+KEYS = {
+    "a prefix lambda": lambda key: (lambda r: r[:key]),
+    "a slice that is not a prefix": lambda key: (lambda r: r[1:key + 1]),
+    "an int": lambda key: (lambda r: r[0]),
+    "a tuple": lambda key: (lambda r: (r[-1], r[:key])),
+    # records numbered ...7 get another key: chunks without one take the prefix path, the rest pairs
+    "a prefix for some records only": lambda key: (lambda r: r[:key] if r[-1] != ord("7") else r[:key][::-1]),
+}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), count=st.integers(0, 300), length=st.integers(5, 24),
+       key=st.integers(1, 30), ascending=st.booleans(), partitions=st.integers(1, 5),
+       split_records=st.integers(1, 50), kind=st.sampled_from(sorted(KEYS)))
+def test_any_key_function_on_records_equals_the_general_path(tmp_path_factory, implementation, seed, count, length,
+                                                             key, ascending, partitions, split_records, kind):
+    path = write_records(tmp_path_factory.mktemp("records"), random_records(seed, count, length))
+    keyfunc = KEYS[kind](key)
+    with dagrun.Context(executor="inline", max_executors=2, conf={"progress": "off"}) as ctx:
+        rdd = ctx.binary_records(path, length, split_size=split_records * length)
+        keyed = rdd.sort_by(keyfunc, ascending, partitions)
+        general = rdd.map(_same).sort_by(keyfunc, ascending, partitions)
+        assert isinstance(keyed._node, prefix_nodes.PrefixSortedNode)
+        assert keyed.glom().collect() == general.glom().collect()
+
+
 def test_a_partition_over_the_memory_budget_spills_and_stays_exact(tmp_path):
     path = write_records(tmp_path / "in", random_records(7, 3000, 20))
     # 3000 x 20 bytes in 2 partitions is far over a 4 KB budget: the external sort spills
@@ -69,6 +99,8 @@ def test_a_partition_over_the_memory_budget_spills_and_stays_exact(tmp_path):
         for ascending in (True, False):
             fast, general = both_ways(ctx, path, 20, 6, ascending, 2, 4000)
             assert fast.glom().collect() == general.glom().collect()
+            keyed = ctx.binary_records(path, 20, split_size=4000).sort_by(lambda r: r[:6], ascending, 2)
+            assert keyed.glom().collect() == general.glom().collect()
 
 
 def test_local_executors_sort_and_save(tmp_path, local_ctx):
