@@ -81,6 +81,22 @@ def test_word_count_on_s3_counts_every_request_the_server_saw(s3) -> None:
     assert s3.keys() == []  # the job's prefix is gone
 
 
+def test_a_default_sized_shuffle_costs_one_get_per_map_output_per_reduce_task(s3) -> None:
+    url = put_words(s3)
+    with local_ctx(s3) as ctx:
+        s3.proxy.reset()
+        words = ctx.text_file(url, split_size=16 << 10).flat_map(str.split).map(lambda w: (w, 1))
+        got = sorted(words.reduce_by_key(operator.add).collect())  # as many partitions as maps
+        job = ctx.last_job
+    assert got == expected_word_counts(LINES)
+    map_stage, reduce_stage = [s.stage_id for s in job.stages]
+    maps = len([a for a in job.attempts if a.stage_id == map_stage])
+    reduces = [a for a in job.attempts if a.stage_id == reduce_stage]
+    assert len(reduces) == 2 < maps  # a small shuffle: one task per executor, each several partitions
+    window = (min(a.assigned for a in reduces), max(a.finished for a in reduces))
+    assert s3.proxy.counts(s3.store_bucket, *window)["get"] == maps * len(reduces)  # not maps x partitions
+
+
 def test_text_file_on_s3_is_split_by_byte_range_like_a_local_file(s3, tmp_path) -> None:
     url = put_words(s3, "split", files=1)
     local = tmp_path / "part-0.txt"
