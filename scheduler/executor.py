@@ -12,6 +12,13 @@ else is a task ``error`` with its traceback.
 
 Promise: the same loop runs in a local subprocess (``python -m scheduler.executor``, also ``python -m lambda_executor.worker``), in
 a Lambda invocation (``lambda_executor.handler``) and in a thread of the driver (inline).
+
+Start-up of a local process: it imports the task runtime (``--preload``) first, then either
+connects at once (``--driver``, the secret in ``DAGRUN_SECRET``) or, started ahead of need by
+the local backend's warm pool, waits for its assignment on stdin: one JSON line naming the
+driver, its id, deadline, scratch folder and the secret.  While nothing has arrived it imports
+the optional modules (``--warm``, e.g. numpy), so an idle wait is not wasted and a job that is
+already waiting is not held up by them.  EOF on stdin means the pool closed: exit quietly.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
 import os
 import pickle
+import select
 import shutil
 import signal
 import socket
@@ -171,7 +180,8 @@ def _heartbeat(conn: Connection, executor_id: str, interval: float, stop: thread
             return
 
 
-def guard_process(parent_pid: int | None, deadline: float | None, grace: float = 1.0, poll: float = 0.5) -> None:
+def guard_process(parent_pid: int | None, deadline: float | None | Callable[[], float | None], grace: float = 1.0,
+                  poll: float = 0.5) -> None:
     """Make this process end when its driver does, at its own deadline, and never on the terminal's Ctrl-C.
 
     The driver starts local executors in a session of their own, so Ctrl-C in the terminal
@@ -183,7 +193,8 @@ def guard_process(parent_pid: int | None, deadline: float | None, grace: float =
     written under temporary names and renamed, and the driver removes the scratch folder.
     A watchdog thread covers what the signal does not: a parent that died before the signal
     was armed, kernels without prctl, and the deadline when the driver that would have killed
-    us is gone.
+    us is gone.  ``deadline`` may be a function: a warm process learns its deadline only when
+    it is assigned.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -202,7 +213,8 @@ def guard_process(parent_pid: int | None, deadline: float | None, grace: float =
     def watch() -> None:
         while True:
             gone = parent_pid is not None and os.getppid() != parent_pid
-            late = deadline is not None and time.time() > deadline + grace
+            when = deadline() if callable(deadline) else deadline
+            late = when is not None and time.time() > when + grace
             if gone or late:
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(grace)  # the handler runs only when the main thread runs Python code
@@ -227,8 +239,9 @@ def _die_with_parent(signum: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of a local executor process: ``python -m scheduler.executor``."""
     parser = argparse.ArgumentParser(prog="python -m scheduler.executor")
-    parser.add_argument("--driver", required=True, help="host:port of the driver's control channel")
-    parser.add_argument("--executor-id", required=True)
+    parser.add_argument("--driver", default=None,
+                        help="host:port of the driver's control channel (default: wait for the assignment on stdin)")
+    parser.add_argument("--executor-id", default=None)
     parser.add_argument("--deadline", type=float, default=None,
                         help="wall-clock time (epoch seconds) when this executor is killed, as Lambda would")
     parser.add_argument("--parent-pid", type=int, default=None,
@@ -237,15 +250,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", default=None)
     parser.add_argument("--preload", action="append", default=[],
                         help="modules to import before registering, e.g. the task runtime")
+    parser.add_argument("--warm", action="append", default=[],
+                        help="optional modules to import while waiting for the assignment (skipped when missing)")
     args = parser.parse_args(argv)
-    deadline = args.deadline
+    if args.driver is not None and args.executor_id is None:
+        parser.error("--driver needs --executor-id")
+    deadline: list[float | None] = [args.deadline]
     try:
-        guard_process(args.parent_pid, deadline)
+        guard_process(args.parent_pid, lambda: deadline[0])
         # import the task runtime before registering, so the first task is not slowed by imports
         # (a slow first task would look like a straggler to speculation)
         for module in args.preload:
             importlib.import_module(module)
-        secret = bytes.fromhex(os.environ.pop("DAGRUN_SECRET", ""))
+        if args.driver is None:
+            assignment = _await_assignment(args.warm)
+            if assignment is None:
+                return 0  # the pool closed before this process was needed
+            args.driver, args.executor_id = assignment["driver"], assignment["executor_id"]
+            args.heartbeat, args.scratch = assignment["heartbeat"], assignment["scratch"]
+            deadline[0] = assignment["deadline"]
+            secret = bytes.fromhex(assignment["secret"])
+        else:
+            secret = bytes.fromhex(os.environ.pop("DAGRUN_SECRET", ""))
         if not secret:
             print("dagrun executor: DAGRUN_SECRET is not set; executors are started by the driver", file=sys.stderr)
             return 2
@@ -256,11 +282,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dagrun executor {args.executor_id}: cannot reach the driver at {args.driver}: {exc}",
                   file=sys.stderr)
             return 1
-        run_executor(conn, args.executor_id, remaining=lambda: None if deadline is None else deadline - time.time(),
+        run_executor(conn, args.executor_id,
+                     remaining=lambda: None if deadline[0] is None else deadline[0] - time.time(),
                      heartbeat_interval=args.heartbeat, scratch_dir=args.scratch, can_exit=True)
     except KeyboardInterrupt:
         return 143  # the driver (or its death) ended us: it reports the executor, we stay quiet
     return 0
+
+
+def _await_assignment(optional: list[str]) -> dict | None:
+    """The assignment the local backend writes on stdin (None at EOF), importing ``optional``
+    modules while it has not arrived: each is skipped once the assignment is waiting."""
+    stdin = sys.stdin.buffer
+    for module in optional:
+        if select.select([stdin], [], [], 0)[0]:
+            break
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # optional: the task imports it, or its fallback, when it needs it
+    line = stdin.readline()
+    return json.loads(line) if line.strip() else None
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """``Context``: the entry point.  It owns the resolved config, the store, and the driver.
 
 State: the frozen ``Config``; the shuffle store (a fresh temp directory unless ``store`` is
-given); the driver with its executors, created at the first job and kept until ``stop``;
+given); the driver with its executors, started with the Context (local) or at the first job, until ``stop``;
 id counters for RDDs, shuffles, stages and jobs; and ``jobs``, the record of every job run.
 
 Policy: one job at a time.  After a job, successful or not, its shuffle blocks are deleted
@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
 import os
@@ -29,7 +30,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
-from scheduler.backends import get_backend_class
+from scheduler.backends import get_backend_class, starts_with_context
 from scheduler.driver import Driver
 from scheduler.core.tasks import Policy
 from scheduler.results import TaskValue
@@ -89,6 +90,8 @@ class Context:
         self._fault_dir = tempfile.mkdtemp(prefix="dagrun-faults-") if self.faults else None
         self._counters: dict[str, itertools.count] = {}
         self._driver: Driver | None = None
+        self._starting: threading.Thread | None = None  # the constructor's start of the driver
+        self._start_error: BaseException | None = None  # ... and what it raised, for the first job
         self._cached: set[int] = set()
         self._stored_results: set[str] = set()  # keys of large results committed and not yet loaded
         self.jobs: list[JobInfo] = []
@@ -101,6 +104,9 @@ class Context:
         self._closed = False
         # a Context that is never stopped must still end its executors and remove its temp store
         atexit.register(self.stop)
+        if starts_with_context(self.config.executor):  # off the constructor's time: executors start as we plan
+            self._starting = threading.Thread(target=self._start_driver, name="dagrun-context-start", daemon=True)
+            self._starting.start()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -116,6 +122,8 @@ class Context:
             return
         self._closed = True
         atexit.unregister(self.stop)
+        if self._starting is not None:  # what it started is in self._driver; what it raised, nobody needs
+            self._starting.join()
         if self._driver is not None:
             self._driver.close()
             self._driver = None
@@ -367,24 +375,34 @@ class Context:
         elif thread_id in self._waiting:
             self._cancel_next.add(thread_id)
 
+    def _start_driver(self) -> None:
+        try:
+            self._driver = self._new_driver()
+        except BaseException as exc:  # noqa: BLE001 - the first job raises it
+            self._start_error = exc
+
     def _ensure_driver(self) -> Driver:
+        if self._starting is not None:  # the constructor's start: wait for it, and raise what it raised once
+            self._starting.join()
+            self._starting, error, self._start_error = None, self._start_error, None
+            if error is not None:
+                raise error
         if self._driver is None:
-            c = self.config
-            backend_cls = get_backend_class(c.executor)
-            backend = backend_cls(c)
-            policy = Policy(max_executors=backend.capacity(), max_attempts=c.max_attempts,
-                            retire_margin=c.retire_margin, idle_timeout=c.idle_timeout,
-                            heartbeat_timeout=c.heartbeat_timeout, ramp_initial=c.ramp_initial,
-                            ramp_slope=c.ramp_slope, speculation=c.speculation,
-                            speculation_quantile=c.speculation_quantile,
-                            speculation_multiplier=c.speculation_multiplier,
-                            task_timeout=c.task_timeout or None)
-            self._driver = Driver(backend, policy, host=c.driver_host, executor_timeout=c.executor_timeout,
-                                  heartbeat_interval=c.heartbeat_interval, scratch_dir=c.scratch_dir,
-                                  memory_mb=c.lambda_memory_mb, on_discard=self._discard_output,
-                                  on_commit=self._on_commit, max_result_size=c.max_result_size,
-                                  launch_throttled=self._launch_budget(), preload=(TASK_RUNNER.partition(":")[0],))
+            self._driver = self._new_driver()
         return self._driver
+
+    def _new_driver(self) -> Driver:
+        c = self.config
+        backend = get_backend_class(c.executor)(c)
+        policy = Policy(max_executors=backend.capacity(), max_attempts=c.max_attempts, retire_margin=c.retire_margin,
+                        idle_timeout=c.idle_timeout, heartbeat_timeout=c.heartbeat_timeout, ramp_initial=c.ramp_initial,
+                        ramp_slope=c.ramp_slope, speculation=c.speculation, speculation_quantile=c.speculation_quantile,
+                        speculation_multiplier=c.speculation_multiplier, task_timeout=c.task_timeout or None)
+        # numpy (the line count, the prefix sort) is optional: imported only while an executor waits
+        return Driver(backend, policy, host=c.driver_host, executor_timeout=c.executor_timeout,
+                      heartbeat_interval=c.heartbeat_interval, scratch_dir=c.scratch_dir, memory_mb=c.lambda_memory_mb,
+                      on_discard=self._discard_output, on_commit=self._on_commit, max_result_size=c.max_result_size,
+                      launch_throttled=self._launch_budget(), preload=(TASK_RUNNER.partition(":")[0], "numpy?"))
 
     def _launch_budget(self) -> Callable[[], bool] | None:
         rules = [f for f in self.faults if f.kind == "throttle_launch"]
@@ -454,10 +472,8 @@ class Context:
 
     def _delete_job_blocks(self, job_id: str) -> None:
         for prefix in job_dirs(job_id, self.config.shuffle_prefixes):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self.store.delete_prefix(prefix)
-            except FileNotFoundError:
-                pass
 
 
 def _one_of(num_partitions: int | None, num_slices: int | None) -> int | None:

@@ -57,7 +57,7 @@ from dagrun import optional
 from dagrun.runtime.output_marks import check_complete
 
 BLOCK_SIZE = 8 << 20
-_COUNT_SLICE = 1 << 20
+_COUNT_SLICE = 256 << 10
 TAIL_BLOCK_SIZE = 64 << 10
 SPLIT_SLOP = 1.1  # Hadoop FileInputFormat: the last split may be this much larger than the rest
 COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".bz2": "bz2"}
@@ -277,25 +277,23 @@ def _count_uncompressed_lines(split: TextSplit, storage_options: dict[str, Any] 
     return newlines + 1 - ends_in_newline
 
 
-def _count_in(np, view, n: int) -> int:
-    # 1 MiB slices keep the comparison's temporary array in cache
-    return sum(int(np.count_nonzero(view[i : min(n, i + _COUNT_SLICE)] == 10)) for i in range(0, n, _COUNT_SLICE))
-
-
 def _count_read(split: TextSplit, storage_options: dict[str, Any] | None, pos: int) -> tuple[int, int | None]:
-    """Newlines in bytes [pos, split.end) and the last byte there: ``readinto`` one reused
-    buffer (fresh ``bytes`` blocks cost page faults), in BLOCK_SIZE requests."""
-    np = optional.numpy()
-    buf = bytearray(min(BLOCK_SIZE, split.end - pos))
-    view, counts = memoryview(buf), np.frombuffer(buf, dtype=np.uint8)
-    newlines, last = 0, None
+    """Newlines in bytes [pos, split.end) and the last byte there: ``readinto`` one reused buffer
+    (fresh ``bytes`` blocks cost page faults): BLOCK_SIZE requests from a remote (buffered) file,
+    _COUNT_SLICE reads from a local one, whose copy then lands in cache (3.0 vs 2.6 GB/s here)."""
+    np, newlines, last = optional.numpy(), 0, None
     with _open(split.url, storage_options, size=split.file_size, cache_type="none") as f:
+        buf = bytearray(min(BLOCK_SIZE if hasattr(f, "cache") else _COUNT_SLICE, split.end - pos))
+        view, data = memoryview(buf), np.frombuffer(buf, dtype=np.uint8)
+        hits = np.empty(min(len(buf), _COUNT_SLICE), dtype=bool)  # reused: a slice and its comparison stay in L2
         f.seek(pos)
         while pos < split.end:
             n = f.readinto(view[: min(len(buf), split.end - pos)])
             if not n:
                 break
-            newlines += _count_in(np, counts, n)
+            for i in range(0, n, _COUNT_SLICE):
+                out = hits[: min(n - i, _COUNT_SLICE)]
+                newlines += int(np.count_nonzero(np.equal(data[i : i + len(out)], 10, out=out)))
             last, pos = buf[n - 1], pos + n
     return newlines, last
 

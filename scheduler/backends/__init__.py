@@ -21,7 +21,8 @@ from typing import Callable, Protocol, Sequence
 
 known_backends: dict[str, dict[str, str]] = {
     "inline": {"class": "scheduler.backends.inline:InlineBackend"},
-    "local": {"class": "scheduler.backends.local:LocalBackend"},
+    # start_with_context: the Context starts the driver, and so the backend, as it is created
+    "local": {"class": "scheduler.backends.local:LocalBackend", "start_with_context": "yes"},
     "lambda": {"class": "lambda_executor.backend:LambdaBackend",
                "err": "the lambda backend needs boto3: pip install 'dagrun[aws]'"},
 }
@@ -38,7 +39,9 @@ class ExecutorSettings:
     scratch_dir: str | None
     memory_mb: int
     options: dict
-    preload: tuple[str, ...] = ()  # modules an executor imports before it registers (the task runtime)
+    # modules an executor imports before it registers (the task runtime); a name ending in "?" is
+    # optional: imported only while a started executor waits for work, skipped when missing
+    preload: tuple[str, ...] = ()
 
 
 class Notify(Protocol):
@@ -76,6 +79,11 @@ def register_backend(name: str, target: str, clobber: bool = False, err: str | N
         raise ValueError(f"executor backend {name!r} is already registered as {current['class']!r}; "
                          "pass clobber=True to replace it")
     known_backends[name] = {"class": target, **({"err": err} if err else {})}
+
+
+def starts_with_context(name: str) -> bool:
+    """Whether a Context on ``name`` starts its driver at once (known without importing the backend)."""
+    return known_backends.get(name, {}).get("start_with_context") == "yes"
 
 
 def get_backend_class(name: str) -> Callable[..., ExecutorBackend]:

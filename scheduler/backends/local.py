@@ -1,19 +1,35 @@
 """The local backend: executors are subprocesses running ``python -m scheduler.executor``.
 
-It emulates Lambda's limits: each process gets ``executor_timeout`` seconds of life and is
-killed when that runs out (plus a short grace), the way Lambda ends an invocation; each has
-its own scratch directory.  A monitor thread per process reports its exit to the driver,
+State: the warm pool (processes started ahead of need, their imports done or under way,
+waiting on stdin for an assignment), the assigned processes by executor id, and per
+process the last lines of its stderr.
+
+Policy: ``start`` (when the driver starts, which the Context does as it is created) fills the
+pool with ``min(capacity, cpu_count)`` processes, so Python's start-up and the task runtime's
+imports run while the driver is still importing and planning.  ``launch`` hands each executor
+id to a pool process, or starts one when the pool is empty (the pool is not refilled: later
+executors start cold, as before).  The assignment (driver address, id, deadline, scratch
+folder, secret) goes down the process's stdin, so the secret is never in its environment.
+
+It emulates Lambda's limits: each executor gets ``executor_timeout`` seconds of life from
+its assignment (the invocation; time spent warm before it is not billed) and is killed when
+that runs out (plus a short grace), the way Lambda ends an invocation; each has its own
+scratch directory.  A monitor thread per assigned process reports its exit to the driver,
 which treats an exit before retirement as a lost executor; an executor's stderr is copied
-to the driver's, and its last lines go with the exit reason.
+to the driver's, and its last lines go with the exit reason.  A pool process that died
+while warm (a broken interpreter) is still assigned, so its exit and its own words reach
+the driver exactly as a cold start's would.
 
 Each process runs in a session of its own (so the terminal's Ctrl-C reaches the driver
 only) and is told the driver's pid: it ends itself when the driver dies or its deadline
 passes with nobody left to kill it (``scheduler.executor.guard_process``).  ``close`` asks
-every process to stop (SIGTERM) and kills the ones still running after five seconds.
+every process, warm or assigned, to stop (SIGTERM) and kills the ones still running after
+five seconds.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,19 +38,30 @@ import tempfile
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import IO, Any, Sequence
 
 from scheduler.backends import ExecutorSettings, Notify
 
-_KILL_GRACE = 0.2  # the process's deadline counts from its launch, as a Lambda invocation's does
+_KILL_GRACE = 0.2  # the process's deadline counts from its assignment, as a Lambda invocation's does
 _TAIL_LINES = 12
+
+
+@dataclass
+class _Process:
+    proc: subprocess.Popen
+    tail: deque
+    tee: threading.Thread
 
 
 class LocalBackend:
     name = "local"
+    warm_start = True  # start the driver (and so this pool) with the Context, not at its first job
 
     def __init__(self, config: Any):
         self.max_executors = config.max_executors or os.cpu_count() or 1
+        self._pool_size = min(self.max_executors, os.cpu_count() or 1)
+        self._warm: deque[_Process] = deque()
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
         self._closing = False
@@ -42,42 +69,59 @@ class LocalBackend:
     def start(self, settings: ExecutorSettings, notify: Notify) -> None:
         self.settings, self.notify = settings, notify
         self._scratch_root = tempfile.mkdtemp(prefix="dagrun-executors-", dir=settings.scratch_dir)
+        warm = [self._spawn() for _ in range(self._pool_size)]
+        with self._lock:
+            self._warm.extend(warm)
 
     def capacity(self) -> int:
         return self.max_executors
 
     def launch(self, executor_ids: Sequence[str]) -> None:
         for executor_id in executor_ids:
-            self._spawn(executor_id)
+            with self._lock:
+                process = self._warm.popleft() if self._warm else None
+            self._assign(process or self._spawn(), executor_id)
 
-    def _spawn(self, executor_id: str) -> None:
+    def _spawn(self) -> _Process:
+        s = self.settings
+        # -P: the working directory is not put first on the path, so a user's scheduler.py or
+        # shuffle.py next to the script never stands in for dagrun's packages
+        preload = [m for m in s.preload if not m.endswith("?")]
+        optional = [m[:-1] for m in s.preload if m.endswith("?")]
+        cmd = [sys.executable, "-P", "-m", "scheduler.executor", "--parent-pid", str(os.getpid()),
+               *(arg for module in preload for arg in ("--preload", module)),
+               *(arg for module in optional for arg in ("--warm", module))]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": executor_path()}
+        env.pop("DAGRUN_SECRET", None)
+        # a session of its own: Ctrl-C in the terminal reaches the driver only, which ends it
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=sys.stderr.fileno()
+                                if _has_fileno(sys.stderr) else None, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        # the last lines of its stderr, so an executor that dies says why in the driver's error
+        tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        tee = threading.Thread(target=_tee, args=(proc.stderr, tail), daemon=True, name=f"dagrun-stderr-{proc.pid}")
+        tee.start()
+        return _Process(proc, tail, tee)
+
+    def _assign(self, process: _Process, executor_id: str) -> None:
         s = self.settings
         scratch = os.path.join(self._scratch_root, executor_id)
         os.makedirs(scratch, exist_ok=True)
-        # -P: the working directory is not put first on the path, so a user's scheduler.py or
-        # shuffle.py next to the script never stands in for dagrun's packages
-        cmd = [sys.executable, "-P", "-m", "scheduler.executor", "--driver", f"{s.address[0]}:{s.address[1]}",
-               "--executor-id", executor_id, "--deadline", repr(time.time() + s.executor_timeout),
-               "--parent-pid", str(os.getpid()),
-               "--heartbeat", str(s.heartbeat_interval), "--scratch", scratch,
-               *(arg for module in s.preload for arg in ("--preload", module))]
-        env = {**os.environ, "DAGRUN_SECRET": s.secret.hex(), "PYTHONUNBUFFERED": "1",
-               "PYTHONPATH": executor_path()}
-        # a session of its own: Ctrl-C in the terminal reaches the driver only, which ends it
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno()
-                                if _has_fileno(sys.stderr) else None, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        assignment = {"driver": f"{s.address[0]}:{s.address[1]}", "executor_id": executor_id,
+                      "deadline": time.time() + s.executor_timeout, "heartbeat": s.heartbeat_interval,
+                      "scratch": scratch, "secret": s.secret.hex()}
         with self._lock:
-            self._procs[executor_id] = proc
-        # the last lines of its stderr, so an executor that dies says why in the driver's error
-        tail: deque[str] = deque(maxlen=_TAIL_LINES)
-        tee = threading.Thread(target=_tee, args=(proc.stderr, tail), daemon=True, name=f"dagrun-stderr-{executor_id}")
-        tee.start()
-        threading.Thread(target=self._watch, args=(executor_id, proc, scratch, tee, tail), daemon=True,
+            self._procs[executor_id] = process.proc
+        try:
+            process.proc.stdin.write(json.dumps(assignment).encode() + b"\n")
+            process.proc.stdin.close()
+        except OSError:
+            pass  # it died while warm: the monitor reports its exit and last words
+        threading.Thread(target=self._watch, args=(executor_id, process, scratch), daemon=True,
                          name=f"dagrun-watch-{executor_id}").start()
 
-    def _watch(self, executor_id: str, proc: subprocess.Popen, scratch: str, tee: threading.Thread,
-               tail: deque) -> None:
+    def _watch(self, executor_id: str, process: _Process, scratch: str) -> None:
+        proc, tee, tail = process.proc, process.tee, process.tail
         try:
             code = proc.wait(timeout=self.settings.executor_timeout + _KILL_GRACE)
             reason = "exited" if code == 0 else f"exited with code {code}"
@@ -102,18 +146,29 @@ class LocalBackend:
             proc.kill()
 
     def close(self) -> None:
-        self._closing = True
         with self._lock:
-            procs = list(self._procs.values())
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            self._closing = True
+            procs = [*self._procs.values(), *(p.proc for p in self._warm)]
+            self._warm.clear()
+        _stop(procs)
         shutil.rmtree(self._scratch_root, ignore_errors=True)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM each process, then SIGKILL what is still running after five seconds."""
+    for proc in procs:
+        if proc.stdin is not None and not proc.stdin.closed:
+            try:
+                proc.stdin.close()  # a warm process waiting for work reads EOF and exits by itself
+            except OSError:
+                pass
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _tee(stream: IO[bytes], tail: deque) -> None:

@@ -102,7 +102,7 @@ def test_failed_save_leaves_no_parts(local_ctx, tmp_path):
     assert not out.exists() or os.listdir(out) == []
 
 
-def test_persist_reuses_store_output(local_ctx, tmp_path):
+def test_persist_reuses_store_output(tmp_path):
     marker_dir = tmp_path / "calls"
     marker_dir.mkdir()
 
@@ -110,14 +110,15 @@ def test_persist_reuses_store_output(local_ctx, tmp_path):
         (marker_dir / f"{x}-{os.getpid()}-{len(os.listdir(marker_dir))}").write_text("")
         return x * x
 
-    squares = local_ctx.parallelize(range(20), 4).map(record).persist()
-    assert squares.sum() == sum(x * x for x in range(20))
-    first = os.listdir(marker_dir)  # every element once, plus any speculative copy's on a loaded machine
-    assert {name.split("-")[0] for name in first} == {str(x) for x in range(20)}
-    assert squares.count() == 20
-    assert sorted(squares.collect()) == sorted(x * x for x in range(20))
-    assert len(os.listdir(marker_dir)) == len(first)  # then read from the store: nothing computed again
-    squares.unpersist()
+    # no speculation: on a loaded machine a backup of the first job's slowest task computes
+    # its records again, even after that job has returned
+    with dagrun.Context(executor="local", max_executors=2, conf={"progress": "off", "speculation": False}) as ctx:
+        squares = ctx.parallelize(range(20), 4).map(record).persist()
+        assert squares.sum() == sum(x * x for x in range(20))
+        assert squares.count() == 20
+        assert sorted(squares.collect()) == sorted(x * x for x in range(20))
+        assert len(os.listdir(marker_dir)) == 20  # computed once, then read from the store
+        squares.unpersist()
 
 
 def test_shuffle_blocks_are_deleted_after_the_job(tmp_path):

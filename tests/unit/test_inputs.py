@@ -74,6 +74,7 @@ def blocks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> N
     if request.param == "tiny_blocks":
         monkeypatch.setattr(inputs, "BLOCK_SIZE", 5)
         monkeypatch.setattr(inputs, "TAIL_BLOCK_SIZE", 1)
+        monkeypatch.setattr(inputs, "_COUNT_SLICE", 3)  # the count's reads of a local file, and its slices
 
 
 def split_sizes(n: int) -> list[int]:
