@@ -189,6 +189,21 @@ def _bad_partition(p: Any, key: Any, n: int) -> ValueError:
     return ValueError(f"partition_of({key!r}) returned {p!r}; it must be an int in [0, {n})")
 
 
+def _regrouped(lists: Iterable[list], size: int) -> Iterator[list]:
+    """The records of ``lists`` in lists of at least ``size`` (the last may be shorter)."""
+    buf: list = []
+    for part in lists:
+        if not buf and len(part) >= size:
+            yield part
+            continue
+        buf += part
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
 def _combine_probe(cmap: CombineMap, batches: Iterator[list], spill: Callable[[], None]) -> bool:
     """Combine the first ``_PROBE`` records; True when combining the rest is worth it.
 
@@ -265,7 +280,10 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
             if pending > memory_budget:
                 encode_all()
 
-    batches = chunked(records, _CHECK_EVERY)
+    # a partition that comes as lists (dagrun.graph.nodes.Batched) is taken so: no Python step per record
+    take = getattr(records, "take_batches", None)
+    lists = take() if take is not None else None
+    batches = chunked(records, _CHECK_EVERY) if lists is None else _regrouped(lists, _CHECK_EVERY)
     if aggregator is None:
         route(batches)
     else:
