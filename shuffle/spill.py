@@ -139,6 +139,11 @@ class CombineMap:
     def __len__(self) -> int:
         return len(self._d)
 
+    @property
+    def create_combiner(self) -> Callable[[Any], Any] | None:
+        """value -> combiner for a key's first value; None when that is the identity."""
+        return None if _is_identity(self._create) else self._create
+
     def add(self, key: Any, value: Any) -> bool:
         """Merge one value; True when the estimate says the dict is over budget."""
         d = self._d

@@ -19,8 +19,13 @@ if TYPE_CHECKING:
     from dagrun.api.rdd import RDD
 
 
-def _pipe(rdd: "RDD", func, preserves_partitioning: bool, op_name: str) -> "RDD":
-    return rdd._derive(MapPartitionsNode(rdd._node, func, preserves_partitioning, op_name))
+def _pipe(rdd: "RDD", func, preserves_partitioning: bool, op_name: str, batch_func=None) -> "RDD":
+    return rdd._derive(MapPartitionsNode(rdd._node, func, preserves_partitioning, op_name, batch_func))
+
+
+# The batch forms of the per-record steps (``dagrun.graph.nodes.Batched``): one comprehension per
+# list.  A StopIteration that f raises inside one still fails the task: the generator around it
+# turns it into a RuntimeError (PEP 479), as the record-by-record form does.
 
 
 def map_partitions_with_index(rdd: "RDD", f: Callable[[int, Iterator], Iterable],
@@ -47,7 +52,7 @@ def map(rdd: "RDD", f: Callable[[Any], Any], preserves_partitioning: bool = Fals
         for x in it:
             yield f(x)
 
-    return _pipe(rdd, apply, preserves_partitioning, "map")
+    return _pipe(rdd, apply, preserves_partitioning, "map", lambda _, bs: ([f(x) for x in b] for b in bs))
 
 
 def flat_map(rdd: "RDD", f: Callable[[Any], Iterable], preserves_partitioning: bool = False) -> "RDD":
@@ -59,11 +64,13 @@ def flat_map(rdd: "RDD", f: Callable[[Any], Iterable], preserves_partitioning: b
 
 
 def filter(rdd: "RDD", f: Callable[[Any], bool]) -> "RDD":
-    return _pipe(rdd, lambda _, it: (x for x in it if f(x)), True, "filter")  # a generator, as in map
+    return _pipe(rdd, lambda _, it: (x for x in it if f(x)), True, "filter",  # a generator, as in map
+                 lambda _, bs: ([x for x in b if f(x)] for b in bs))
 
 
 def map_values(rdd: "RDD", f: Callable[[Any], Any]) -> "RDD":
-    return _pipe(rdd, lambda _, it: ((k, f(v)) for k, v in it), True, "map_values")
+    return _pipe(rdd, lambda _, it: ((k, f(v)) for k, v in it), True, "map_values",
+                 lambda _, bs: ([(k, f(v)) for k, v in b] for b in bs))
 
 
 def flat_map_values(rdd: "RDD", f: Callable[[Any], Iterable]) -> "RDD":
@@ -81,16 +88,20 @@ def key_by(rdd: "RDD", f: Callable[[Any], Any]) -> "RDD":
         for x in it:
             yield (f(x), x)
 
-    return _pipe(rdd, keyed, False, "map")
+    return _pipe(rdd, keyed, False, "map", lambda _, bs: ([(f(x), x) for x in b] for b in bs))
 
 
 def keys(rdd: "RDD") -> "RDD":
     # itemgetter never raises StopIteration, so builtins.map keeps the loop in C
-    return _pipe(rdd, lambda _, it: builtins.map(operator.itemgetter(0), it), False, "map")
+    first = operator.itemgetter(0)
+    return _pipe(rdd, lambda _, it: builtins.map(first, it), False, "map",
+                 lambda _, bs: (list(builtins.map(first, b)) for b in bs))
 
 
 def values(rdd: "RDD") -> "RDD":
-    return _pipe(rdd, lambda _, it: builtins.map(operator.itemgetter(1), it), False, "map")
+    second = operator.itemgetter(1)
+    return _pipe(rdd, lambda _, it: builtins.map(second, it), False, "map",
+                 lambda _, bs: (list(builtins.map(second, b)) for b in bs))
 
 
 def glom(rdd: "RDD") -> "RDD":

@@ -54,6 +54,7 @@ from fsspec.core import url_to_fs
 
 from shuffle.layout import redact
 from dagrun import optional
+from dagrun.runtime.lines import line_lists, owned_runs
 from dagrun.runtime.output_marks import check_complete
 
 BLOCK_SIZE = 8 << 20
@@ -221,13 +222,19 @@ def _check_record_length(record_length: int) -> None:
 
 
 def read_text_split(split: TextSplit, storage_options: dict[str, Any] | None = None) -> Iterator[str]:
-    """The lines this split owns, endings stripped, decoded as UTF-8."""
+    """The lines this split owns, endings stripped, decoded as UTF-8 (lazily, like a generator)."""
+    # chain runs no Python code per line, where generator layers cost a frame resume each
+    return chain.from_iterable(read_text_batches(split, storage_options))
+
+
+def read_text_batches(split: TextSplit, storage_options: dict[str, Any] | None = None) -> Iterator[list[str]]:
+    """``read_text_split``'s lines as lists (see ``dagrun.runtime.lines``)."""
     if split.compression is None and split.start >= split.end:
         return  # an empty file's split: no request at all
     with _text_blocks(split, storage_options, past_end=True) as blocks:
         end = split.end if split.compression is None else math.inf
-        runs = _owned_runs(*_first_line(blocks, split.start, end), end)
-        yield from _decode_runs(runs, strip_bom=split.start == 0)
+        runs = owned_runs(*_first_line(blocks, split.start, end), end)
+        yield from line_lists(runs, strip_bom=split.start == 0)
 
 
 def _newlines(block: bytes) -> int:
@@ -428,62 +435,6 @@ def _first_line(blocks: Iterator[bytes], start: int, end: float) -> tuple[float,
         if (consumed := consumed + len(block)) >= budget:
             break
     return math.inf, iter(())
-
-
-def _owned_runs(line_off: float, blocks: Iterator[bytes], end: float) -> Iterator[tuple[bytes, bool]]:
-    """Runs of whole owned lines as ``(bytes, terminated)``; ``blocks`` starts at ``line_off``.
-
-    A terminated run is one or more lines joined by ``\\n`` with its final ``\\n`` removed; an
-    unterminated run is the file's last line, which has no ``\\n``.
-    """
-    if line_off >= end:
-        return
-    pending: list[bytes] = []  # bytes of an unfinished line that starts at line_off (< end)
-    pending_len = 0
-    for block in blocks:
-        nl = block.rfind(b"\n")
-        if nl < 0:
-            if block:
-                pending.append(block)
-                pending_len += len(block)
-            continue
-        if pending:
-            data = b"".join((*pending, block))
-            nl += pending_len
-            pending, pending_len = [], 0
-        else:
-            data = block
-        next_off = line_off + nl + 1  # where the line after this run starts
-        if next_off < end:
-            yield data[:nl], True
-            if nl + 1 < len(data):
-                pending, pending_len = [data[nl + 1 :]], len(data) - nl - 1
-            line_off = next_off
-            continue
-        # The line starting at or after `end` is the next split's: stop at the newline before it.
-        stop = data.find(b"\n", end - line_off - 1)
-        yield data[:stop], True
-        return
-    if pending:
-        yield b"".join(pending), False
-
-
-def _decode_runs(runs: Iterator[tuple[bytes, bool]], *, strip_bom: bool) -> Iterator[str]:
-    for run, terminated in runs:
-        # UTF-8 never uses the byte 0x0A inside a character, so decoding a run of lines and then
-        # splitting on "\n" equals splitting first and decoding each line, only faster.
-        text = run.decode("utf-8", "replace")
-        if strip_bom:
-            strip_bom = False
-            if text.startswith("\ufeff"):
-                text = text[1:]
-        if not terminated:
-            yield text
-            continue
-        lines = text.split("\n")
-        if "\r" in text:
-            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-        yield from lines
 
 
 def _read_exactly(f: BinaryIO, n: int) -> bytes:

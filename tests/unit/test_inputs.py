@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dagrun import optional
-from dagrun.runtime import inputs
+from dagrun.runtime import inputs, lines as line_cutting
 from dagrun.runtime.inputs import (
     BinarySplit,
     TextSplit,
@@ -75,6 +75,7 @@ def blocks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> N
         monkeypatch.setattr(inputs, "BLOCK_SIZE", 5)
         monkeypatch.setattr(inputs, "TAIL_BLOCK_SIZE", 1)
         monkeypatch.setattr(inputs, "_COUNT_SLICE", 3)  # the count's reads of a local file, and its slices
+        monkeypatch.setattr(line_cutting, "LINE_PIECE", 2)  # a run split into lines a few characters at a time
 
 
 def split_sizes(n: int) -> list[int]:
@@ -154,15 +155,18 @@ def test_all_split_sizes_on_a_mixed_file(tmp_path: Path, blocks: None) -> None:
     split_size=st.integers(1, 40),
     min_partitions=st.integers(1, 4),
     block_size=st.sampled_from([1, 2, 3, 5, 16, inputs.BLOCK_SIZE]),
+    line_piece=st.sampled_from([1, 2, 7, line_cutting.LINE_PIECE]),
 )
-def test_property_union_of_splits_is_the_file(lines, unterminated_tail, split_size, min_partitions, block_size) -> None:
+def test_property_union_of_splits_is_the_file(lines, unterminated_tail, split_size, min_partitions, block_size,
+                                              line_piece) -> None:
     data = "".join(text + ending for text, ending in lines) + unterminated_tail
     expected = [text for text, _ in lines] + ([unterminated_tail] if unterminated_tail else [])
     fs = fsspec.filesystem("memory")
     url = f"memory://prop-{uuid.uuid4().hex}/data.txt"
     fs.pipe(url, data.encode())
     try:
-        with mock.patch.object(inputs, "BLOCK_SIZE", block_size), mock.patch.object(inputs, "TAIL_BLOCK_SIZE", 1):
+        with mock.patch.object(inputs, "BLOCK_SIZE", block_size), mock.patch.object(inputs, "TAIL_BLOCK_SIZE", 1), \
+                mock.patch.object(line_cutting, "LINE_PIECE", line_piece):
             splits, got, count = read_all(url, split_size, min_partitions)
     finally:
         fs.rm(url)

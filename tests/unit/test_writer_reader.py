@@ -18,6 +18,7 @@ from shuffle.errors import FetchFailed
 from shuffle.layout import block_key
 from shuffle.reader import merge_combiners, read_blocks
 from shuffle.store import BlockStore, RequestCounts
+from shuffle import writer as writer_module
 from shuffle.writer import Aggregator, MapStatus, Segment, write_map_output
 
 SUM = Aggregator(lambda v: v, operator.add, operator.add)
@@ -216,3 +217,50 @@ def test_reader_requests_are_exact(tmp_path: Path) -> None:
     list(read_blocks(store, [s.block(1) for s in statuses]))
     delta = store.counts - after_write
     assert delta == RequestCounts(get=4, bytes_in=sum(s.segments[1].length for s in statuses))
+
+
+# ---- the adaptive map-side combine ------------------------------------------------------------
+
+def _reduced(store: BlockStore, status: MapStatus, agg: Aggregator, scratch: Path) -> dict:
+    out: dict = {}
+    for r in range(N_PART):
+        out.update(merge_combiners(read_blocks(store, [status.block(r)]), agg, memory_budget=64 << 20,
+                                   scratch_dir=str(scratch), combined=True))
+    return out
+
+
+@pytest.mark.parametrize("probe", [8192, writer_module._PROBE])
+def test_combine_is_bypassed_when_the_probe_sees_mostly_fresh_keys(store: BlockStore, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    probe: int) -> None:
+    monkeypatch.setattr(writer_module, "_PROBE", probe)
+    # every key fresh through the probe, then the same keys again: a combine would halve them
+    records = [(i, 1) for i in range(2 * probe)] * 2
+    status = write(store, records, aggregator=SUM)
+    assert status.records_written == probe + 3 * probe  # the probe's keys combined once, the rest not
+    assert _reduced(store, status, SUM, tmp_path) == {i: 2 for i in range(2 * probe)}
+
+
+def test_combine_is_kept_when_keys_repeat(store: BlockStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_module, "_PROBE", 8192)
+    # about 42% fresh keys in the probe's second half: under the bypass threshold
+    rng = random.Random(5)
+    records = [(rng.randrange(7000), 1) for _ in range(40_000)]
+    status = write(store, records, aggregator=SUM)
+    reference = defaultdict(int)
+    for k, v in records:
+        reference[k] += v
+    assert status.records_written == len(reference)
+    assert _reduced(store, status, SUM, tmp_path) == reference
+
+
+def test_bypassed_records_are_turned_into_combiners(store: BlockStore, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_module, "_PROBE", 8192)
+    group = Aggregator(lambda v: [v], lambda c, v: c + [v], operator.add)
+    records = [(i % 30_000, i) for i in range(60_000)]
+    # a budget small enough that the bypassed encoders are flushed early too
+    status = write(store, records, aggregator=group, memory_budget=64 << 10)
+    assert status.records_written > 30_000
+    got = _reduced(store, status, group, tmp_path)
+    assert {k: sorted(v) for k, v in got.items()} == {k: [k, k + 30_000] for k in range(30_000)}
