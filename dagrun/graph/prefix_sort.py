@@ -17,7 +17,7 @@ from typing import Iterator
 
 from dagrun.graph.nodes import BinaryRecordsNode, Node, ShuffledNode
 from dagrun.graph.partitioners import HashPartitioner, identity
-from dagrun.runtime.prefix_sort import cut_keyed_runs, sorted_records, split_records
+from dagrun.runtime.prefix_sort import cut_keyed_runs, in_memory_limit, sorted_records, split_records
 
 
 def prefix_sorted(records: BinaryRecordsNode, keyfunc, bounds: tuple, ascending: bool,
@@ -58,9 +58,8 @@ class PrefixSortedNode(ShuffledNode):
         self.record_length = record_length
 
     def compute(self, split, tc) -> Iterator:
-        # The sort holds the joined runs and their sorted copy, plus 16 bytes a record of
-        # keys and order: a little over twice the partition.
-        limit = tc.config.shuffle_memory // 2
+        # the numpy sort holds the joined runs and a few bytes a record of keys and order
+        limit = in_memory_limit(tc.config.shuffle_memory, self.record_length)
         reads = tc.read_shuffle(self.dependency.shuffle_id, split.index)
         runs: list[bytes] = []
         total, key_length = 0, None

@@ -81,12 +81,23 @@ def _sorted_list(buf: bytes, record_length: int, key_length: int, reverse: bool)
     return records
 
 
+# Bytes a record the numpy sort holds beside the records themselves, at its peak: the key
+# columns and their padding (about 24) and the order (8), rounded up.
+SORT_OVERHEAD_PER_RECORD = 40
+
+
+def in_memory_limit(memory_budget: int, record_length: int) -> int:
+    """Bytes of records ``sorted_records`` may be given within ``memory_budget``."""
+    return memory_budget * record_length // (record_length + SORT_OVERHEAD_PER_RECORD)
+
+
 def sorted_records(runs: list[bytes], record_length: int, key_length: int, reverse: bool = False
                    ) -> Iterator[bytes]:
     """The records of ``runs``, joined in order, then sorted as ``sort_block`` sorts.
 
-    ``runs`` is emptied, so that at the peak only the joined records and their sorted copy
-    are held: about twice the records' size.
+    ``runs`` is emptied, and the sorted records are gathered a batch at a time as they are
+    consumed, so that only the joined records, their order and one batch are held:
+    ``SORT_OVERHEAD_PER_RECORD`` bytes a record more than the records.
     """
     joined = b"".join(runs)
     runs.clear()
@@ -94,10 +105,11 @@ def sorted_records(runs: list[bytes], record_length: int, key_length: int, rever
     if np is None:
         return iter(_sorted_list(joined, record_length, key_length, reverse))
     records = np.frombuffer(joined, dtype=np.uint8).reshape(-1, record_length)
-    ordered = np.take(records, _sort_order(np, records, key_length, reverse), axis=0)
-    del records, joined
+    order = _sort_order(np, records, key_length, reverse)
+    del joined
     step = _YIELD_BATCH
-    batches = (split_records(ordered[i : i + step].tobytes(), record_length) for i in range(0, len(ordered), step))
+    batches = (split_records(np.take(records, order[i : i + step], axis=0).tobytes(), record_length)
+               for i in range(0, len(order), step))
     return itertools.chain.from_iterable(batches)  # no Python frame per record
 
 
