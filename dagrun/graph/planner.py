@@ -5,7 +5,7 @@ Policy:
   splits, parallelize slices) or shuffle reads, and its top RDD.  Every shuffle dependency
   cuts a stage; so does a persisted RDD, whose partitions are written once to the store
   (a "cache" map stage, skipped by later jobs once complete).
-- One task per partition of the stage's top RDD.  For each task the planner lists exactly
+- One task spec per partition of the stage's top RDD.  For each the planner lists exactly
   the (shuffle, reduce partition) pairs it reads, found by walking its partition's lineage.
   A stage that reads only shuffles whose partition count was not given may run consecutive
   partitions in one task once their sizes are known (``StageSpec.coalesce_bytes``, see

@@ -17,8 +17,12 @@ Policy (docs/architecture.md, Invariants, 4. Failures are classified):
 - A task is given exactly the blocks it needs: for each (shuffle, reduce partition) it
   reads, one ``BlockColumn`` (the non-empty segments of every map, in map order).  It never
   needs a LIST.  A commit costs O(1) (a slot and a count), readiness O(parents).
+- A stage marked with ``coalesce_bytes`` runs consecutive partitions as one task once its
+  shuffles are complete (``scheduler.core.coalesce``); the task is keyed by its first
+  partition, reads its members' blocks and commits each member's value.  A lost map that
+  was part of a group runs again alone.  Grouping a stage costs O(M x R) once, at its start.
 
-The scheduler knows nothing of RDDs: a task is a (stage, partition) plus opaque blobs.
+The scheduler knows nothing of RDDs: a task is a (stage, first partition) plus opaque blobs.
 """
 
 from __future__ import annotations
