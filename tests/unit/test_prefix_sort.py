@@ -153,3 +153,14 @@ def test_sort_block_and_cut_runs_directly(implementation):
     # bounds (b"a", b"b"): partition 0 holds keys <= a, 1 holds (a, b], 2 the rest
     assert list(cut_runs(block, 2, 1, (b"a", b"b"), True)) == [(0, b"a2a1"), (1, b"b1b0"), (2, b"c9")]
     assert list(cut_runs(block, 2, 1, (b"a", b"b"), False)) == [(2, b"a2a1"), (1, b"b1b0"), (0, b"c9")]
+
+
+@pytest.mark.parametrize("count", [0, 1, 63, 64, 65, 5000])
+@pytest.mark.parametrize("length", [1, 7, 100])
+def test_split_records_cuts_every_record_whole(count, length):
+    rng = random.Random(count * 1000 + length)
+    # records ending in NUL bytes stay whole (a fixed-width decoding would strip them)
+    records = [bytes(rng.choice(b"a\x00\xff") for _ in range(length - 1)) + b"\x00" for _ in range(count)]
+    buf = b"".join(records)
+    assert prefix_sort.split_records(buf, length) == records
+    assert prefix_sort.split_records(buf + b"x", length) == records + [b"x"]  # a short tail stays short
