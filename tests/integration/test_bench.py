@@ -68,3 +68,17 @@ def test_valsort_catches_disorder_and_lost_records(tmp_path):
     assert not valsort(str(out), [str(source)], len(records[0])).valid
     (out / "part-00000").write_bytes(b"".join(r + b"\n" for r in good[:2]))
     assert not valsort(str(out), [str(source)], len(records[0])).valid
+
+
+def test_both_aggregate_loops_find_every_group(tmp_path):
+    # The loop peers print their group count; it must be the answer dagrun's bench validates.
+    from dagrun.cli.bench_jobs import input_files
+    from dagrun.cli.bench_peers import _PY_LOOPS
+
+    _, figures = bench(tmp_path, "aggregate")
+    files = input_files(str(tmp_path / "data" / os.listdir(tmp_path / "data")[0]))
+    for name in ("aggregate", "aggregate-inlined"):
+        done = subprocess.run([sys.executable, "-c", _PY_LOOPS[name], *files], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert int(done.stdout) == int(figures["detail"].split()[0].replace(",", "")), name
