@@ -40,7 +40,10 @@ is not offered.  Batch size mattered less than run-to-run noise between 64 KiB a
 Decision: ``DEFAULT_CODEC = "lz4"``: the codec is never the bottleneck next to pickle,
 and lz4 costs 7-27% less CPU end to end, which is what a CPU-bound local shuffle pays.
 Against a remote object store the bytes on the wire dominate, and zstd's 20-50% smaller
-output wins or ties every case, so :func:`default_codec_for` picks ``"zstd"`` there.
+output wins or ties every case, so :func:`default_codec_for` picks ``"zstd"`` there.  Runs
+of raw records (the block sort's map output) are stored uncompressed on a local store:
+``dagrun bench sort-lambda --size 1GB`` took 8.8-9.6 s so against 10.3-13.2 s with lz4, in
+two alternating pairs of runs (docs/performance.md), for 2.5x the shuffle's bytes on disk.
 
 Promise: ``decode_records(*encode_records(rs)[::2])`` yields ``rs`` in order; any
 corruption raises :class:`~shuffle.errors.ChecksumMismatch` before a record is returned.
@@ -88,9 +91,19 @@ _LOCAL_PROTOCOLS = frozenset({"file", "local", "memory"})
 _local = threading.local()
 
 
-def default_codec_for(protocol: str) -> Codec:
-    """lz4 where CPU is the cost (local disk, memory), zstd where bytes are (object stores)."""
-    return DEFAULT_CODEC if protocol in _LOCAL_PROTOCOLS else "zstd"
+def default_codec_for(protocol: str, raw: bool = False) -> Codec:
+    """lz4 where CPU is the cost (local disk, memory), zstd where bytes are (object stores).
+
+    ``raw`` records are runs of raw bytes (the block sort's): on a local store they are
+    stored as they are, since no pickle hides lz4's cost and the page cache takes bytes
+    faster than lz4 makes them (GNU sort's temporary files are uncompressed too).
+
+    >>> default_codec_for("file"), default_codec_for("file", raw=True), default_codec_for("s3", raw=True)
+    ('lz4', 'none', 'zstd')
+    """
+    if protocol not in _LOCAL_PROTOCOLS:
+        return "zstd"
+    return "none" if raw else DEFAULT_CODEC
 
 
 def _zstd_c() -> zstandard.ZstdCompressor:

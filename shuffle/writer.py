@@ -229,12 +229,15 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
                      map_id: int, attempt: int, num_partitions: int,
                      partition_of: Callable[[Any], int], aggregator: Aggregator | None = None,
                      codec: str | None = None, prefixes: int = 16,
-                     memory_budget: int = 256 << 20) -> MapStatus:
-    """Partition, (optionally) combine, encode and store one map attempt's output."""
+                     memory_budget: int = 256 << 20, raw: bool = False) -> MapStatus:
+    """Partition, (optionally) combine, encode and store one map attempt's output.
+
+    ``raw`` says the records carry runs of raw bytes, for the default codec's choice.
+    """
     if num_partitions < 1:
         raise ValueError(f"num_partitions must be >= 1, got {num_partitions}")
     key = block_key(job_id, shuffle_id, map_id, attempt, prefixes)
-    codec = codec or default_codec_for(store.protocol)
+    codec = codec or default_codec_for(store.protocol, raw)
     n = num_partitions
     # an encoder only for partitions that get records: with many reduce partitions and
     # little data per map (an M x M shuffle of small data) most segments stay empty

@@ -55,6 +55,7 @@ class ShuffleDependency:
     aggregator: Any = None  # shuffle.Aggregator used on the map side, or None
     job_scope: str = "job"  # "job": deleted after the job; "context": kept (persist)
     adaptive: bool = False  # the partition count was not given: reduce tasks may group partitions
+    raw: bool = False  # the records carry runs of raw bytes: uncompressed on a local store
 
 
 class Batched:
@@ -434,12 +435,12 @@ class ShuffledNode(Node):
 
     def __init__(self, parent: Node, partitioner, *, map_side_aggregator=None, reduce_aggregator=None,
                  combined: bool = False, sort_key: Callable | None = None, ascending: bool = True,
-                 op_name: str | None = None, adaptive: bool = False):
+                 op_name: str | None = None, adaptive: bool = False, raw: bool = False):
         self.op_name = op_name or self.op_name
         super().__init__(parent.ctx, [parent])
         self.partitioner = partitioner
         self.dependency = ShuffleDependency(parent.ctx._next_id("shuffle"), partitioner, map_side_aggregator,
-                                            adaptive=adaptive)
+                                            adaptive=adaptive, raw=raw)
         self.reduce_aggregator = reduce_aggregator
         self.combined = combined
         self.sort_key, self.ascending = sort_key, ascending

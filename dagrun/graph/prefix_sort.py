@@ -54,7 +54,7 @@ class PrefixSortedNode(ShuffledNode):
     def __init__(self, runs: PrefixRunsNode, num_partitions: int, record_length: int, ascending: bool,
                  adaptive: bool = False):
         super().__init__(runs, HashPartitioner(num_partitions, identity), ascending=ascending,
-                         op_name="sort_by (byte-prefix)", adaptive=adaptive)
+                         op_name="sort_by (byte-prefix)", adaptive=adaptive, raw=True)
         self.record_length = record_length
 
     def compute(self, split, tc) -> Iterator:

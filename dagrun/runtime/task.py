@@ -177,7 +177,8 @@ def _run_partition(plan: StagePlan, task, partition: int, task_blob: bytes, stor
                                   map_id=partition, attempt=task.attempt,
                                   num_partitions=dep.partitioner.num_partitions, partition_of=partition_of,
                                   aggregator=dep.aggregator, codec=plan.config.shuffle_codec,
-                                  prefixes=plan.config.shuffle_prefixes, memory_budget=plan.config.shuffle_memory)
+                                  prefixes=plan.config.shuffle_prefixes, memory_budget=plan.config.shuffle_memory,
+                                  raw=dep.raw)
         metrics["records_written"] = metrics.get("records_written", 0) + status.records_written
         metrics["bytes_written"] = metrics.get("bytes_written", 0) + status.bytes_written
         return status

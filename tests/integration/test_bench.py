@@ -40,8 +40,8 @@ def test_sort_takes_the_byte_prefix_fast_path_and_shuffles_raw_runs(tmp_path):
     _, figures = bench(tmp_path, "sort")
     names = [s["stage"] for s in figures["stages"]]
     assert any("byte-prefix runs" in n for n in names), names
-    # runs of raw records: about the input's size (lz4 shrinks gensort's repeated hex digits)
-    assert 0.2 * figures["size"] < figures["shuffle_bytes"] < 1.1 * figures["size"]
+    # runs of raw records, stored uncompressed on the local store: the input's size
+    assert 0.9 * figures["size"] < figures["shuffle_bytes"] < 1.1 * figures["size"]
 
 
 def test_compare_reports_absent_peers_instead_of_failing(tmp_path, monkeypatch):

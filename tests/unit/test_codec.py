@@ -43,6 +43,9 @@ def test_default_codec() -> None:
     assert DEFAULT_CODEC in CODECS
     assert default_codec_for("file") == default_codec_for("memory") == DEFAULT_CODEC
     assert default_codec_for("s3") == "zstd"
+    # the block sort's raw runs: as they are on a local store, still zstd over the wire
+    assert default_codec_for("file", raw=True) == default_codec_for("memory", raw=True) == "none"
+    assert default_codec_for("s3", raw=True) == "zstd"
 
 
 def test_many_batches_keep_order() -> None:
