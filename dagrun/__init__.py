@@ -37,7 +37,7 @@ _refuse_shadowed_packages()
 
 
 # Names are imported on first use: an executor unpickling a stage imports ``dagrun`` too,
-# and must not pay for the driver's side (networkx, the scheduler) at every start.
+# and must not pay for the driver's side (the planner, the scheduler) at every start.
 _EXPORTS = {
     "Context": "dagrun.api.context",
     "RDD": "dagrun.api.rdd",

@@ -97,7 +97,7 @@ class RDD:
 
     def explain(self, cost: bool = False, input_size: str | int | None = None) -> str:
         """Print and return the stage plan: stages, partitions, shuffle boundaries."""
-        from dagrun.observe.explain import explain  # the planner's networkx stays off executors
+        from dagrun.observe.explain import explain  # the planner stays off executors
 
         text = explain(self._node, cost=cost, input_size=input_size)
         print(text)

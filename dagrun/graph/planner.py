@@ -10,18 +10,19 @@ Policy:
   A stage that reads only shuffles whose partition count was not given may run consecutive
   partitions in one task once their sizes are known (``StageSpec.coalesce_bytes``, see
   ``scheduler.core.coalesce``).
-- The stage graph is a networkx DiGraph (edges from a stage to the stages that read it);
-  stages are handed to the scheduler in topological order.
+- The stage graph is the stages by id and the edges from a stage to the stages that read it;
+  stages are handed to the scheduler in topological order (``graphlib``, generation by
+  generation, each in the order the stages were found from the final RDD).
 """
 
 from __future__ import annotations
 
+import graphlib
 import pickle
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import cloudpickle
-import networkx as nx
 
 from scheduler.core.dag import JobSpec, StageSpec
 
@@ -64,18 +65,28 @@ class StageGraph:
     """The stage DAG of one job, built by walking lineage from the final RDD."""
 
     def __init__(self, final: Node, ctx_next_id: Callable[[str], int], result_kind: str = "result"):
-        self.graph = nx.DiGraph()
+        self._stages: dict[int, Stage] = {}
+        self._edges: list[tuple[int, int]] = []  # (stage, a stage that reads it), as found
         self._next_id = ctx_next_id
         self._by_shuffle: dict[int, Stage] = {}
         self.result = self._new_stage(final, result_kind, None)
         self._link(self.result)
 
     def stages(self) -> list[Stage]:
-        return [self.graph.nodes[s]["stage"] for s in nx.topological_sort(self.graph)]
+        """Every stage, each after the stages it reads."""
+        order: graphlib.TopologicalSorter = graphlib.TopologicalSorter()
+        for stage_id in self._stages:
+            order.add(stage_id)
+        for parent, child in self._edges:
+            order.add(child, parent)
+        return [self._stages[s] for s in order.static_order()]
+
+    def stage(self, stage_id: int) -> Stage:
+        return self._stages[stage_id]
 
     def _new_stage(self, rdd: Node, kind: str, dep: ShuffleDependency | None) -> Stage:
         stage = Stage(self._next_id("stage"), rdd, kind, dep)
-        self.graph.add_node(stage.stage_id, stage=stage)
+        self._stages[stage.stage_id] = stage
         return stage
 
     def _link(self, stage: Stage) -> None:
@@ -87,7 +98,7 @@ class StageGraph:
                 self._link(parent)
             if parent.stage_id not in stage.parents:
                 stage.parents.append(parent.stage_id)
-            self.graph.add_edge(parent.stage_id, stage.stage_id)
+                self._edges.append((parent.stage_id, stage.stage_id))
 
     def _boundaries(self, top: Node, top_is_cache: bool) -> list[tuple]:
         """Shuffle and persist boundaries reachable from ``top`` through narrow dependencies."""
@@ -169,7 +180,7 @@ def coalescible(graph: StageGraph, stage: Stage) -> bool:
     if not stage.parents:
         return False
     for parent in stage.parents:
-        dep = graph.graph.nodes[parent]["stage"].dependency
+        dep = graph.stage(parent).dependency
         if not dep.adaptive or dep.job_scope != "job":
             return False
     # an input split or parallelized slice in the chain has work the shuffle sizes do not show
