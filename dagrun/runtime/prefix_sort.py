@@ -16,9 +16,10 @@ A reduce partition too large for its memory budget goes through the general exte
 sort instead, so it spills rather than fails.
 
 ``sort_by(f)`` with any other key function on ``binary_records`` calls ``f`` once per record
-(``cut_keyed_runs``), in one pass over a chunk, and then checks all the keys at once: when
+(``cut_keyed_runs``), 10,000 records at a time, and checks each piece's keys at once: when
 every key is the record's first ``k`` bytes (``lambda r: r[:10]``), the chunk takes the path
-above with no more Python per record.  Otherwise the chunk's records travel as (key, record)
+above with no more Python per record.  (A chunk whose keys stop being prefixes partway has
+``f`` called again on the records before, to make its pairs.)  Otherwise the chunk's records travel as (key, record)
 pairs, and a reduce partition that received any goes through the general sort, which
 compares the keys in C.  Either way the order is ``sorted(records, key=f)``'s.
 """
@@ -167,15 +168,35 @@ def cut_keyed_runs(chunk: bytes, record_length: int, keyfunc, bounds: tuple, asc
     if isinstance(keyfunc, KeyPrefix):
         k = min(keyfunc.length, record_length)
     else:
-        records = split_records(chunk, record_length)
-        keys = list(map(keyfunc, records))
-        k = prefix_length(keys, records, chunk, record_length)
+        k, keys = _keyed_prefix(chunk, record_length, keyfunc)
         if k is None:
-            yield from _keyed_pairs(keys, records, bounds, ascending)
+            yield from _keyed_pairs(keys, split_records(chunk, record_length), bounds, ascending)
             return
-        del records, keys
     for p, run in cut_runs(chunk, record_length, k, bounds, ascending):
         yield p, (k, run)
+
+
+_KEY_PASS = 10_000  # records cut and keyed at a time: their bytes objects stay in cache (a whole 8 MB chunk took 1.35x as long)
+
+
+def _keyed_prefix(chunk: bytes, record_length: int, keyfunc) -> tuple[int | None, list]:
+    """``(k, [])`` when every key of ``chunk`` is its record's first ``k`` bytes, else ``(None,
+    keys)``, keying ``_KEY_PASS`` records at a time.  ``keyfunc`` runs once per record, and once
+    more on the records before the first piece whose keys are not prefixes (PySpark's sort calls
+    it on every record twice: once to sample, once to sort)."""
+    step = _KEY_PASS * record_length
+    k: int | None = None
+    for start in range(0, len(chunk), step):
+        piece = chunk[start:start + step]
+        records = split_records(piece, record_length)
+        keys = list(map(keyfunc, records))
+        found = prefix_length(keys, records, piece, record_length)
+        if found is None or (k is not None and found != k):
+            before = split_records(chunk[:start], record_length) if start else []
+            rest = split_records(chunk[start + step:], record_length)
+            return None, list(map(keyfunc, before)) + keys + list(map(keyfunc, rest))
+        k = found
+    return k, []
 
 
 def _keyed_pairs(keys: list, records: list[bytes], bounds: tuple, ascending: bool) -> Iterator[tuple[int, tuple]]:

@@ -92,6 +92,27 @@ def test_any_key_function_on_records_equals_the_general_path(tmp_path_factory, i
         assert keyed.glom().collect() == general.glom().collect()
 
 
+@pytest.mark.parametrize("later", ["another length", "not a prefix"])
+def test_keys_that_stop_being_prefixes_in_a_later_piece_of_a_chunk(tmp_path, monkeypatch, later):
+    # pieces of 7 records: the first three pieces' keys are 3-byte prefixes, the later ones' are not
+    monkeypatch.setattr(prefix_sort, "_KEY_PASS", 7)
+    head = [b"a" + bytes([i]) + b"-%03d" % i for i in range(21)]
+    tail = [b"b" + bytes([255 - i]) + b"-%03d" % i for i in range(25)]
+    random.Random(5).shuffle(tail)
+    records = head + tail
+    if later == "another length":
+        keyfunc = lambda r: r[:3] if r[:1] == b"a" else r[:4]  # noqa: E731
+    else:
+        keyfunc = lambda r: r[:3] if r[:1] == b"a" else r[2:5]  # noqa: E731
+    path = write_records(tmp_path / "in", records, files=1)
+    with dagrun.Context(executor="inline", conf={"progress": "off"}) as ctx:
+        rdd = ctx.binary_records(path, len(records[0]))
+        for ascending in (True, False):
+            got = rdd.sort_by(keyfunc, ascending, 3)
+            assert got.glom().collect() == rdd.map(_same).sort_by(keyfunc, ascending, 3).glom().collect()
+            assert got.collect() == sorted(records, key=keyfunc, reverse=not ascending)
+
+
 def test_a_partition_over_the_memory_budget_spills_and_stays_exact(tmp_path):
     path = write_records(tmp_path / "in", random_records(7, 3000, 20))
     # 3000 x 20 bytes in 2 partitions is far over a 4 KB budget: the external sort spills
