@@ -40,7 +40,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import fsspec
 
+from dagrun import optional
 from dagrun.runtime.output_marks import COMMIT_MARK, SUCCESS_MARK, TEMPORARY_DIR
+from dagrun.runtime.prefix_sort import split_records
 
 if TYPE_CHECKING:
     from dagrun.api.rdd import RDD
@@ -74,7 +76,22 @@ def _encode_lines(batch: list) -> bytes:
         pass
     if set(map(type, batch)) != {bytes}:
         return ("\n".join(map(_as_text, batch)) + "\n").encode("utf-8")
-    data = b"\n".join(batch) + b"\n"
+    return _as_utf8(b"\n".join(batch) + b"\n")
+
+
+def _record_lines(block: bytes, record_length: int) -> bytes:
+    """The records of ``block`` (``record_length`` bytes each) as ``_encode_lines`` writes them."""
+    np = optional.numpy()
+    if np is None:
+        return _as_utf8(b"\n".join(split_records(block, record_length)) + b"\n")
+    rows = np.frombuffer(block, dtype=np.uint8).reshape(-1, record_length)
+    lines = np.empty((len(rows), record_length + 1), dtype=np.uint8)
+    lines[:, :record_length] = rows
+    lines[:, record_length] = 10  # "\n"
+    return _as_utf8(lines.tobytes())
+
+
+def _as_utf8(data: bytes) -> bytes:
     try:
         data.decode("utf-8")
         return data
@@ -97,6 +114,12 @@ def save_as_text_file(rdd: "RDD", path: str, compression: str | None = None) -> 
     codec, suffix = _CODECS[compression] if compression else (None, "")
 
     def write_lines(f, it: Iterator) -> None:
+        take = getattr(it, "take_record_blocks", None)  # the block sort's output (dagrun.runtime.prefix_sort)
+        blocks = take() if take is not None else None
+        if blocks is not None:
+            for block in blocks:
+                f.write(_record_lines(block, it.record_length))
+            return
         it = iter(it)
         while batch := list(itertools.islice(it, 4096)):
             f.write(_encode_lines(batch))

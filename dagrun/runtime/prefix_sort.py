@@ -94,7 +94,7 @@ def in_memory_limit(memory_budget: int, record_length: int) -> int:
 
 
 def sorted_records(runs: list[bytes], record_length: int, key_length: int, reverse: bool = False
-                   ) -> Iterator[bytes]:
+                   ) -> "SortedRecords":
     """The records of ``runs``, joined in order, then sorted as ``sort_block`` sorts.
 
     ``runs`` is emptied, and the sorted records are gathered a batch at a time as they are
@@ -105,14 +105,47 @@ def sorted_records(runs: list[bytes], record_length: int, key_length: int, rever
     runs.clear()
     np = optional.numpy()
     if np is None:
-        return iter(_sorted_list(joined, record_length, key_length, reverse))
+        ordered = _sorted_list(joined, record_length, key_length, reverse)
+        return SortedRecords((b"".join(ordered[i : i + _YIELD_BATCH]) for i in range(0, len(ordered), _YIELD_BATCH)),
+                             record_length)
     records = np.frombuffer(joined, dtype=np.uint8).reshape(-1, record_length)
     order = _sort_order(np, records, key_length, reverse)
     del joined
     step = _YIELD_BATCH
-    batches = (split_records(np.take(records, order[i : i + step], axis=0).tobytes(), record_length)
-               for i in range(0, len(order), step))
-    return itertools.chain.from_iterable(batches)  # no Python frame per record
+    blocks = (np.take(records, order[i : i + step], axis=0).tobytes() for i in range(0, len(order), step))
+    return SortedRecords(blocks, record_length)
+
+
+class SortedRecords:
+    """Sorted records, gathered a block at a time: iterating gives them one by one (no Python
+    frame per record), while ``take_record_blocks()`` gives the blocks of whole records
+    themselves, for a consumer that writes them as they are (``save_as_text_file``).  Either
+    way is chosen once: after ``take_record_blocks()`` the records cannot be iterated, and once
+    iterated it returns None."""
+
+    __slots__ = ("_blocks", "_flat", "record_length")
+
+    def __init__(self, blocks: Iterator[bytes], record_length: int):
+        self._blocks: Iterator[bytes] | None = blocks
+        self._flat: Iterator[bytes] | None = None
+        self.record_length = record_length
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._flat is None:
+            if self._blocks is None:
+                raise RuntimeError("these records were already taken as blocks")
+            length = self.record_length
+            self._flat = itertools.chain.from_iterable(split_records(b, length) for b in self._blocks)
+            self._blocks = None
+        return self._flat
+
+    def __next__(self) -> bytes:
+        return next(self.__iter__())
+
+    def take_record_blocks(self) -> Iterator[bytes] | None:
+        """The blocks, each ``record_length`` times a whole number of bytes; None once iterated."""
+        blocks, self._blocks = self._blocks, None
+        return blocks
 
 
 def _sort_order(np, records, key_length: int, reverse: bool):

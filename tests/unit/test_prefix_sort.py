@@ -138,6 +138,38 @@ def test_local_executors_sort_and_save(tmp_path, local_ctx):
     assert lines == [r for r in sorted(records, key=lambda r: r[:10])]
 
 
+def _saved(out: str) -> dict[str, bytes]:
+    return {name: open(os.path.join(out, name), "rb").read() for name in sorted(os.listdir(out))
+            if name.startswith("part-")}
+
+
+@pytest.mark.parametrize("ascending", [True, False])
+def test_the_sorted_blocks_are_saved_as_the_general_path_saves_the_records(tmp_path, implementation, ascending):
+    # bytes that are not UTF-8 (\xff) are written as the general path writes them: replaced
+    records = random_records(11, 3000, 12)
+    path = write_records(tmp_path / "in", records)
+    with dagrun.Context(executor="inline", conf={"progress": "off"}) as ctx:
+        rdd = ctx.binary_records(path, 12, split_size=12 * 700)
+        for name, keyfunc in (("prefix", key_prefix(4)), ("lambda", lambda r: r[:4])):
+            fast = rdd.sort_by(keyfunc, ascending, 3)
+            assert isinstance(fast._node, prefix_nodes.PrefixSortedNode)
+            fast.save_as_text_file(str(tmp_path / name))
+        rdd.map(_same).sort_by(lambda r: r[:4], ascending, 3).save_as_text_file(str(tmp_path / "general"))
+    general = _saved(str(tmp_path / "general"))
+    assert len(general) == 3 and b"\xef\xbf\xbd" in b"".join(general.values())
+    assert _saved(str(tmp_path / "prefix")) == _saved(str(tmp_path / "lambda")) == general
+
+
+def test_sorted_records_are_taken_one_way_only():
+    block = b"b1a2c3"
+    taken = prefix_sort.SortedRecords(iter([block]), 2)
+    assert list(taken.take_record_blocks()) == [block]
+    with pytest.raises(RuntimeError, match="already taken as blocks"):
+        list(taken)
+    iterated = prefix_sort.SortedRecords(iter([block]), 2)
+    assert list(iterated) == [b"b1", b"a2", b"c3"] and iterated.take_record_blocks() is None
+
+
 def test_a_persisted_input_is_read_from_its_cache(tmp_path, ctx):
     records = random_records(5, 500, 12)
     path = write_records(tmp_path / "in", records)
