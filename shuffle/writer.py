@@ -293,10 +293,16 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
     else:
         cmap = CombineMap(aggregator, combined=False, memory_budget=memory_budget)
 
+        # a dict's keys are hashable, so a partitioner that only hashes them has nothing to check
+        only = getattr(partition_of, "partition_of_hashable", None)
+
         def spill() -> None:
             items = iter(cmap.drain().items())
             while part := list(itertools.islice(items, _SPILL_SLICE)):
-                partition(list(map(_first, part)), part)
+                if only is not None:
+                    encoder(only).extend(part)
+                else:
+                    partition(list(map(_first, part)), part)
             encode_all()
 
         if _combine_probe(cmap, batches, spill):

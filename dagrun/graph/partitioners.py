@@ -107,6 +107,12 @@ class HashPartitioner:
     def __call__(self, key: Any) -> int:
         return self.partition_func(key) % self.num_partitions
 
+    @property
+    def partition_of_hashable(self) -> int | None:
+        """The one partition of every hashable key (0 when there is one partition and the
+        default hash, which cannot fail on a hashable key), else None: keys must be hashed."""
+        return 0 if self.num_partitions == 1 and self.partition_func is portable_hash else None
+
     def partition_many(self, keys: list) -> list[int]:
         """``[self(k) for k in keys]`` without a Python call per key for the partitioner."""
         f, n = self.partition_func, self.num_partitions

@@ -141,6 +141,24 @@ def test_hash_partitioner() -> None:
         HashPartitioner(0)
 
 
+def test_only_one_partition_with_the_default_hash_needs_no_hashing() -> None:
+    assert HashPartitioner(1).partition_of_hashable == 0
+    assert HashPartitioner(2).partition_of_hashable is None
+    assert HashPartitioner(1, partition_func=len).partition_of_hashable is None  # the user's function still runs
+
+
+def test_a_partition_function_that_raises_fails_a_one_partition_combine(ctx) -> None:
+    import operator
+
+    def broken(key):
+        raise ZeroDivisionError(f"no partition for {key!r}")
+
+    pairs = ctx.parallelize([("a", 1), ("b", 2), ("a", 3)], 1)
+    assert dict(pairs.reduce_by_key(operator.add, 1).collect()) == {"a": 4, "b": 2}
+    with pytest.raises(Exception, match="no partition for"):
+        pairs.reduce_by_key(operator.add, 1, partition_func=broken).collect()
+
+
 def test_range_bounds_follow_pyspark() -> None:
     assert range_bounds(list(range(100)), 4) == (25, 50, 75)
     assert range_bounds(list(reversed(range(100))), 4) == (25, 50, 75)  # sorted first
