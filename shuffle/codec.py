@@ -4,8 +4,10 @@ State: per-thread compressor objects (zstd ones are not thread-safe) and nothing
 
 Policy: records are pickled with protocol 5 in batches sized to about ``BATCH_BYTES`` of
 pickle (the batch length adapts to the records seen so far).  A batch that plain pickle
-refuses (a lambda inside a record, say) is pickled with cloudpickle instead.  Each batch
-becomes one self-describing frame::
+refuses (a lambda inside a record, say) is pickled with cloudpickle instead.  (key, value)
+records that come as a column of keys and one of values (``RecordEncoder.extend_pairs``:
+the combine's dict) are pickled as the two lists, with no tuple a record, and decoded back
+into pairs (serializer ids 2 and 3).  Each batch becomes one self-describing frame::
 
     b"dr" | codec id (u8) | serializer id (u8) | raw length (u64) | payload length (u64) | payload
 
@@ -85,6 +87,7 @@ _MAGIC = b"dr"
 _HEADER = struct.Struct("<2sBBQQ")
 _CODEC_IDS = {"none": 0, "lz4": 1, "zstd": 2}
 _PICKLE, _CLOUDPICKLE = 0, 1
+_PAIRS = 2  # added to a serializer id: the payload is (keys, values), decoded into pairs
 _LZ4_MAX_INPUT = 0x7E000000  # LZ4_MAX_INPUT_SIZE; larger batches fall back to zstd
 _ZSTD_LEVEL = 1
 _LOCAL_PROTOCOLS = frozenset({"file", "local", "memory"})
@@ -131,8 +134,9 @@ def _dumps(batch: list) -> tuple[bytes, int]:
         return cloudpickle.dumps(batch, protocol=5), _CLOUDPICKLE
 
 
-def _frame(batch: list, codec_id: int) -> bytes:
+def _frame(batch: list | tuple[list, list], codec_id: int, pairs: bool = False) -> bytes:
     raw, serializer = _dumps(batch)
+    serializer += _PAIRS if pairs else 0
     payload: bytes = raw
     if codec_id == 1 and len(raw) > _LZ4_MAX_INPUT:
         codec_id = 2
@@ -145,7 +149,7 @@ def _frame(batch: list, codec_id: int) -> bytes:
     return _HEADER.pack(_MAGIC, codec_id, serializer, len(raw), len(payload)) + payload
 
 
-def _unframe(codec_id: int, raw_len: int, payload: bytes | memoryview) -> list:
+def _unframe(codec_id: int, raw_len: int, payload: bytes | memoryview, serializer: int = _PICKLE) -> list:
     try:
         if codec_id == 0:
             raw: bytes | memoryview = payload
@@ -159,6 +163,9 @@ def _unframe(codec_id: int, raw_len: int, payload: bytes | memoryview) -> list:
         raise ChecksumMismatch(f"corrupt frame payload: {e}") from e
     if len(raw) != raw_len:
         raise ChecksumMismatch(f"frame decoded to {len(raw)} bytes, header says {raw_len}")
+    if serializer >= _PAIRS:
+        keys, values = pickle.loads(raw)
+        return list(zip(keys, values))
     return pickle.loads(raw)
 
 
@@ -213,6 +220,16 @@ class RecordEncoder:
         """Estimated pickled size of the buffered records."""
         return int(len(self._pending) * self._record_bytes)
 
+    def extend_pairs(self, keys: list, values: list) -> None:
+        """Add the records ``zip(keys, values)``, framed as columns at once (after what is buffered)."""
+        self.flush()
+        pos, n = 0, len(keys)
+        while pos < n:
+            take = self._batch_len
+            self._emit(_frame((keys[pos:pos + take], values[pos:pos + take]), self._codec_id, pairs=True),
+                       min(take, n - pos))
+            pos += take
+
     def flush(self) -> None:
         """Encode the buffered records into a frame now."""
         if not self._pending:
@@ -220,6 +237,9 @@ class RecordEncoder:
         n = len(self._pending)
         frame = _frame(self._pending, self._codec_id)
         self._pending = []
+        self._emit(frame, n)
+
+    def _emit(self, frame: bytes, n: int) -> None:
         raw_len = _HEADER.unpack_from(frame)[3]
         self._record_bytes = max(1.0, raw_len / n)
         self._batch_len = max(1, min(1 << 16, int(self._batch_bytes / self._record_bytes)))
@@ -258,13 +278,13 @@ def _iter_batches(view: memoryview) -> Iterator[list]:
     while pos < end:
         if end - pos < _HEADER.size:
             raise ChecksumMismatch(f"truncated frame header at byte {pos}")
-        magic, codec_id, _ser, raw_len, length = _HEADER.unpack_from(view, pos)
+        magic, codec_id, serializer, raw_len, length = _HEADER.unpack_from(view, pos)
         if magic != _MAGIC:
             raise ChecksumMismatch(f"bad frame magic at byte {pos}")
         pos += _HEADER.size
         if pos + length > end:
             raise ChecksumMismatch(f"truncated frame payload at byte {pos}")
-        yield _unframe(codec_id, raw_len, view[pos:pos + length])
+        yield _unframe(codec_id, raw_len, view[pos:pos + length], serializer)
         pos += length
 
 
@@ -297,10 +317,10 @@ def read_frames(f: BinaryIO) -> Iterator:
             return
         if len(header) < _HEADER.size:
             raise ChecksumMismatch("truncated frame header in spill file")
-        magic, codec_id, _ser, raw_len, length = _HEADER.unpack(header)
+        magic, codec_id, serializer, raw_len, length = _HEADER.unpack(header)
         if magic != _MAGIC:
             raise ChecksumMismatch("bad frame magic in spill file")
         payload = f.read(length)
         if len(payload) != length:
             raise ChecksumMismatch("truncated frame payload in spill file")
-        yield from _unframe(codec_id, raw_len, payload)
+        yield from _unframe(codec_id, raw_len, payload, serializer)

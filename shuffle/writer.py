@@ -277,6 +277,31 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
             if bucket:
                 encoder(p).extend(bucket)
 
+    def partition_pairs(keys: list, values: list) -> None:
+        # ``partition`` for a dict's keys and values, each partition's given to its encoder as columns
+        if only is not None:
+            encoder(only).extend_pairs(keys, values)
+            return
+        parts = many(keys) if many is not None else [partition_of(k) for k in keys]
+        if min(parts) < 0 or max(parts) >= n:
+            bad = next(i for i, p in enumerate(parts) if not 0 <= p < n)
+            raise _bad_partition(parts[bad], keys[bad], n)
+        if n == 1:
+            encoder(0).extend_pairs(keys, values)
+            return
+        key_columns: list[list] = [[] for _ in range(n)]
+        value_columns: list[list] = [[] for _ in range(n)]
+        key_appends, value_appends = [c.append for c in key_columns], [c.append for c in value_columns]
+        for p, k, v in zip(parts, keys, values):
+            key_appends[p](k)
+            value_appends[p](v)
+        for p, column in enumerate(key_columns):
+            if column:
+                encoder(p).extend_pairs(column, value_columns[p])
+
+    # a dict's keys are hashable, so a partitioner that only hashes them has nothing to check
+    only = getattr(partition_of, "partition_of_hashable", None)
+
     def route(batches: Iterable[list]) -> None:
         for chunk in batches:
             partition(list(map(_first, chunk)), chunk)
@@ -293,16 +318,12 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
     else:
         cmap = CombineMap(aggregator, combined=False, memory_budget=memory_budget)
 
-        # a dict's keys are hashable, so a partitioner that only hashes them has nothing to check
-        only = getattr(partition_of, "partition_of_hashable", None)
-
         def spill() -> None:
-            items = iter(cmap.drain().items())
-            while part := list(itertools.islice(items, _SPILL_SLICE)):
-                if only is not None:
-                    encoder(only).extend(part)
-                else:
-                    partition(list(map(_first, part)), part)
+            # keys and values as columns: no (key, combiner) tuple is made to be pickled
+            combined = cmap.drain()
+            keys, values = iter(combined), iter(combined.values())
+            while key_slice := list(itertools.islice(keys, _SPILL_SLICE)):
+                partition_pairs(key_slice, list(itertools.islice(values, len(key_slice))))
             encode_all()
 
         if _combine_probe(cmap, batches, spill):

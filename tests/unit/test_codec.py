@@ -34,6 +34,35 @@ def test_round_trip(codec: str, name: str) -> None:
     assert list(decode_records(data, checksum)) == records
 
 
+@pytest.mark.parametrize("codec", CODECS)
+def test_pairs_given_as_columns_decode_as_the_pairs_in_order(codec: str, tmp_path) -> None:
+    from shuffle.codec import decode_batches, read_frames
+
+    pairs = SAMPLES["str_float"] + SAMPLES["str_int"]
+    enc = RecordEncoder(codec)
+    enc.add(("first", 0))  # buffered records are framed before the columns that follow them
+    enc.extend_pairs([k for k, _ in pairs], [v for _, v in pairs])
+    enc.extend([("after", 1), ("after", 2)])
+    enc.extend_pairs([], [])
+    data, count, checksum = enc.finish()
+    expected = [("first", 0)] + pairs + [("after", 1), ("after", 2)]
+    assert count == len(expected) and checksum == zlib.crc32(data)
+    assert list(decode_records(data, checksum)) == expected
+    assert all(type(r) is tuple for batch in decode_batches(data, checksum) for r in batch)
+    spill = tmp_path / "spill"
+    spill.write_bytes(data)
+    with open(spill, "rb") as f:
+        assert list(read_frames(f)) == expected
+
+
+def test_columns_that_plain_pickle_refuses_go_by_cloudpickle() -> None:
+    enc = RecordEncoder("lz4")
+    enc.extend_pairs(["inc", "dec"], [lambda x: x + 1, lambda x: x - 1])
+    data, count, checksum = enc.finish()
+    (k1, f1), (k2, f2) = decode_records(data, checksum)
+    assert (k1, k2, f1(1), f2(1), count) == ("inc", "dec", 2, 0, 2)
+
+
 def test_empty_encoding_is_empty() -> None:
     assert encode_records([]) == (b"", 0, 0)
     assert list(decode_records(b"", 0)) == []
