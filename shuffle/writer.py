@@ -10,7 +10,8 @@ Policy:
 - With an :class:`Aggregator`, values are combined per key on the map side.  When the
   combine dict's estimated size passes ``memory_budget`` (sampled ``sys.getsizeof``; see
   ``shuffle.spill``) its (key, combiner) pairs are encoded into their partitions'
-  segments and a fresh dict starts.  A key can then appear more than once in a segment;
+  segments, as a column of keys and one of combiners (``RecordEncoder.extend_pairs``),
+  and a fresh dict starts.  A key can then appear more than once in a segment;
   reducers merge combiners anyway (``merge_combiners(..., combined=True)``).
 - The combine is adaptive (a partial aggregation that can give up): the first
   ``_PROBE`` (131,072) records are combined, and when at least 80% of those in its second
@@ -257,15 +258,20 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
 
     many = getattr(partition_of, "partition_many", None)
 
-    def partition(keys: list, records: list) -> None:
+    def partitions_of(keys: list) -> list[int]:
         # One call for the chunk's partition numbers (the partitioner's ``partition_many``
-        # when it has one), then one list per partition and one ``extend`` per encoder.
-        if not keys:
-            return
+        # when it has one), each checked to be one of the ``n``.
         parts = many(keys) if many is not None else [partition_of(k) for k in keys]
         if min(parts) < 0 or max(parts) >= n:
             bad = next(i for i, p in enumerate(parts) if not 0 <= p < n)
             raise _bad_partition(parts[bad], keys[bad], n)
+        return parts
+
+    def partition(keys: list, records: list) -> None:
+        # then one list per partition and one ``extend`` per encoder
+        if not keys:
+            return
+        parts = partitions_of(keys)
         if n == 1:
             encoder(0).extend(records)
             return
@@ -282,10 +288,7 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
         if only is not None:
             encoder(only).extend_pairs(keys, values)
             return
-        parts = many(keys) if many is not None else [partition_of(k) for k in keys]
-        if min(parts) < 0 or max(parts) >= n:
-            bad = next(i for i, p in enumerate(parts) if not 0 <= p < n)
-            raise _bad_partition(parts[bad], keys[bad], n)
+        parts = partitions_of(keys)
         if n == 1:
             encoder(0).extend_pairs(keys, values)
             return
