@@ -230,7 +230,8 @@ _SPEC: dict[str, tuple[str, float | None, bool, str]] = {
     "speculation_quantile": ("float", 0, True, "share of a stage's tasks done before speculating (at most 1)"),
     "speculation_multiplier": ("float", 0, False, "a task is a straggler at this many times the median"),
     "shuffle_prefixes": ("int", 1, True, "first-level key prefixes a job's shuffle blocks spread over (64 with Lambda executors)"),
-    "shuffle_codec": ("str", None, True, "shuffle compression: lz4, zstd or none; unset: lz4 on a local store (none for the block sort's raw runs), zstd on an object store"),
+    "shuffle_codec": ("str", None, True, "shuffle compression: lz4, zstd or none; unset: lz4 on a local store "
+                                         "(none for the block sort's raw runs), zstd on an object store"),
     "shuffle_memory": ("size", 1, True, "memory for combining and sorting before spilling to disk"),
     "reduce_task_bytes": ("size", 0, True, "shuffle bytes one reduce task reads when it runs several consecutive "
                                            "partitions of a shuffle whose partition count was not given; 0: a task "

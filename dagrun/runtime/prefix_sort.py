@@ -18,10 +18,10 @@ sort instead, so it spills rather than fails.
 ``sort_by(f)`` with any other key function on ``binary_records`` calls ``f`` once per record
 (``cut_keyed_runs``), 10,000 records at a time, and checks each piece's keys at once: when
 every key is the record's first ``k`` bytes (``lambda r: r[:10]``), the chunk takes the path
-above with no more Python per record.  (A chunk whose keys stop being prefixes partway has
-``f`` called again on the records before, to make its pairs.)  Otherwise the chunk's records travel as (key, record)
-pairs, and a reduce partition that received any goes through the general sort, which
-compares the keys in C.  Either way the order is ``sorted(records, key=f)``'s.
+above with no more Python per record.  Otherwise the chunk's records travel as (key, record)
+pairs (a chunk whose keys stop being prefixes partway has ``f`` called again on the records
+before, to make them), and a reduce partition that received any goes through the general
+sort, which compares the keys in C.  Either way the order is ``sorted(records, key=f)``'s.
 """
 
 from __future__ import annotations
@@ -209,7 +209,8 @@ def cut_keyed_runs(chunk: bytes, record_length: int, keyfunc, bounds: tuple, asc
         yield p, (k, run)
 
 
-_KEY_PASS = 10_000  # records cut and keyed at a time: their bytes objects stay in cache (a whole 8 MB chunk took 1.35x as long)
+# records cut and keyed at a time: their bytes objects stay in cache (a whole 8 MB chunk took 1.35x as long)
+_KEY_PASS = 10_000
 
 
 def _keyed_prefix(chunk: bytes, record_length: int, keyfunc) -> tuple[int | None, list]:
