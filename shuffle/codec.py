@@ -163,10 +163,14 @@ def _unframe(codec_id: int, raw_len: int, payload: bytes | memoryview, serialize
         raise ChecksumMismatch(f"corrupt frame payload: {e}") from e
     if len(raw) != raw_len:
         raise ChecksumMismatch(f"frame decoded to {len(raw)} bytes, header says {raw_len}")
-    if serializer >= _PAIRS:
+    if serializer in (_PICKLE, _CLOUDPICKLE):
+        return pickle.loads(raw)
+    if serializer in (_PICKLE + _PAIRS, _CLOUDPICKLE + _PAIRS):
         keys, values = pickle.loads(raw)
         return list(zip(keys, values))
-    return pickle.loads(raw)
+    raise ChecksumMismatch(f"unknown serializer id {serializer} in shuffle frame; was it written by another "
+                           "version of dagrun? Run the driver and its executors from one version "
+                           "(`dagrun lambda deploy` puts this one on Lambda)")
 
 
 class RecordEncoder:

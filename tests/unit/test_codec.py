@@ -142,6 +142,14 @@ def test_unknown_codec() -> None:
         encode_records([1], "snappy")
 
 
+def test_a_frame_of_an_unknown_serializer_says_which_and_what_to_do() -> None:
+    data, _, _ = encode_records([("k", 1)], "none")
+    frame = bytearray(data)
+    frame[3] = 9  # the header's serializer id (after b"dr" and the codec id)
+    with pytest.raises(ChecksumMismatch, match="unknown serializer id 9.*another version of dagrun"):
+        list(decode_records(bytes(frame), zlib.crc32(frame)))
+
+
 @pytest.mark.parametrize("codec", ["lz4", "zstd", "none"])
 def test_flipped_byte_is_detected(codec: str) -> None:
     data, _, checksum = encode_records(SAMPLES["str_int"], codec)
