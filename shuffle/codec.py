@@ -168,7 +168,8 @@ def _unframe(codec_id: int, raw_len: int, payload: bytes | memoryview, serialize
     if serializer in (_PICKLE + _PAIRS, _CLOUDPICKLE + _PAIRS):
         keys, values = pickle.loads(raw)
         return list(zip(keys, values))
-    raise ChecksumMismatch(f"unknown serializer id {serializer} in shuffle frame; was it written by another "
+    # a task error, not a checksum failure: the bytes are intact, so rerunning their map would not help
+    raise ValueError(f"unknown serializer id {serializer} in shuffle frame; was it written by another "
                            "version of dagrun? Run the driver and its executors from one version "
                            "(`dagrun lambda deploy` puts this one on Lambda)")
 
