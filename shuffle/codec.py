@@ -7,7 +7,7 @@ pickle (the batch length adapts to the records seen so far).  A batch that plain
 refuses (a lambda inside a record, say) is pickled with cloudpickle instead.  (key, value)
 records that come as a column of keys and one of values (``RecordEncoder.extend_pairs``:
 the combine's dict) are pickled as the two lists, with no tuple a record, and decoded back
-into pairs (serializer ids 2 and 3).  Each batch becomes one self-describing frame::
+into the two columns (``PairColumns``, serializer ids 2 and 3), which iterate as the pairs.  Each batch becomes one self-describing frame::
 
     b"dr" | codec id (u8) | serializer id (u8) | raw length (u64) | payload length (u64) | payload
 
@@ -70,6 +70,7 @@ __all__ = [
     "CODECS",
     "DEFAULT_CODEC",
     "Codec",
+    "PairColumns",
     "RecordEncoder",
     "decode_batches",
     "decode_records",
@@ -149,7 +150,8 @@ def _frame(batch: list | tuple[list, list], codec_id: int, pairs: bool = False) 
     return _HEADER.pack(_MAGIC, codec_id, serializer, len(raw), len(payload)) + payload
 
 
-def _unframe(codec_id: int, raw_len: int, payload: bytes | memoryview, serializer: int = _PICKLE) -> list:
+def _unframe(codec_id: int, raw_len: int, payload: bytes | memoryview,
+             serializer: int = _PICKLE) -> list | PairColumns:
     try:
         if codec_id == 0:
             raw: bytes | memoryview = payload
@@ -167,11 +169,30 @@ def _unframe(codec_id: int, raw_len: int, payload: bytes | memoryview, serialize
         return pickle.loads(raw)
     if serializer in (_PICKLE + _PAIRS, _CLOUDPICKLE + _PAIRS):
         keys, values = pickle.loads(raw)
-        return list(zip(keys, values))
+        return PairColumns(keys, values)
     # a task error, not a checksum failure: the bytes are intact, so rerunning their map would not help
     raise ValueError(f"unknown serializer id {serializer} in shuffle frame; was it written by another "
                            "version of dagrun? Run the driver and its executors from one version "
                            "(`dagrun lambda deploy` puts this one on Lambda)")
+
+
+class PairColumns:
+    """A pair frame's records as its two columns.  Iterating gives the (key, value) tuples in
+    order; a merge that can use the columns (``shuffle.spill.CombineMap.add_chunk``) reads
+    ``keys`` and ``values``.  Its keys are distinct when the writer's were, as a dict's are."""
+
+    __slots__ = ("keys", "values")
+
+    def __init__(self, keys: list, values: list) -> None:
+        if len(keys) != len(values):
+            raise ChecksumMismatch(f"pair frame with {len(keys)} keys but {len(values)} values")
+        self.keys, self.values = keys, values
+
+    def __iter__(self) -> Iterator[tuple]:
+        return zip(self.keys, self.values)
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 class RecordEncoder:
@@ -278,7 +299,7 @@ def _iter_frames(view: memoryview) -> Iterator:
     return itertools.chain.from_iterable(_iter_batches(view))
 
 
-def _iter_batches(view: memoryview) -> Iterator[list]:
+def _iter_batches(view: memoryview) -> Iterator[list | PairColumns]:
     pos, end = 0, len(view)
     while pos < end:
         if end - pos < _HEADER.size:
@@ -307,9 +328,9 @@ def decode_records(data: bytes | bytearray | memoryview, checksum: int) -> Itera
     return _iter_frames(memoryview(data))
 
 
-def decode_batches(data: bytes | bytearray | memoryview, checksum: int) -> Iterator[list]:
-    """As :func:`decode_records`, one list per frame: callers that chain the lists with
-    ``itertools.chain.from_iterable`` run no Python code per record."""
+def decode_batches(data: bytes | bytearray | memoryview, checksum: int) -> Iterator[list | PairColumns]:
+    """As :func:`decode_records`, one batch per frame (a list, or a pair frame's ``PairColumns``):
+    callers that chain them with ``itertools.chain.from_iterable`` run no Python code per record."""
     _verify(data, checksum)
     return _iter_batches(memoryview(data))
 

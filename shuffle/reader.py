@@ -117,11 +117,39 @@ def read_blocks(store: BlockStore, blocks: BlockColumn | Iterable[BlockRef], max
         reason = f"{len(mine)} of {len(wanted)} blocks unreadable: " + "; ".join(
             _describe(b, why) for b, why in mine[:5]) + (" ..." if len(mine) > 5 else "")
         raise FetchFailed(shuffle_id, tuple(b.map_id for b, _ in mine), reason)
-    return itertools.chain.from_iterable(_batches(decoders, wanted, on_batch))
+    return BlockRecords(_batches(decoders, wanted, on_batch))
 
 
-def _batches(decoders: list[Iterator[list]], blocks: list[BlockRef],
-             on_batch: Callable[[int], Any] | None) -> Iterator[list]:
+class BlockRecords:
+    """The records ``read_blocks`` returns: an iterator over them, whose frames a consumer that
+    works a frame at a time takes instead, before reading any record, with ``take_batches``
+    (``shuffle.spill.external_combine`` merges a pair frame's columns with no tuple per record)."""
+
+    __slots__ = ("_batches", "_records")
+
+    def __init__(self, batches: Iterator) -> None:
+        self._batches = batches
+        self._records = itertools.chain.from_iterable(batches)
+
+    def __iter__(self) -> Iterator:
+        self._batches = None  # a record may be read now: the batches are no longer whole
+        return self._records  # a for loop then runs in C, with no Python call per record
+
+    def __next__(self) -> Any:
+        self._batches = None
+        return next(self._records)
+
+    def take_batches(self) -> Iterator | None:
+        """The frames as batches (lists, or ``shuffle.codec.PairColumns``); None once a record
+        was asked for (a user's function may read one and hand on the rest)."""
+        batches, self._batches = self._batches, None
+        if batches is not None:
+            self._records = iter(())
+        return batches
+
+
+def _batches(decoders: list[Iterator], blocks: list[BlockRef],
+             on_batch: Callable[[int], Any] | None) -> Iterator:
     # Python runs here once per batch, not per record; each decoder (and the bytes it
     # holds) is dropped as soon as it is used up.
     decoders.reverse()

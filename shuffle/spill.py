@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 import os
 import shutil
 import sys
@@ -37,7 +38,7 @@ import tempfile
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
-from shuffle.codec import RecordEncoder, read_frames
+from shuffle.codec import PairColumns, RecordEncoder, read_frames
 
 __all__ = ["AggregatorLike", "CombineMap", "estimate_size", "external_combine", "external_sort"]
 
@@ -153,21 +154,43 @@ class CombineMap:
             return False
         return self._check()
 
-    def add_chunk(self, pairs: Iterable[tuple]) -> bool:
-        """Merge a chunk of (key, value) pairs; True when over budget afterwards."""
+    def add_chunk(self, pairs: list[tuple] | PairColumns) -> bool:
+        """Merge a list of (key, value) pairs, or a pair frame's columns; True when over budget afterwards."""
+        # The loops count nothing (``enumerate`` cost a fifth of the loop), and ``operator.add``,
+        # reduce_by_key's usual merge, is written as ``+``, which is the same operation without
+        # a call: on 1M pairs into 128k keys, 0.27 s with both, 0.20 s with neither.
         d, merge, create = self._d, self._merge, self._create
-        n = 0
         if _is_identity(create):  # reduce_by_key: a first value is its own combiner
-            for n, (key, value) in enumerate(pairs, 1):
-                d[key] = merge(d[key], value) if key in d else value
+            if type(pairs) is PairColumns and self._insert_new(pairs):
+                pass  # no key was in the dict yet: nothing to merge
+            elif merge is operator.add:
+                for key, value in pairs:
+                    d[key] = d[key] + value if key in d else value
+            else:
+                for key, value in pairs:
+                    d[key] = merge(d[key], value) if key in d else value
         else:
-            for n, (key, value) in enumerate(pairs, 1):
+            for key, value in pairs:
                 if key in d:
                     d[key] = merge(d[key], value)
                 else:
                     d[key] = create(value)
-        self._ops += n
+        self._ops += len(pairs)
         return self._check()
+
+    def _insert_new(self, columns: PairColumns) -> bool:
+        # Columns whose keys are all new to the dict (the reduce side's first map output, most
+        # often) go in with one C call: True when they did.  A key that repeats in the columns
+        # is taken out again, and the merge loop then takes them all.
+        d, before = self._d, len(self._d)
+        if not d.keys().isdisjoint(columns.keys):
+            return False
+        d.update(zip(columns.keys, columns.values))
+        if len(d) - before == len(columns):
+            return True
+        for key in columns.keys:
+            d.pop(key, None)
+        return False
 
     def _check(self) -> bool:
         d = self._d
@@ -361,11 +384,15 @@ def external_combine(records: Iterable[tuple], aggregator: AggregatorLike, *, co
     The input is combined in memory first, at the call: when it fits (the common case) the
     dict's own items iterator is returned, with no generator between it and the caller.
     """
-    records = iter(records)
+    take = getattr(records, "take_batches", None)  # shuffle.reader.BlockRecords: whole frames
+    batches = take() if take is not None else None
+    if batches is None:
+        batches = chunked(records, _CHUNK)
     cmap = CombineMap(aggregator, combined=combined, memory_budget=memory_budget)
-    for chunk in chunked(records, _CHUNK):
+    for chunk in batches:
         if cmap.add_chunk(chunk):
-            return _spilled_combine(records, aggregator, combined, memory_budget, scratch_dir, cmap)
+            rest = itertools.chain.from_iterable(batches)
+            return _spilled_combine(rest, aggregator, combined, memory_budget, scratch_dir, cmap)
     return iter(cmap.drain().items())
 
 

@@ -196,7 +196,7 @@ def _regrouped(lists: Iterable[list], size: int) -> Iterator[list]:
     buf: list = []
     for part in lists:
         if not buf and len(part) >= size:
-            yield part
+            yield part if type(part) is list else list(part)
             continue
         buf += part
         if len(buf) >= size:

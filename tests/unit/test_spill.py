@@ -156,3 +156,54 @@ def test_identity_create_combiner_skips_the_call_and_keeps_results() -> None:
                       memory_budget=1 << 30)
     cmap.add_chunk([("a", 1), ("a", 2)])
     assert calls == [1] and dict(cmap.items()) == {"a": [1, 2]}
+
+
+def test_pair_columns_merge_like_their_pairs_even_with_a_repeated_key() -> None:
+    from shuffle.codec import PairColumns
+
+    for merge in (operator.add, lambda a, b: a + b):
+        cmap = CombineMap(Aggregator(lambda v: v, merge, merge), combined=True, memory_budget=1 << 30)
+        cmap.add_chunk(PairColumns(["a", "b"], [1, 2]))  # all new: inserted at once
+        cmap.add_chunk(PairColumns(["c", "a"], [3, 4]))  # "a" is known: merged
+        cmap.add_chunk(PairColumns(["d", "e", "d"], [5, 6, 7]))  # new, but "d" twice: merged too
+        cmap.add_chunk([("e", 10)])
+        assert list(cmap.items()) == [("a", 5), ("b", 2), ("c", 3), ("d", 12), ("e", 16)]
+        assert len(cmap) == 5
+
+
+def test_a_reduce_merges_pair_frames_a_frame_at_a_time(tmp_path: Path) -> None:
+    from shuffle.reader import read_blocks
+    from shuffle.store import BlockStore
+    from shuffle.writer import write_map_output
+
+    store = BlockStore(str(tmp_path / "store"))
+    rng = random.Random(9)
+    maps = [[(f"k{rng.randrange(20_000)}", float(rng.randrange(100))) for _ in range(30_000)] for _ in range(3)]
+    statuses = [write_map_output(store, records, job_id="j", shuffle_id=0, map_id=m, attempt=0, num_partitions=2,
+                                 partition_of=lambda k: len(k) % 2, aggregator=SUM)
+                for m, records in enumerate(maps)]
+    for r in range(2):
+        blocks = [s.block(r) for s in statuses]
+        merged = dict(merge_combiners(read_blocks(store, blocks), SUM, memory_budget=1 << 30,
+                                      scratch_dir=str(tmp_path), combined=True))
+        spilled = dict(merge_combiners(read_blocks(store, blocks), SUM, memory_budget=TINY,
+                                       scratch_dir=str(tmp_path), combined=True))
+        expected = {k: v for k, v in reference([kv for records in maps for kv in records]).items() if len(k) % 2 == r}
+        assert merged == spilled == expected
+
+
+def test_block_records_read_one_by_one_are_not_handed_out_again_as_batches(tmp_path: Path) -> None:
+    from shuffle.reader import read_blocks
+    from shuffle.store import BlockStore
+    from shuffle.writer import write_map_output
+
+    store = BlockStore(str(tmp_path / "store"))
+    status = write_map_output(store, [(i, i) for i in range(10_000)], job_id="j", shuffle_id=0, map_id=0,
+                              attempt=0, num_partitions=1, partition_of=lambda k: 0)
+    records = read_blocks(store, [status.block(0)])
+    assert next(records) == (0, 0)  # a user's function peeks at the first record ...
+    assert records.take_batches() is None  # ... so a consumer must take the rest record by record
+    assert list(records) == [(i, i) for i in range(1, 10_000)]
+    whole = read_blocks(store, [status.block(0)])
+    batches = whole.take_batches()
+    assert [r for b in batches for r in b] == [(i, i) for i in range(10_000)] and list(whole) == []
