@@ -9,7 +9,8 @@ the "connect" transport also opens a TCP connection to the address the driver li
 for the check.  Every step is reported ok or failed with its error, and the driver side adds
 what to do: IAM for access denied, the bucket and region for a missing bucket, the VPC and
 security group for a driver it cannot reach.  The invocation itself is the first step (no
-such function, no permission to invoke it).
+such function, no permission to invoke it), and the second is whether the function runs this
+driver's build of dagrun (``scheduler.build``: a function deployed from another one).
 
 Promise: ``check`` returns the steps as ``(name, ok, detail)`` and never raises for a
 failure of the thing it checks; nothing is left in the store when the delete step succeeds.
@@ -24,6 +25,7 @@ import time
 import uuid
 from typing import Any
 
+from scheduler.build import build_id
 from shuffle.layout import transport_key
 from shuffle.store import BlockStore
 
@@ -69,7 +71,8 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
             with socket.create_connection((driver[0], int(driver[1])), timeout=float(spec.get("connect_timeout", 5))):
                 return f"reached {driver[0]}:{driver[1]}"
         step("driver", reach)
-    return {"steps": steps, "host": socket.gethostname(), "pid": os.getpid(), "key": key if wrote else None}
+    return {"steps": steps, "host": socket.gethostname(), "pid": os.getpid(), "key": key if wrote else None,
+            "build": build_id()}
 
 
 def check(backend: Any, store: str, storage_options: dict, driver_host: str | None = None,
@@ -100,6 +103,11 @@ def check(backend: Any, store: str, storage_options: dict, driver_host: str | No
         except Exception as exc:  # noqa: BLE001 - a finding to report
             report["steps"].append({"step": "delete", "ok": False, "detail": f"{type(exc).__name__}: {exc}"})
     steps = [("invoke", True, f"function ran on {report.get('host')}")]
+    theirs = str(report.get("build") or "")
+    steps.append(("build", theirs == build_id(),
+                  f"the function runs this driver's dagrun (build {theirs})" if theirs == build_id() else
+                  f"the function runs another dagrun ({f'build {theirs}' if theirs else 'an older one'}; this "
+                  f"driver's is build {build_id()}); redeploy it with `dagrun lambda deploy` from this installation"))
     for item in report["steps"]:
         detail = item["detail"] if item["ok"] else f"{item['detail']}; {_HINTS.get(item['step'], '')}".rstrip("; ")
         steps.append((item["step"], bool(item["ok"]), detail))

@@ -24,6 +24,9 @@ Policy:
   retried after a jittered back-off, at most ``_THROTTLE_RETRIES`` times; after that, or on
   a function error (timeout, out of memory, a crash) or a dropped connection, the executor is
   lost (its channel closes) and the driver reruns the task elsewhere, as with "connect".
+- Every event carries the driver's build (``scheduler.build``) and every answer the
+  function's; an answer of another build (or none: an older dagrun) is used for nothing, the
+  executor is lost and the job fails with ``IncompatibleExecutor``, which says to redeploy.
 - ``send(Shutdown)`` and ``close()``: no new task; the channel closes once nothing is in
   flight (a running invocation cannot be stopped; its result is dropped).
 
@@ -43,6 +46,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from scheduler.build import build_id
+from scheduler.errors import IncompatibleExecutor
 from scheduler.wire.channel import ChannelClosed
 from scheduler.wire.messages import Heartbeat, Register, RemoteError, RunTask, Shutdown, TaskResult
 from shuffle.layout import transport_key
@@ -114,7 +119,7 @@ class InvokeConnection:
         self._slots = slots
         self._pending: list[RunTask] = []
         self._batching = False
-        self._inbox.put(Register(executor_id, None, 0, "lambda", slots))
+        self._inbox.put(Register(executor_id, None, 0, "lambda", slots, build_id()))  # each answer says its own build
 
     # ---- the Connection shape the driver uses ----------------------------------------------
 
@@ -200,7 +205,7 @@ class InvokeConnection:
 
     def _call(self, tasks: list[RunTask]) -> tuple[list[TaskResult], str | None]:
         store, first = self._stages.store, tasks[0]
-        event = {**self._event, "executor_id": self.executor_id,
+        event = {**self._event, "executor_id": self.executor_id, "build": build_id(),
                  "stage_refs": {t.stage_key: self._stages.key_for(t) for t in tasks}}
         data = pickle.dumps([dataclasses.replace(t, stage_blob=None) for t in tasks], protocol=5)
         tasks_ref = None
@@ -229,6 +234,9 @@ class InvokeConnection:
         if outcome.kind != "ok":
             return [], outcome.reason
         body = outcome.body if isinstance(outcome.body, dict) else {}
+        if body.get("build", "") != build_id():  # refused, or results from an older dagrun: none is used
+            self._notify(("failed", IncompatibleExecutor(self.executor_id, str(body.get("build", "")), build_id())))
+            return [], "another build of dagrun than the driver's"
         if "results_ref" in body:
             raw = store.get(body["results_ref"])
             store.delete(body["results_ref"])

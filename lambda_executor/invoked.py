@@ -14,7 +14,11 @@ environment's slot processes (``scheduler.slots``, forked on first use and kept,
 with it, while it stays warm).  The ``TaskResult`` list is pickled into the response, or
 put in the store when the response would pass Lambda's 6 MB limit.
 
-Promise: returns ``{"results": base64}`` or ``{"results_ref": key}``, in the batch's order;
+An event from a driver of another build (``scheduler.build``) runs no task: the answer is
+``{"build": ours, "refused": why}``, and the driver fails the job with ``IncompatibleExecutor``.
+
+Promise: returns ``{"results": base64}`` or ``{"results_ref": key}``, in the batch's order, with
+``"build"``;
 a task's failure is a result too (a ``TaskResult`` with its error), so a function error
 means the environment itself failed (timeout, out of memory, a crash).
 """
@@ -29,6 +33,7 @@ import tempfile
 import threading
 from typing import Any
 
+from scheduler.build import build_id
 from scheduler.executor import ExecutorEnv, execute
 from scheduler.slots import lambda_vcpus, serve_in_slots
 from scheduler.wire.channel import ChannelClosed, QueueConnection
@@ -46,6 +51,8 @@ _stores: dict[str, BlockStore] = {}
 
 def run_invoked(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _env
+    if event.get("build") != build_id():  # another dagrun's tasks: run none (scheduler.build)
+        return {"build": build_id(), "refused": "the driver runs another build of dagrun"}
     store = _store(event["store"], event.get("storage_options") or {})
     data = store.get(event["tasks_ref"]) if "tasks_ref" in event else base64.b64decode(event["tasks"])
     tasks: list[RunTask] = pickle.loads(data)
@@ -65,12 +72,12 @@ def run_invoked(event: dict[str, Any], context: Any) -> dict[str, Any]:
             env.stage_cache.pop(next(iter(env.stage_cache)))
     raw = pickle.dumps(results, protocol=5)
     if len(raw) <= INLINE_MAX:
-        return {"results": base64.b64encode(raw).decode()}
+        return {"results": base64.b64encode(raw).decode(), "build": build_id()}
     first = tasks[0]
     key = transport_key(first.job_id, f"results-{first.stage_id}-{first.partition}-{first.attempt}-{env.executor_id}",
                         int(event.get("prefixes", 16)))
     store.put(key, raw)
-    return {"results_ref": key}
+    return {"results_ref": key, "build": build_id()}
 
 
 def _with_stage(task: RunTask, held, store: BlockStore, refs: dict[str, str]) -> RunTask:

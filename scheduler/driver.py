@@ -27,6 +27,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from scheduler.backends import ExecutorBackend, ExecutorSettings
+from scheduler.build import build_id
 from scheduler.core.dag import DagState, JobSpec
 from scheduler.core.events import ExecutorRegistered, HeartbeatReceived, Kill, Launch, Retire, Throttled, Tick
 from scheduler.core.jobs import (
@@ -34,6 +35,7 @@ from scheduler.core.jobs import (
     ResultReceived, SendTask, SubmitJob,
 )
 from scheduler.core.tasks import Policy
+from scheduler.errors import IncompatibleExecutor
 from scheduler.server import ControlServer, attach, check_descriptor_limit
 from scheduler.wire.channel import ChannelClosed
 from scheduler.wire.messages import Heartbeat, Register, RunTask, TaskResult
@@ -201,12 +203,23 @@ class Driver:
             self._perform(self.core.handle(ResultReceived(executor_id, message.key, message.attempt, now,
                                                           message.value, message.error, message.metrics)))
         elif isinstance(message, Register):
+            if getattr(message, "build", "") != build_id():
+                self._refuse(executor_id, IncompatibleExecutor(executor_id, getattr(message, "build", ""),
+                                                               build_id()), now)
+                return
             self._executor_entry(executor_id).update(registered=time.time(), pid=message.pid,
                                                      remaining=message.remaining_seconds,
                                                      slots=getattr(message, "slots", 1))
             registered = ExecutorRegistered(executor_id, now, message.remaining_seconds,
                                             getattr(message, "slots", 1))
             self._perform(self.core.handle(registered))
+
+    def _refuse(self, executor_id: str, error: IncompatibleExecutor, now: float) -> None:
+        # Never registered with the core, so it gets no task; the running job fails with the reason.
+        log.warning("%s", error)
+        self._executor_entry(executor_id).update(reason=f"refused: another build of dagrun ({error.theirs or 'unknown'})")
+        self._send(executor_id, Shutdown("another build of dagrun than the driver's"))
+        self._perform(self.core.handle(BackendFailed(now, error)))
 
     def _gone(self, executor_id: str, reason: str, now: float) -> None:
         conn = self._conns.pop(executor_id, None)

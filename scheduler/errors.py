@@ -44,3 +44,18 @@ class ExecutorsCannotStart(RuntimeError):
         return (f"job {self.job_id} aborted: {self.reason}.\nCheck the executor environment (the Python "
                 "installation, PYTHONPATH, the Lambda function and its logs) and executor_timeout; the "
                 "Context is still usable once that is fixed.")
+
+
+class IncompatibleExecutor(RuntimeError):
+    """An executor runs another build of dagrun than the driver (``scheduler.build``)."""
+
+    def __init__(self, executor_id: str, theirs: str, ours: str):
+        super().__init__(executor_id, theirs, ours)
+        self.executor_id, self.theirs, self.ours = executor_id, theirs, ours
+
+    def __str__(self) -> str:
+        theirs = f"build {self.theirs}" if self.theirs else "an older dagrun, which does not say its build"
+        return (f"executor {self.executor_id} runs another dagrun than this driver ({theirs}; the driver's is "
+                f"build {self.ours}). Tasks, stages and shuffle data are pickles of dagrun's own classes, so both "
+                "must run the same code: redeploy the Lambda function from this installation with `dagrun lambda "
+                "deploy`, or start the executors from the driver's installation. No task was given to it.")

@@ -40,6 +40,7 @@ import time
 import traceback
 from typing import Any, Callable
 
+from scheduler.build import build_id
 from scheduler.results import TaskValue
 from scheduler.wire.channel import ChannelClosed, Connection, connect
 from scheduler.wire.messages import Heartbeat, Register, RemoteError, RunTask, Shutdown, TaskMetrics, TaskResult
@@ -69,7 +70,7 @@ def run_executor(conn: Connection, executor_id: str, *, remaining: Callable[[], 
     env = ExecutorEnv(executor_id, scratch, remaining, can_exit)
     stop = threading.Event()
     try:
-        conn.send(Register(executor_id, remaining(), os.getpid(), socket.gethostname(), slots))
+        conn.send(Register(executor_id, remaining(), os.getpid(), socket.gethostname(), slots, build_id()))
         beat = threading.Thread(target=_heartbeat, args=(conn, executor_id, heartbeat_interval, stop),
                                 name=f"dagrun-heartbeat-{executor_id}", daemon=True)
         if slots > 1:  # the slot processes fork before the heartbeat thread starts

@@ -21,6 +21,7 @@ class Register:
     pid: int
     host: str
     slots: int = 1  # tasks the executor runs at once
+    build: str = ""  # scheduler.build.build_id() of the executor's code ("": from before builds were sent)
 
 
 @dataclass(frozen=True)

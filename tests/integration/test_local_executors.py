@@ -127,3 +127,21 @@ def test_shuffle_blocks_are_deleted_after_the_job(tmp_path):
         ctx.parallelize(range(100), 4).map(lambda x: (x % 3, x)).reduce_by_key(operator.add).collect()
         leftovers = [os.path.join(d, f) for d, _, files in os.walk(store) for f in files]
     assert leftovers == []
+
+
+def test_executors_of_another_build_get_no_task_and_the_job_says_why(tmp_path, monkeypatch):
+    import time
+
+    import scheduler.driver
+    from scheduler.errors import IncompatibleExecutor
+
+    monkeypatch.setattr(scheduler.driver, "build_id", lambda: "0123456789abcdef")  # the driver's code "changed"
+    ran = tmp_path / "ran"
+    with dagrun.Context(executor="local", max_executors=2, conf={"progress": "off"}) as ctx:
+        started = time.monotonic()
+        with pytest.raises(IncompatibleExecutor, match="another dagrun than this driver.*dagrun lambda deploy"):
+            ctx.parallelize(range(4), 2).map(lambda x: ran.touch()).collect()
+        assert time.monotonic() - started < 30
+        assert not ran.exists()  # no task reached an executor of the other build
+        refused = [e for e in ctx.last_job.executors if str(e.get("reason", "")).startswith("refused")]
+        assert refused, ctx.last_job.executors

@@ -11,7 +11,7 @@ def test_check_writes_reads_and_deletes_a_block_and_reaches_the_driver(lambda_en
     code = main(["lambda", "check", "--store", str(store), "--transport", "connect", "--driver-host", "127.0.0.1"])
     out = capsys.readouterr().out
     assert code == 0, out
-    for step in ("invoke", "write", "read", "delete", "driver"):
+    for step in ("invoke", "build", "write", "read", "delete", "driver"):
         assert f"{step}: ok" in out, out
     assert not [p for p in store.rglob("*") if p.is_file()]  # the probe was deleted
 

@@ -241,3 +241,26 @@ def test_a_straggler_gets_a_speculative_invocation(lambda_endpoint, tmp_path):
     backups = [a for a in job.attempts if a.speculative]
     assert backups and any(a.outcome == "committed" for a in backups)
     assert took < 8  # the backup finished first; the straggler's result was dropped
+
+
+@pytest.mark.parametrize("transport", ["invoke", "connect"])
+def test_a_function_deployed_from_another_dagrun_runs_no_task_and_says_to_redeploy(lambda_endpoint, tmp_path,
+                                                                                  transport, capsys):
+    from dagrun.cli.main import main
+    from scheduler.errors import IncompatibleExecutor
+
+    endpoint = lambda_endpoint(timeout=60, memory_mb=512, concurrency=4)
+    # what an older (or newer) deployment looks like from here: source this installation does not have
+    (Path(endpoint.task_root) / "dagrun" / "deployed_elsewhere.py").write_text("# not in this installation\n")
+    ran = tmp_path / "ran"
+    with dagrun.Context(executor="lambda", store=str(tmp_path / "store"), max_executors=2,
+                        conf={**CONF, "lambda.transport": transport}) as ctx:
+        started = time.monotonic()
+        with pytest.raises(IncompatibleExecutor, match=r"another dagrun than this driver \(build [0-9a-f]{16}.*"
+                                                       r"`dagrun lambda deploy`"):
+            ctx.parallelize(range(4), 2).map(lambda x: ran.touch()).collect()
+        assert time.monotonic() - started < 60
+    assert not ran.exists()
+    code = main(["lambda", "check", "--store", str(tmp_path / "store"), "--transport", "invoke"])
+    out = capsys.readouterr().out
+    assert code == 1 and "build: FAILED" in out and "dagrun lambda deploy" in out, out
