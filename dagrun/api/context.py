@@ -22,9 +22,7 @@ import atexit
 import contextlib
 import itertools
 import logging
-import os
 import secrets
-import shutil
 import tempfile
 import threading
 import time
@@ -37,6 +35,7 @@ from scheduler.results import TaskValue
 from shuffle.gc import LEASE_AFTER, Lease
 from shuffle.layout import app_id, cache_job_id, job_dirs, redact
 from shuffle.layout import job_id as make_job_id
+from shuffle.owned_dirs import owned_dir, remove_owned, sweep_in_background
 from shuffle.store import BlockStore
 
 from dagrun.config import Config
@@ -74,8 +73,9 @@ class Context:
             raise ValueError(f"executor='lambda' cannot use {where}: Lambda functions cannot see it, so every "
                              "shuffle read would fail; pass store='s3://bucket/prefix' (or the path of an EFS "
                              "mount the function also mounts)")
+        sweep_in_background([self.config.scratch_dir or tempfile.gettempdir(), tempfile.gettempdir()])
         if url is None:
-            self._owned_store = tempfile.mkdtemp(prefix="dagrun-store-", dir=self.config.scratch_dir)
+            self._owned_store = owned_dir("dagrun-store-", self.config.scratch_dir)
             url = self._owned_store
         self.store_url = url
         self.store = BlockStore(url, dict(self.config.storage_options))
@@ -87,7 +87,7 @@ class Context:
         if self.config.log_format:
             configure_logs(self.config.log_format)
         self.faults = parse_faults(self.config.faults)
-        self._fault_dir = tempfile.mkdtemp(prefix="dagrun-faults-") if self.faults else None
+        self._fault_dir = owned_dir("dagrun-faults-") if self.faults else None
         self._counters: dict[str, itertools.count] = {}
         self._driver: Driver | None = None
         self._starting: threading.Thread | None = None  # the constructor's start of the driver
@@ -132,9 +132,9 @@ class Context:
         if self._lease is not None:
             self._lease.release()
         if self._owned_store:
-            shutil.rmtree(self._owned_store, ignore_errors=True)
+            remove_owned(self._owned_store)
         if self._fault_dir:
-            shutil.rmtree(self._fault_dir, ignore_errors=True)
+            remove_owned(self._fault_dir)
 
     @property
     def last_job(self) -> JobInfo | None:

@@ -34,7 +34,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Sequence
 
 from scheduler.backends import ExecutorSettings, Notify
+from shuffle.owned_dirs import owned_dir, remove_owned
 
 _KILL_GRACE = 0.2  # the process's deadline counts from its assignment, as a Lambda invocation's does
 _TAIL_LINES = 12
@@ -68,7 +68,7 @@ class LocalBackend:
 
     def start(self, settings: ExecutorSettings, notify: Notify) -> None:
         self.settings, self.notify = settings, notify
-        self._scratch_root = tempfile.mkdtemp(prefix="dagrun-executors-", dir=settings.scratch_dir)
+        self._scratch_root = owned_dir("dagrun-executors-", settings.scratch_dir)
         warm = [self._spawn() for _ in range(self._pool_size)]
         with self._lock:
             self._warm.extend(warm)
@@ -151,7 +151,7 @@ class LocalBackend:
             procs = [*self._procs.values(), *(p.proc for p in self._warm)]
             self._warm.clear()
         _stop(procs)
-        shutil.rmtree(self._scratch_root, ignore_errors=True)
+        remove_owned(self._scratch_root)
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
