@@ -27,6 +27,15 @@ def run_partitions(rdd: "RDD", func: Callable[[Iterator], Any], partitions: list
     return rdd.ctx.run_job(rdd, lambda tc, it: func(it), partitions)
 
 
+def reduced_partitions(rdd: "RDD", func: Callable[[Iterator], Any]) -> list:
+    """``run_partitions`` for an action that PySpark ends with ``reduce``: an RDD with no
+    partition at all (``empty_rdd()``) raises ValueError there, as it does in PySpark."""
+    parts = run_partitions(rdd, func)
+    if not parts:
+        raise ValueError("Can not reduce() empty RDD")
+    return parts
+
+
 def collect(rdd: "RDD") -> list:
     """Every element, in partition order."""
     return list(itertools.chain.from_iterable(run_partitions(rdd, list)))
@@ -55,7 +64,7 @@ def count_by_value(rdd: "RDD") -> dict:
         return counts
 
     total: dict = defaultdict(int)
-    for part in run_partitions(rdd, count_partition):
+    for part in reduced_partitions(rdd, count_partition):
         for k, v in part.items():
             total[k] += v
     return total
@@ -92,13 +101,15 @@ def is_empty(rdd: "RDD") -> bool:
 
 def take_ordered(rdd: "RDD", num: int, key: Callable | None = None) -> list:
     """The ``num`` smallest elements (by ``key``), ascending."""
+    if num < 0:
+        raise ValueError("top N cannot be negative.")
     parts = run_partitions(rdd, lambda it: heapq.nsmallest(num, it, key=key))
     return heapq.nsmallest(num, itertools.chain.from_iterable(parts), key=key)
 
 
 def top(rdd: "RDD", num: int, key: Callable | None = None) -> list:
     """The ``num`` largest elements (by ``key``), descending."""
-    parts = run_partitions(rdd, lambda it: heapq.nlargest(num, it, key=key))
+    parts = reduced_partitions(rdd, lambda it: heapq.nlargest(num, it, key=key))
     return heapq.nlargest(num, itertools.chain.from_iterable(parts), key=key)
 
 
@@ -141,7 +152,7 @@ def min(rdd: "RDD", key: Callable | None = None) -> Any:
 
 
 def stats(rdd: "RDD") -> StatCounter:
-    return _reduce(lambda a, b: a.merge_stats(b), run_partitions(rdd, StatCounter), StatCounter())
+    return _reduce(lambda a, b: a.merge_stats(b), reduced_partitions(rdd, StatCounter), StatCounter())
 
 
 def mean(rdd: "RDD") -> float:
@@ -192,7 +203,7 @@ def reduce_by_key_locally(rdd: "RDD", func: Callable[[Any, Any], Any]) -> dict:
         return out
 
     merged: dict = {}
-    for part in run_partitions(rdd, partial):
+    for part in reduced_partitions(rdd, partial):
         for k, v in part.items():
             merged[k] = func(merged[k], v) if k in merged else v
     return merged

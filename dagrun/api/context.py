@@ -210,7 +210,7 @@ class Context:
         [[0], [2], [3], [4], [6]]
         """
         num_partitions = _one_of(num_partitions, num_slices)
-        items = data if isinstance(data, (list, range)) else list(data)
+        items = data if isinstance(data, range) else list(data)  # a copy: PySpark's is taken at the call
         k = num_partitions if num_partitions is not None else self.default_parallelism
         if k < 1:
             raise ValueError(f"num_partitions must be at least 1, got {k}")

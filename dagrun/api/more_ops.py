@@ -10,6 +10,7 @@ run to completion, so their answers are exact: well inside PySpark's documented 
 from __future__ import annotations
 
 import builtins
+import copy
 import bisect
 import contextvars
 import math
@@ -22,7 +23,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from dagrun.graph.partitioners import portable_hash
-from dagrun.api.actions import run_partitions
+from dagrun.api.actions import reduced_partitions, run_partitions
 from dagrun.api.sampling import element_sampler, fraction_for_sample_size, range_sampler
 from dagrun.graph.nodes import ZippedNode
 
@@ -81,23 +82,56 @@ def histogram(rdd: "RDD", buckets: int | list | tuple) -> tuple[Any, list[int]]:
         counters[-1] += last
         return counters
 
-    parts = run_partitions(rdd, count)
-    return buckets, [sum(column) for column in builtins.zip(*parts)] if parts else [0] * (len(buckets) - 1)
+    parts = reduced_partitions(rdd, count)
+    return buckets, [sum(column) for column in builtins.zip(*parts)]
 
 
 def tree_aggregate(rdd: "RDD", zero_value: Any, seq_op: Callable, comb_op: Callable, depth: int = 2) -> Any:
-    """``aggregate``, checked as PySpark checks it; partial results meet in the driver,
-    which is what a tree of depth 1 does (the answer is the same at any depth)."""
+    """``aggregate`` with the partial results combined in a tree of shuffles, as PySpark does:
+    ``zero_value`` starts each partition (and is the answer when there is none), while the
+    partials are only combined with each other, so the levels meet in PySpark's order.
+
+    >>> ctx.parallelize(range(10), 4).tree_aggregate(0, operator.add, operator.add)   # doctest: +SKIP
+    45
+    """
     if depth < 1:
         raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
-    return rdd.aggregate(zero_value, seq_op, comb_op)
+    if rdd.get_num_partitions() == 0:
+        return zero_value
+
+    def aggregate_partition(it: Iterator) -> Iterator:
+        acc = copy.deepcopy(zero_value)  # each partition its own zero, as each PySpark task unpickles one
+        for x in it:
+            acc = seq_op(acc, x)
+        yield acc
+
+    partials = rdd.map_partitions(aggregate_partition)
+    n: float = partials.get_num_partitions()
+    scale = builtins.max(int(math.ceil(n ** (1.0 / depth))), 2)
+    while n > scale + n / scale:  # another level still shortens the driver's part
+        n /= scale
+        level = int(n)
+        partials = (partials.map_partitions_with_index(lambda i, it, level=level: ((i % level, x) for x in it))
+                    .reduce_by_key(comb_op, level).values())
+    return partials.reduce(comb_op)
 
 
 def tree_reduce(rdd: "RDD", f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
-    """``reduce``, checked as PySpark checks it; an empty RDD raises ValueError."""
+    """``reduce`` in a tree of shuffles (``tree_aggregate``); an empty RDD raises ValueError."""
     if depth < 1:
         raise ValueError(f"Depth cannot be smaller than 1 but got {depth}.")
-    return rdd.reduce(f)
+
+    def op(x: tuple, y: tuple) -> tuple:  # (value, is the dummy zero)
+        if x[1]:
+            return y
+        if y[1]:
+            return x
+        return f(x[0], y[0]), False
+
+    value, empty = rdd.map(lambda x: (x, False)).tree_aggregate((None, True), op, op, depth)
+    if empty:
+        raise ValueError("Cannot reduce empty RDD.")
+    return value
 
 
 def to_local_iterator(rdd: "RDD", prefetch_partitions: bool = False) -> Iterator:

@@ -99,3 +99,9 @@ class StatCounter:
 
     def __repr__(self) -> str:
         return f"(count: {self.n}, mean: {self.mean()}, stdev: {self.stdev()}, max: {self.max_value}, min: {self.min_value})"
+
+    # PySpark's names for the same methods (``rdd.stats()`` returns this class to PySpark scripts too)
+    mergeStats = merge_stats
+    sampleVariance = sample_variance
+    sampleStdev = sample_stdev
+    asDict = as_dict

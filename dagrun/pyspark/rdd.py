@@ -26,6 +26,36 @@ if TYPE_CHECKING:
     from dagrun.pyspark.context import SparkContext
 
 
+class Partitioner:
+    """PySpark's ``rdd.partitioner``: ``numPartitions`` and ``partitionFunc``, called on a key for
+    its partition, and equal to another when they place every key alike."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+
+    @property
+    def numPartitions(self) -> int:  # noqa: N802 - PySpark's name
+        return self._inner.num_partitions
+
+    @property
+    def partitionFunc(self) -> Any:  # noqa: N802 - PySpark's name
+        return getattr(self._inner, "partition_func", self._inner)
+
+    def __call__(self, key: Any) -> int:
+        return self._inner(key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Partitioner) and self._inner == other._inner
+
+    def __hash__(self) -> int:
+        return hash(self._inner)
+
+    def __repr__(self) -> str:
+        return f"Partitioner({self._inner!r})"
+
+
 class StorageLevel:
     """Where a persisted RDD would be kept.  dagrun keeps every persisted RDD in its block
     store, whatever the level; the level is recorded and reported as PySpark reports it."""
@@ -92,8 +122,9 @@ class RDD:
         return self.ctx
 
     @property
-    def partitioner(self) -> Any:
-        return self._rdd.partitioner
+    def partitioner(self) -> "Partitioner | None":
+        inner = self._rdd.partitioner
+        return None if inner is None else Partitioner(inner)
 
     @property
     def is_cached(self) -> bool:

@@ -58,3 +58,52 @@ def test_text_file_is_named_by_its_path_and_gives_bytes_without_unicode(sc, tmp_
     assert sc.textFile(str(path)).name() == str(path)
     assert sc.range(5).name() is None
     assert sc.textFile(str(path), use_unicode=False).collect() == ["h\u00e9llo".encode(), b"world"]
+
+
+def test_parallelize_takes_its_data_at_the_call(sc):
+    data = [1, 2, 3]
+    rdd = sc.parallelize(data, 2)
+    data.append(4)
+    data[0] = 0
+    assert rdd.collect() == [1, 2, 3]
+
+
+def test_tree_aggregate_uses_the_zero_once_a_partition_and_combines_in_pysparks_tree(sc):
+    from operator import add
+
+    assert sc.parallelize(range(10), 4).treeAggregate(1, add, add) == 49  # 45 + one zero for each of 4
+    assert sc.emptyRDD().treeAggregate(7, add, add) == 7
+    assert sc.parallelize(list("abcdefghij"), 10).treeReduce(add) == "acegibdfhj"  # two levels, as PySpark's
+    assert sc.parallelize(range(100), 20).treeAggregate(0, add, add, depth=3) == 4950
+    with pytest.raises(ValueError, match="Cannot reduce empty RDD"):
+        sc.emptyRDD().treeReduce(add)
+
+
+@pytest.mark.parametrize("action", ["stats", "mean", "variance", "stdev", "sampleStdev", "sampleVariance", "top",
+                                    "countByValue", "countByKey", "reduceByKeyLocally", "histogram"])
+def test_actions_that_pyspark_ends_with_reduce_raise_on_an_rdd_without_partitions(sc, action):
+    from operator import add
+
+    args = {"top": (1,), "reduceByKeyLocally": (add,), "histogram": ([0, 1, 2],)}.get(action, ())
+    with pytest.raises(ValueError, match="empty RDD"):
+        getattr(sc.emptyRDD(), action)(*args)
+    empty_partitions = sc.parallelize([], 2)  # partitions, though empty: an answer, as in PySpark
+    if action not in ("top", "reduceByKeyLocally", "countByKey", "countByValue", "histogram"):
+        assert getattr(empty_partitions, action)(*args) is not None
+    assert empty_partitions.histogram([0, 1, 2]) == ([0, 1, 2], [0, 0])
+
+
+def test_take_ordered_refuses_a_negative_count(sc):
+    with pytest.raises(ValueError, match="top N cannot be negative"):
+        sc.parallelize([3, 1, 2]).takeOrdered(-1)
+    assert sc.parallelize([3, 1, 2]).top(-1) == []  # PySpark's top takes nlargest(-1): nothing
+
+
+def test_the_partitioner_and_stats_have_pysparks_names(sc):
+    rdd = sc.parallelize([(1, 2), (3, 4)]).partitionBy(3)
+    part = rdd.partitioner
+    assert part.numPartitions == 3 and callable(part.partitionFunc) and part(5) == 5 % 3
+    assert rdd.mapValues(str).partitioner == part and rdd.map(lambda kv: kv).partitioner is None
+    stats = sc.parallelize([1.0, 2.0, 3.0]).stats()
+    assert stats.asDict()["count"] == 3 and stats.sampleStdev() == 1.0 and stats.sampleVariance() == 1.0
+    assert stats.copy().mergeStats(stats).count() == 6
