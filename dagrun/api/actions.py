@@ -11,10 +11,10 @@ import builtins
 import copy
 import heapq
 import itertools
-import math
+import operator
 from collections import defaultdict
 from functools import reduce as _reduce
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from dagrun.api.statcounter import StatCounter
 from dagrun.graph.nodes import TextFileNode
@@ -72,6 +72,10 @@ def count_by_value(rdd: "RDD") -> dict:
 
 def take(rdd: "RDD", num: int) -> list:
     """The first ``num`` elements, scanning as few partitions as it can (PySpark's rule)."""
+    try:  # refused here, as PySpark's driver does, not in a task; a numpy integer is an int
+        num = operator.index(num)
+    except TypeError:
+        raise TypeError(f"take() needs an int count of elements, got {num!r}") from None
     items: list = []
     total = rdd.get_num_partitions()
     scanned = 0

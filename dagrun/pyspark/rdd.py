@@ -147,7 +147,8 @@ class RDD:
     def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
         args = tuple(unwrap(a) for a in args)
         kwargs = {k: unwrap(v) for k, v in kwargs.items()}
-        return wrap(self.ctx._run(getattr(self._rdd, name), args, kwargs), self.ctx)
+        result = self.ctx._run(getattr(self._rdd, name), args, kwargs)
+        return self if result is self._rdd else wrap(result, self.ctx)  # PySpark's ``partitionBy`` may return self
 
     # ---- PySpark's meaning differs from dagrun's ------------------------------------------
 

@@ -107,3 +107,14 @@ def test_the_partitioner_and_stats_have_pysparks_names(sc):
     stats = sc.parallelize([1.0, 2.0, 3.0]).stats()
     assert stats.asDict()["count"] == 3 and stats.sampleStdev() == 1.0 and stats.sampleVariance() == 1.0
     assert stats.copy().mergeStats(stats).count() == 6
+
+
+def test_partition_by_an_equal_partitioner_is_the_rdd_itself(sc):
+    parted = sc.parallelize([(1, 2), (3, 4)]).partitionBy(2)
+    assert parted.partitionBy(2) is parted and parted.partitionBy(3) is not parted
+
+
+def test_take_of_a_non_integer_count_is_refused_on_the_driver(sc):
+    with pytest.raises(TypeError, match="int"):
+        sc.parallelize(range(5)).take(2.5)
+    assert sc.parallelize(range(5)).take(True) == [0]  # bool is an int, as in PySpark
