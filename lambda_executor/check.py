@@ -75,6 +75,16 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
             "build": build_id()}
 
 
+def _build_step(theirs: str) -> tuple[str, bool, str]:
+    """Whether the function runs this driver's code (``scheduler.build``), as a step."""
+    ours = build_id()
+    if theirs == ours:
+        return "build", True, f"the function runs this driver's dagrun (build {ours})"
+    what = f"build {theirs}" if theirs else "an older one, which does not say its build"
+    return "build", False, (f"the function runs another dagrun ({what}; this driver's is build {ours}); "
+                            "redeploy it with `dagrun lambda deploy` from this installation")
+
+
 def check(backend: Any, store: str, storage_options: dict, driver_host: str | None = None,
           connect_timeout: float = 5.0) -> list[tuple[str, bool, str]]:
     """The driver side: one invocation through ``backend.invoke_once``; see the module docstring."""
@@ -103,11 +113,7 @@ def check(backend: Any, store: str, storage_options: dict, driver_host: str | No
         except Exception as exc:  # noqa: BLE001 - a finding to report
             report["steps"].append({"step": "delete", "ok": False, "detail": f"{type(exc).__name__}: {exc}"})
     steps = [("invoke", True, f"function ran on {report.get('host')}")]
-    theirs = str(report.get("build") or "")
-    steps.append(("build", theirs == build_id(),
-                  f"the function runs this driver's dagrun (build {theirs})" if theirs == build_id() else
-                  f"the function runs another dagrun ({f'build {theirs}' if theirs else 'an older one'}; this "
-                  f"driver's is build {build_id()}); redeploy it with `dagrun lambda deploy` from this installation"))
+    steps.append(_build_step(str(report.get("build") or "")))
     for item in report["steps"]:
         detail = item["detail"] if item["ok"] else f"{item['detail']}; {_HINTS.get(item['step'], '')}".rstrip("; ")
         steps.append((item["step"], bool(item["ok"]), detail))

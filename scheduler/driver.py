@@ -203,9 +203,9 @@ class Driver:
             self._perform(self.core.handle(ResultReceived(executor_id, message.key, message.attempt, now,
                                                           message.value, message.error, message.metrics)))
         elif isinstance(message, Register):
-            if getattr(message, "build", "") != build_id():
-                self._refuse(executor_id, IncompatibleExecutor(executor_id, getattr(message, "build", ""),
-                                                               build_id()), now)
+            theirs = getattr(message, "build", "")
+            if theirs != build_id():
+                self._refuse(executor_id, IncompatibleExecutor(executor_id, theirs, build_id()), now)
                 return
             self._executor_entry(executor_id).update(registered=time.time(), pid=message.pid,
                                                      remaining=message.remaining_seconds,
