@@ -68,15 +68,20 @@ def filter(rdd: "RDD", f: Callable[[Any], bool]) -> "RDD":
                  lambda _, bs: ([x for x in b if f(x)] for b in bs))
 
 
+# The key-value steps index a record (kv[0], kv[1]) as PySpark does, so a longer tuple keeps
+# its first two items where unpacking it would fail, and a shorter one fails with IndexError.
+
+
 def map_values(rdd: "RDD", f: Callable[[Any], Any]) -> "RDD":
-    return _pipe(rdd, lambda _, it: ((k, f(v)) for k, v in it), True, "map_values",
-                 lambda _, bs: ([(k, f(v)) for k, v in b] for b in bs))
+    return _pipe(rdd, lambda _, it: ((kv[0], f(kv[1])) for kv in it), True, "map_values",
+                 lambda _, bs: ([(kv[0], f(kv[1])) for kv in b] for b in bs))
 
 
 def flat_map_values(rdd: "RDD", f: Callable[[Any], Iterable]) -> "RDD":
     def flat(_, it):
-        for k, v in it:
-            for x in f(v):
+        for kv in it:
+            k = kv[0]
+            for x in f(kv[1]):
                 yield (k, x)
 
     return _pipe(rdd, flat, True, "flat_map_values")

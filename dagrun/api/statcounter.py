@@ -11,6 +11,22 @@ import math
 from typing import Iterable
 
 
+def _maximum(a, b):
+    # numpy's ``maximum``, which PySpark's StatCounter uses: a NaN on either side is the
+    # answer, and an int comes back as a float (it met the float starting value)
+    if a != a or b != b:
+        return math.nan
+    m = a if a >= b else b
+    return float(m) if type(m) in (int, bool) else m
+
+
+def _minimum(a, b):
+    if a != a or b != b:
+        return math.nan
+    m = a if a <= b else b
+    return float(m) if type(m) in (int, bool) else m
+
+
 class StatCounter:
     """Count, mean and variance in one pass (Welford), mergeable across partitions."""
 
@@ -25,7 +41,7 @@ class StatCounter:
         delta = value - self.mu
         self.mu += delta / self.n
         self.m2 += delta * (value - self.mu)
-        self.max_value, self.min_value = max(self.max_value, value), min(self.min_value, value)
+        self.max_value, self.min_value = _maximum(self.max_value, value), _minimum(self.min_value, value)
         return self
 
     def merge_stats(self, other: "StatCounter") -> "StatCounter":
@@ -44,7 +60,8 @@ class StatCounter:
                 self.mu = other.mu - (delta * self.n) / total
             else:
                 self.mu = (self.mu * self.n + other.mu * other.n) / total
-            self.max_value, self.min_value = max(self.max_value, other.max_value), min(self.min_value, other.min_value)
+            self.max_value = _maximum(self.max_value, other.max_value)
+            self.min_value = _minimum(self.min_value, other.min_value)
             self.m2 += other.m2 + (delta * delta * self.n * other.n) / total
             self.n = total
         return self

@@ -118,3 +118,23 @@ def test_take_of_a_non_integer_count_is_refused_on_the_driver(sc):
     with pytest.raises(TypeError, match="int"):
         sc.parallelize(range(5)).take(2.5)
     assert sc.parallelize(range(5)).take(True) == [0]  # bool is an int, as in PySpark
+
+
+def test_key_value_steps_index_a_record_as_pyspark_does(sc):
+    triples = sc.parallelize([(1, 2, 3), (1, 4, 5), (2, 6, 7)], 2)
+    assert triples.mapValues(str).collect() == [(1, "2"), (1, "4"), (2, "6")]
+    assert triples.flatMapValues(lambda v: [v, -v]).collect() == [(1, 2), (1, -2), (1, 4), (1, -4), (2, 6), (2, -6)]
+    other = sc.parallelize([(1, 0, 9)])
+    assert sorted(triples.join(other).collect()) == [(1, (2, 0)), (1, (4, 0))]
+    assert sorted(triples.leftOuterJoin(other).collect()) == [(1, (2, 0)), (1, (4, 0)), (2, (6, None))]
+    assert triples.subtractByKey(other).collect() == [(2, 6)]
+    with pytest.raises(Exception, match="IndexError"):
+        sc.parallelize([(1,)]).mapValues(str).collect()
+
+
+def test_stats_min_and_max_are_floats_and_a_nan_is_kept(sc):
+    stats = sc.parallelize([1, 2, 3, 4], 2).stats()
+    assert repr(stats) == "(count: 4, mean: 2.5, stdev: 1.118033988749895, max: 4.0, min: 1.0)"
+    assert type(stats.max()) is float and type(stats.min()) is float
+    with_nan = sc.parallelize([1.0, float("nan"), 3.0], 3).stats()
+    assert with_nan.max() != with_nan.max() and with_nan.min() != with_nan.min()
