@@ -241,7 +241,7 @@ class Context:
         name = path if isinstance(path, str) else ",".join(path)
         path = _split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
-        minimum = min_partitions if min_partitions is not None else self.default_min_partitions
+        minimum = min_partitions or self.default_min_partitions  # 0 too, as in PySpark
         rdd = RDD(TextFileNode(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None))
         rdd.set_name(name)
         return rdd if use_unicode else rdd.map(str.encode)
@@ -254,7 +254,7 @@ class Context:
 
         path = _split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
-        minimum = min_partitions if min_partitions is not None else self.default_min_partitions
+        minimum = min_partitions or self.default_min_partitions  # 0 too, as in PySpark
         return RDD(BinaryRecordsNode(self, path, record_length, size, minimum,
                                      storage_options or dict(self.config.storage_options) or None))
 
@@ -277,7 +277,7 @@ class Context:
 
     def _whole_files(self, path: str, kind: str, min_partitions: int | None, storage_options: dict | None,
                      use_unicode: bool = True) -> RDD:
-        minimum = min_partitions if min_partitions is not None else self.default_min_partitions
+        minimum = min_partitions or self.default_min_partitions  # 0 too, as in PySpark
         return RDD(WholeFilesNode(self, _split_paths(path), kind, minimum,
                                   storage_options or dict(self.config.storage_options) or None, use_unicode))
 

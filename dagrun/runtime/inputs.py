@@ -7,17 +7,24 @@ Policy (Hadoop's ``FileInputFormat`` and ``LineRecordReader``):
 
 * Planning.  A path is a file, a glob, a directory (its regular files, sorted, non-recursive,
   skipping names that start with ``_`` or ``.`` such as ``_SUCCESS``), or a list of these.  The
-  split size is ``max(1, min(split_size, ceil(total_bytes / min_partitions)))``.  A file is cut
-  into pieces of that size, but the last piece may be up to 10% larger (Hadoop's SPLIT_SLOP) so
-  that no tiny tail split is made.  An empty file still gets one empty split, as in Hadoop.
+  split size is Hadoop's: ``max(1, min(split_size, total_bytes // min_partitions))``.  A file is
+  cut into pieces of that size, but the last piece may be up to 10% larger (Hadoop's SPLIT_SLOP)
+  so that no tiny tail split is made.  Text files follow Hadoop exactly; so ``text_file`` of a
+  small file gives PySpark's partitions, empty ones included (a 5-byte file and 2 partitions
+  asked for give 3 splits).  An empty file gives no split, as Spark drops empty splits; binary
+  records keep its one empty split.
   A file named explicitly is read whatever its name; an existing directory with no visible
   files gives no splits, while a missing path, a glob matching nothing or an unfinished save
   (``output_marks``) is an error.
   ``.gz`` and ``.bz2`` files cannot be split: each is one split, read as a decompressed stream.
-* Line ownership.  A split ``[start, end)`` owns exactly the lines that *start* in it; a line
-  starts at offset 0 or right after a ``\\n``.  A split other than the first therefore discards
-  through the first ``\\n`` at or after ``start - 1`` (none before ``end``: it owns nothing),
-  and reads past ``end`` only to the next ``\\n``.  A line starting at ``end`` is the next split's.
+* Line ownership (Hadoop's ``LineRecordReader``).  The byte range ``[s, e)`` owns the lines
+  that start in ``(s, e]``, and the first range also the line at 0: a reader always finishes
+  the line it is in at its end, and every range but the first skips the line it starts in.
+  A ``TextSplit`` holds that rule as the range of line starts ``[s + 1, e + 1)`` (``[0, e + 1)``
+  for the first), and owns exactly the lines that *start* in it; a line starts at offset 0 or
+  right after a ``\\n``.  A split other than the first therefore discards through the first
+  ``\\n`` at or after ``start - 1`` (none before ``end``: it owns nothing), and reads past
+  ``end`` only to the next ``\\n``.
 * Lines end with ``\\n`` or ``\\r\\n``, and the ending is stripped.  A final line without an
   ending is still a line, and a trailing ``\\n`` makes no empty last line.  A lone ``\\r`` is
   not an ending (Hadoop's reader takes it as one; here ``wc -l`` and the count fast path,
@@ -100,16 +107,25 @@ class _File:
 def plan_text_splits(
     path: PathArg, *, split_size: int, min_partitions: int, storage_options: dict[str, Any] | None = None
 ) -> list[TextSplit]:
-    """Cut every input file into byte-range splits; compressed files are one split each."""
+    """Cut every input file into Hadoop's splits; compressed files are one split each.
+
+    >>> [(s.start, s.end) for s in plan_text_splits("a.txt", split_size=1 << 27, min_partitions=2)]  # doctest: +SKIP
+    [(0, 3), (3, 5), (5, 6)]
+    """
     files = _list_files(path, storage_options)
-    size = _effective_split_size(files, split_size, min_partitions)
+    if split_size < 1:
+        raise ValueError(f"split_size must be a positive number of bytes, got {split_size}")
+    goal = sum(f.size for f in files) // max(1, min_partitions)  # Hadoop's goalSize, rounded down
+    size = max(1, min(split_size, goal))
     splits: list[TextSplit] = []
     for f in files:
         compression = _compression_of(f.url)
+        if f.size == 0:
+            continue
         if compression is not None:
             splits.append(TextSplit(f.url, 0, f.size, f.size, compression))
         else:
-            splits.extend(TextSplit(f.url, s, e, f.size, None) for s, e in _cut(f.size, size))
+            splits.extend(TextSplit(f.url, s + 1 if s else 0, e + 1, f.size, None) for s, e in _cut(f.size, size))
     return splits
 
 

@@ -138,3 +138,19 @@ def test_stats_min_and_max_are_floats_and_a_nan_is_kept(sc):
     assert type(stats.max()) is float and type(stats.min()) is float
     with_nan = sc.parallelize([1.0, float("nan"), 3.0], 3).stats()
     assert with_nan.max() != with_nan.max() and with_nan.min() != with_nan.min()
+
+
+@pytest.mark.parametrize("data, min_partitions, partitions", [
+    (b"a\nb\nc", None, [["a", "b"], ["c"], []]),  # Hadoop's goal size 5 // 2, and a 1-byte tail split
+    (b"0\n1\n2\n3\n4\n", 5, [["0", "1"], ["2"], ["3"], ["4"], []]),  # a line starting at a split's end is its
+    (b"0\n1\n2\n3\n4\n5", 3, [["0", "1"], ["2", "3"], ["4"], ["5"]]),
+    (b"a\nb\n", 0, [["a", "b"], []]),  # 0 means the default, 2
+    (b"", 4, []),  # no split for an empty file
+])
+def test_text_file_partitions_are_hadoops(sc, tmp_path, data, min_partitions, partitions):
+    path = tmp_path / "in.txt"
+    path.write_bytes(data)
+    rdd = sc.textFile(str(path), min_partitions)
+    assert rdd.getNumPartitions() == len(partitions)
+    assert rdd.glom().collect() == partitions
+    assert rdd.count() == sum(map(len, partitions))
