@@ -146,6 +146,10 @@ def test_stats_min_and_max_are_floats_and_a_nan_is_kept(sc):
     (b"0\n1\n2\n3\n4\n5", 3, [["0", "1"], ["2", "3"], ["4"], ["5"]]),
     (b"a\nb\n", 0, [["a", "b"], []]),  # 0 means the default, 2
     (b"", 4, []),  # no split for an empty file
+    (b"a\rb\rc\n", None, [["a", "b"], ["c"]]),  # a lone "\r" ends a line
+    (b"a\rb\r", None, [["a", "b"], []]),
+    (b"a\r\r\nb\n", None, [["a", ""], ["b"]]),
+    (b"aaaa\rbbbb\rcccc\r", 2, [["aaaa", "bbbb"], ["cccc"], []]),
 ])
 def test_text_file_partitions_are_hadoops(sc, tmp_path, data, min_partitions, partitions):
     path = tmp_path / "in.txt"
