@@ -12,7 +12,7 @@ Policy (Hadoop's ``FileInputFormat`` and ``LineRecordReader``):
   so that no tiny tail split is made.  Text files follow Hadoop exactly; so ``text_file`` of a
   small file gives PySpark's partitions, empty ones included (a 5-byte file and 2 partitions
   asked for give 3 splits).  An empty file gives no split, as Spark drops empty splits; binary
-  records keep its one empty split.
+  records keep its one empty split, and round the split size down to whole records.
   A file named explicitly is read whatever its name; an existing directory with no visible
   files gives no splits, while a missing path, a glob matching nothing or an unfinished save
   (``output_marks``) is an error.
@@ -114,10 +114,7 @@ def plan_text_splits(
     [(0, 3), (3, 5), (5, 6)]
     """
     files = _list_files(path, storage_options)
-    if split_size < 1:
-        raise ValueError(f"split_size must be a positive number of bytes, got {split_size}")
-    goal = sum(f.size for f in files) // max(1, min_partitions)  # Hadoop's goalSize, rounded down
-    size = max(1, min(split_size, goal))
+    size = _effective_split_size(files, split_size, min_partitions)
     splits: list[TextSplit] = []
     for f in files:
         compression = _compression_of(f.url)
@@ -157,7 +154,7 @@ def _effective_split_size(files: list[_File], split_size: int, min_partitions: i
     if split_size < 1:
         raise ValueError(f"split_size must be a positive number of bytes, got {split_size}")
     total = sum(f.size for f in files)
-    goal = -(-total // max(1, min_partitions))  # Hadoop's goalSize, rounded up
+    goal = total // max(1, min_partitions)  # Hadoop's goalSize
     return max(1, min(split_size, goal))
 
 
