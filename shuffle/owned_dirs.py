@@ -9,8 +9,9 @@ killer) leaves them behind.  ``owned_dir`` makes the folder and holds an exclusi
 on the file ``.owner`` in it for as long as the process lives: the kernel drops the lock when
 the process dies, however it died, and a lock means the same in every PID namespace, where a
 process id would not.  ``sweep_abandoned`` removes each folder of this user named like these
-whose ``.owner`` it can lock, so nobody holds it, once that file is ``min_age`` seconds old
-(the owner takes the lock right after making the file).  A folder without ``.owner`` (made
+whose ``.owner`` it can lock, so nobody holds it, once that file is ``min_age`` seconds old.
+The owner locks the file before giving it that name, so a ``.owner`` is never seen unlocked
+while its owner lives.  A folder without ``.owner`` (made
 by someone else, or by a dagrun from before this module) is never touched, nor is a symlink.
 Where ``fcntl`` is missing (Windows) folders are made without a lock and nothing is swept.
 
@@ -34,7 +35,7 @@ except ImportError:  # pragma: no cover - Windows
 
 OWNER = ".owner"
 PREFIXES = ("dagrun-store-", "dagrun-executors-", "dagrun-faults-")
-MIN_AGE = 60.0  # seconds: an owner file younger than this may not be locked yet
+MIN_AGE = 60.0  # seconds: a margin for a dagrun of before the rename, which named the file before locking it
 
 _held: dict[str, int] = {}  # folder -> descriptor of its locked owner file
 
@@ -48,9 +49,13 @@ def owned_dir(prefix: str, dir: str | None = None) -> str:
     path = tempfile.mkdtemp(prefix=prefix, dir=dir)
     if fcntl is None:
         return path
-    fd = os.open(os.path.join(path, OWNER), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    # Locked under another name, then renamed: a sweeper (this process's own, on its thread)
+    # that finds ``.owner`` finds it locked, never in the moment between creating and locking.
+    unlocked = os.path.join(path, OWNER + ".new")
+    fd = os.open(unlocked, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     os.write(fd, f"pid {os.getpid()}\n".encode())
+    os.rename(unlocked, os.path.join(path, OWNER))
     _held[path] = fd
     return path
 

@@ -54,6 +54,29 @@ def test_own_folders_are_held_until_removed(tmp_path):
     assert not os.path.exists(path)
 
 
+def test_a_folder_being_made_is_never_seen_unlocked_by_a_sweep(tmp_path):
+    # A sweep with no age margin, running while folders are made: it must neither make
+    # owned_dir fail nor remove a folder whose owner lives.
+    import threading
+
+    done, removed = threading.Event(), []
+
+    def sweep() -> None:
+        while not done.is_set():
+            removed.extend(sweep_abandoned([str(tmp_path)], min_age=0.0))
+
+    sweeper = threading.Thread(target=sweep)
+    sweeper.start()
+    try:
+        made = [owned_dir("dagrun-store-", str(tmp_path)) for _ in range(300)]
+    finally:
+        done.set()
+        sweeper.join(10)
+    assert removed == [] and all(os.path.isfile(os.path.join(p, OWNER)) for p in made)
+    for p in made:
+        remove_owned(p)
+
+
 @pytest.mark.timeout(120)
 def test_a_context_sweeps_what_a_killed_driver_left(tmp_path, monkeypatch):
     import dagrun
