@@ -117,9 +117,9 @@ def plan_text_splits(
     size = _effective_split_size(files, split_size, min_partitions)
     splits: list[TextSplit] = []
     for f in files:
-        compression = _compression_of(f.url)
         if f.size == 0:
             continue
+        compression = _compression_of(f.url)
         if compression is not None:
             splits.append(TextSplit(f.url, 0, f.size, f.size, compression))
         else:
@@ -244,8 +244,6 @@ def read_text_split(split: TextSplit, storage_options: dict[str, Any] | None = N
 
 def read_text_batches(split: TextSplit, storage_options: dict[str, Any] | None = None) -> Iterator[list[str]]:
     """``read_text_split``'s lines as lists (see ``dagrun.runtime.lines``)."""
-    if split.compression is None and split.start >= split.end:
-        return  # an empty file's split: no request at all
     with _text_blocks(split, storage_options, past_end=True) as blocks:
         end = split.end if split.compression is None else math.inf
         runs = owned_runs(*_first_line(blocks, split.start, end), end)
@@ -264,8 +262,6 @@ def count_text_split_lines(split: TextSplit, storage_options: dict[str, Any] | N
     An uncompressed split never reads past ``end``: a line is owned if it starts before ``end``,
     and where it finishes does not change the count.
     """
-    if split.compression is None and split.start >= split.end:
-        return 0
     if split.compression is None and optional.numpy() is not None:
         return _count_uncompressed_lines(split, storage_options)
     return _count_lines_in_blocks(split, storage_options)
