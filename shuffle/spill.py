@@ -176,7 +176,8 @@ class CombineMap:
                 else:
                     d[key] = create(value)
         self._ops += len(pairs)
-        return self._check()
+        # on add's schedule: a chunk can be a few hundred records, and a check samples 32 entries
+        return self._ops >= self._next_check and self._check()
 
     def _insert_new(self, columns: PairColumns) -> bool:
         # Columns whose keys are all new to the dict (the reduce side's first map output, most

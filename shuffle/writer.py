@@ -53,11 +53,12 @@ from shuffle.store import BlockStore
 
 __all__ = ["Aggregator", "BlockColumn", "BlockRef", "MapStatus", "Segment", "write_map_output"]
 
-_CHECK_EVERY = 4096
+_CHECK_EVERY = 4096  # records partitioned per call: each call makes a list per partition
+_COMBINE_CHUNK = 256  # fewest records merged per call into the combine's dict
 _first = operator.itemgetter(0)  # a record's key, with no Python frame per record
 _LIVE_OBJECT_FACTOR = 4  # Python objects take ~2-5x their pickled size
 _SPILL_SLICE = 1 << 16  # combiners partitioned per call: bounds the extra lists
-_PROBE = 1 << 17  # records combined before deciding whether combining pays (a multiple of _CHECK_EVERY)
+_PROBE = 1 << 17  # records combined before deciding whether combining pays
 _FRESH_BYPASS = 0.8  # share of fresh keys in the probe's second half above which it does not
 
 
@@ -212,17 +213,18 @@ def _combine_probe(cmap: CombineMap, batches: Iterator[list], spill: Callable[[]
     Worth it unless at least ``_FRESH_BYPASS`` of the probe's second half were keys not seen
     before (a spill in between makes keys fresh again, rightly: they are written twice).
     """
-    seen = fresh = 0
+    seen = fresh = probed = 0  # probed: the records of chunks that began in the second half
     for chunk in batches:
         before = len(cmap)
         over = cmap.add_chunk(chunk)
         if seen >= _PROBE // 2:
             fresh += len(cmap) - before
+            probed += len(chunk)
         seen += len(chunk)
         if over:
             spill()
-        if seen >= _PROBE:
-            return fresh < _FRESH_BYPASS * (seen - _PROBE // 2)
+        if seen >= _PROBE and probed:
+            return fresh < _FRESH_BYPASS * probed
     return True
 
 
@@ -315,9 +317,8 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
     # a partition that comes as lists (dagrun.graph.nodes.Batched) is taken so: no Python step per record
     take = getattr(records, "take_batches", None)
     lists = take() if take is not None else None
-    batches = chunked(records, _CHECK_EVERY) if lists is None else _regrouped(lists, _CHECK_EVERY)
     if aggregator is None:
-        route(batches)
+        route(chunked(records, _CHECK_EVERY) if lists is None else _regrouped(lists, _CHECK_EVERY))
     else:
         cmap = CombineMap(aggregator, combined=False, memory_budget=memory_budget)
 
@@ -329,6 +330,10 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
                 partition_pairs(key_slice, list(itertools.islice(values, len(key_slice))))
             encode_all()
 
+        # The combine takes the lists as they come, joining only short ones: a list is merged
+        # while its records are still in cache (the map's lists hold a 64 KiB piece of text
+        # each), where joining them into 4096 records cost a tenth of the map task.
+        batches = chunked(records, _COMBINE_CHUNK) if lists is None else _regrouped(lists, _COMBINE_CHUNK)
         if _combine_probe(cmap, batches, spill):
             for chunk in batches:
                 if cmap.add_chunk(chunk):
@@ -337,7 +342,8 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
         else:  # the combine barely reduces: send (key, combiner) pairs on as they come
             spill()
             create = cmap.create_combiner
-            route(batches if create is None else ([(k, create(v)) for k, v in chunk] for chunk in batches))
+            pairs = batches if create is None else ([(k, create(v)) for k, v in chunk] for chunk in batches)
+            route(_regrouped(pairs, _CHECK_EVERY))
 
     encode_all()
     offsets, lengths, counts, checksums = (_numbers(c, bytes(8 * n if c == "Q" else 4 * n)) for c in "QQQI")

@@ -2,16 +2,27 @@
 (what ``save_as_pickle_file`` wrote).
 
 Files are listed as ``text_file`` lists them (a file, a directory, a glob, or a list or
-comma-separated string of those; names starting with ``_`` or ``.`` are skipped) and grouped
-into partitions of whole files, in name order.  Keys name a file as Hadoop does: a local
-file as ``file:/abs/path``, anything else by its URL.
+comma-separated string of those; names starting with ``_`` or ``.`` are skipped), in name
+order.  Keys name a file as Hadoop does: a local file as ``file:/abs/path``, anything else by
+its URL.
+
+Partitions are PySpark's:
+- ``whole_text_files`` and ``binary_files`` group whole files as Hadoop's
+  CombineFileInputFormat does on one host (:func:`combine_files`): files are taken in order
+  into a partition until it holds at least the largest partition size, and what is left
+  (empty files among it) is one last partition.  That size is ``ceil(total bytes /
+  min_partitions)`` for text (Spark's WholeTextFileInputFormat) and, for binary (Spark's
+  StreamFileInputFormat), ``min(split_size, max(4 MiB, sum(size + 4 MiB) //
+  max(default_parallelism, min_partitions)))``, 4 MiB being Spark's cost of opening a file.
+- ``pickle_file`` reads each file as one partition, as Hadoop splits the sequence files
+  PySpark writes (each of them smaller than its split size); an empty partition's file counts too.
 """
 
 from __future__ import annotations
 
 import io
 import pickle
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from dagrun.runtime.inputs import _list_files, _open
 from dagrun.graph.nodes import Node, Split
@@ -30,11 +41,15 @@ class WholeFilesNode(Node):
 
     def _make_splits(self) -> list[Split]:
         files = _list_files(self.path, self.storage_options)
-        total = sum(f.size for f in files)
-        wanted = max(self.min_partitions, -(-total // self.ctx.config.split_size))
-        n = max(1, min(len(files), wanted))
-        return [Split(i, tuple((f.url, f.size) for f in files[i * len(files) // n:(i + 1) * len(files) // n]))
-                for i in range(n)]
+        if self.kind == "pickle":
+            groups = [[f] for f in files]
+        elif self.kind == "text":
+            groups = combine_files(files, -(-sum(f.size for f in files) // self.min_partitions))
+        else:
+            per_core = sum(f.size + _OPEN_COST for f in files) // max(self.ctx.default_parallelism,
+                                                                        self.min_partitions)
+            groups = combine_files(files, min(self.ctx.config.split_size, max(_OPEN_COST, per_core)))
+        return [Split(i, tuple((f.url, f.size) for f in group)) for i, group in enumerate(groups)]
 
     def compute(self, split: Split, tc) -> Iterator:
         for url, size in split.data:
@@ -43,12 +58,44 @@ class WholeFilesNode(Node):
             if self.kind == "pickle":
                 yield from _unpickle_batches(data, url)
             elif self.kind == "text":
-                yield hadoop_name(url), data.decode("utf-8") if self.use_unicode else data
+                # as Hadoop's Text gives it: invalid UTF-8 replaced; use_unicode=False encodes
+                # name and text again (PySpark's UTF8Deserializer on both)
+                name, text = hadoop_name(url), data.decode("utf-8", "replace")
+                yield (name, text) if self.use_unicode else (name.encode(), text.encode())
             else:
                 yield hadoop_name(url), data
 
     def describe_input(self) -> str:
         return f"{self.op_name} of {self.path!r}: {len(self.splits)} partitions of whole files"
+
+
+_OPEN_COST = 4 << 20  # Spark's spark.files.openCostInBytes
+
+
+def combine_files(files: Sequence[Any], max_size: int) -> list[list[Any]]:
+    """Hadoop's CombineFileInputFormat on one host, for files that are never split.
+
+    Non-empty files (each has the host) fill a group in order until it holds ``max_size``
+    bytes or more (0: no limit); the rest, with the empty files (they have no host, so only
+    the rack-wide pass sees them), is one last group, in listing order.
+
+    >>> from types import SimpleNamespace as F
+    >>> [[f.size for f in g] for g in combine_files([F(size=6), F(size=3), F(size=0), F(size=5)], 9)]
+    [[6, 3], [0, 5]]
+    """
+    groups: list[list[Any]] = []
+    group: list[Any] = []
+    size = 0
+    for f in files:
+        if f.size:
+            group.append(f)
+            size += f.size
+            if max_size and size >= max_size:
+                groups.append(group)
+                group, size = [], 0
+    placed = {id(f) for g in groups for f in g}
+    rest = [f for f in files if id(f) not in placed]
+    return groups + [rest] if rest else groups
 
 
 def hadoop_name(url: str) -> str:

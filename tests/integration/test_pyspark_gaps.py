@@ -158,3 +158,46 @@ def test_text_file_partitions_are_hadoops(sc, tmp_path, data, min_partitions, pa
     assert rdd.getNumPartitions() == len(partitions)
     assert rdd.glom().collect() == partitions
     assert rdd.count() == sum(map(len, partitions))
+
+
+def _files(folder, sizes):
+    folder.mkdir()
+    for i, size in enumerate(sizes):
+        (folder / f"f{i:02d}.txt").write_bytes(b"x" * (size - 1) + b"\n" if size else b"")
+    return str(folder)
+
+
+# Partition sizes (files per partition) that PySpark 4.3 gave for these folders on local[2]; the files of
+# a folder have equal sizes, so the order Hadoop lists them in does not change the grouping.
+@pytest.mark.parametrize("sizes, min_partitions, text, binary", [
+    ([10] * 4, None, [2, 2], [4]),
+    ([10] * 4, 1, [4], [4]),
+    ([10] * 4, 3, [2, 2], [4]),
+    ([10] * 4, 5, [1, 1, 1, 1], [4]),
+    ([0, 7, 0, 7], 1, [2, 2], [4]),  # the empty files go last, together
+    ([0, 7, 0, 7], 2, [1, 1, 2], [4]),
+    ([0, 0, 0], 3, [3], [3]),
+    ([3_000_000] * 9, None, [5, 4], [9]),
+    ([3_000_000] * 9, 3, [3, 3, 3], [8, 1]),
+    ([3_000_000] * 9, 7, [2, 2, 2, 2, 1], [4, 4, 1]),
+])
+def test_whole_file_partitions_are_pysparks(tmp_path, sizes, min_partitions, text, binary):
+    folder = _files(tmp_path / "in", sizes)
+    with SparkContext("inline[2]", "whole files") as sc:  # binaryFiles' sizes follow the parallelism: local[2]'s
+        for rdd, want in ((sc.wholeTextFiles(folder, min_partitions), text),
+                          (sc.binaryFiles(folder, min_partitions), binary)):
+            assert rdd.glom().map(len).collect() == want
+
+
+def test_whole_text_files_replace_invalid_utf8_and_give_bytes_without_unicode(sc, tmp_path):
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\nok\n")
+    name = f"file:{tmp_path}/latin1.txt"
+    assert sc.wholeTextFiles(str(tmp_path)).collect() == [(name, "caf\ufffd\nok\n")]
+    assert sc.wholeTextFiles(str(tmp_path), use_unicode=False).collect() == [(name.encode(), "caf\ufffd\nok\n".encode())]
+
+
+def test_a_pickle_file_is_read_a_file_a_partition_empty_ones_too(sc, tmp_path):
+    sc.parallelize(range(25), 3).saveAsPickleFile(str(tmp_path / "p"))
+    assert sc.pickleFile(str(tmp_path / "p")).glom().map(len).collect() == [8, 8, 9]
+    sc.parallelize([1], 3).saveAsPickleFile(str(tmp_path / "q"))
+    assert sc.pickleFile(str(tmp_path / "q"), 1).glom().collect() == [[], [], [1]]
