@@ -211,7 +211,7 @@ class Context:
         """
         num_partitions = _one_of(num_partitions, num_slices)
         items = data if isinstance(data, range) else list(data)  # a copy: PySpark's is taken at the call
-        k = num_partitions if num_partitions is not None else self.default_parallelism
+        k = int(num_partitions) if num_partitions is not None else self.default_parallelism  # int(): PySpark's
         if k < 1:
             raise ValueError(f"num_partitions must be at least 1, got {k}")
         return RDD(ParallelCollectionNode(self, items, k))
@@ -248,13 +248,13 @@ class Context:
 
     def binary_records(self, path: str, record_length: int, min_partitions: int | None = None,
                        split_size: int | str | None = None, storage_options: dict | None = None) -> RDD:
-        """Fixed-length byte records; splits fall on record boundaries.  Comma-separated
-        inputs are read as in ``text_file``."""
+        """Fixed-length byte records, split on record boundaries, by ``split_size`` alone unless
+        ``min_partitions`` is given (PySpark's ``binaryRecords`` takes no minimum)."""
         from dagrun.config import parse_bytes
 
         path = _split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
-        minimum = min_partitions or self.default_min_partitions  # 0 too, as in PySpark
+        minimum = min_partitions or 1
         return RDD(BinaryRecordsNode(self, path, record_length, size, minimum,
                                      storage_options or dict(self.config.storage_options) or None))
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from dagrun.graph.partitioners import portable_hash
 from dagrun.api.actions import reduced_partitions, run_partitions
+from dagrun.api.statcounter import StatCounter
 from dagrun.api.sampling import element_sampler, fraction_for_sample_size, range_sampler
 from dagrun.graph.nodes import ZippedNode
 
@@ -263,16 +264,34 @@ def count_approx(rdd: "RDD", timeout: int, confidence: float = 0.95) -> int:
     return rdd.count()
 
 
+def _exact(value: float) -> BoundedFloat:
+    # a finished approximate job: confidence 1 and no interval, as PySpark reports it
+    return BoundedFloat(value, 1.0, value, value)
+
+
+def _merged_stats(values: list[float]) -> StatCounter:
+    total = StatCounter()
+    for value in values:
+        total.merge(value)
+    return total
+
+
 def sum_approx(rdd: "RDD", timeout: int, confidence: float = 0.95) -> BoundedFloat:
-    """The sum as a ``BoundedFloat``; exact, since the job runs to the end."""
-    total = float(rdd.map(float).sum())
-    return BoundedFloat(total, confidence, total, total)
+    """The sum as a ``BoundedFloat``; exact, since the job runs to the end.
+
+    As PySpark computes it: each partition's ``float(sum(...))``, merged into a StatCounter
+    whose count times mean is the sum (0.0 for no partitions).
+    """
+    return _exact(_merged_stats(run_partitions(rdd, lambda it: float(builtins.sum(it)))).sum())
 
 
 def mean_approx(rdd: "RDD", timeout: int, confidence: float = 0.95) -> BoundedFloat:
-    """The mean as a ``BoundedFloat``; exact, since the job runs to the end."""
-    mean = float(rdd.map(float).mean())
-    return BoundedFloat(mean, confidence, mean, mean)
+    """The mean as a ``BoundedFloat``; exact, since the job runs to the end (0.0 for no values)."""
+    parts = run_partitions(rdd, lambda it: StatCounter(map(float, it)))
+    total = StatCounter()
+    for part in parts:
+        total.merge_stats(part)
+    return _exact(total.mean())
 
 
 def count_approx_distinct(rdd: "RDD", relative_sd: float = 0.05) -> int:

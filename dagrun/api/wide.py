@@ -21,6 +21,7 @@ from shuffle.writer import Aggregator
 
 from dagrun.graph.partitioners import HashPartitioner, RangePartitioner, identity as _identity, portable_hash
 
+from dagrun.api.jvm_random import XORShiftRandom
 from dagrun.graph.nodes import BinaryRecordsNode, ShuffledNode
 from dagrun.graph.prefix_sort import prefix_sorted
 from dagrun.runtime.prefix_sort import KeyPrefix
@@ -123,13 +124,20 @@ def distinct(rdd: "RDD", num_partitions: int | None = None) -> "RDD":
     return rdd.map(lambda x: (x, None)).reduce_by_key(lambda x, _: x, num_partitions).map(lambda kv: kv[0])
 
 
+_DEAL_BATCH = 10  # PySpark's repartition pickles batches of 10 elements: the JVM deals whole batches
+
+
 def repartition(rdd: "RDD", num_partitions: int) -> "RDD":
-    """Exactly ``num_partitions`` partitions, spread round-robin through a shuffle."""
+    """Exactly ``num_partitions`` partitions, dealt through a shuffle as PySpark deals them: each
+    map task deals batches of 10 elements round-robin, starting after a partition drawn by
+    Spark's ``XORShiftRandom(map index)``, so the partitions are PySpark's, element for element."""
     def spread(index: int, it: Iterator) -> Iterator:
-        position = random.Random(index).randrange(num_partitions)
-        for x in it:
+        position, records = XORShiftRandom(index).next_int(num_partitions), iter(it)
+        for batch in iter(lambda: list(itertools.islice(records, _DEAL_BATCH)), []):
             position += 1
-            yield (position % num_partitions, x)
+            target = position % num_partitions
+            for x in batch:
+                yield (target, x)
 
     keyed = rdd.map_partitions_with_index(spread)
     return _shuffled(keyed, HashPartitioner(num_partitions, _identity), op_name="repartition").values()
@@ -139,10 +147,15 @@ def sort_by_key(rdd: "RDD", ascending: bool = True, num_partitions: int | None =
                 keyfunc: Callable[[Any], Any] = _identity) -> "RDD":
     """Sort (k, v) pairs by key; partitions hold contiguous key ranges from a sample.
 
-    Like PySpark, this runs one small job to sample the keys.  Equal keys keep their order.
+    Like PySpark, this runs a job to sample the keys first (two, as PySpark does, when the
+    partitions are small: see ``_sample_bounds``).  Equal keys keep their order.
     """
+    if not rdd.get_num_partitions():
+        return rdd  # PySpark's count finds no record: the RDD itself
     n = _reduce_partitions(rdd, num_partitions)
     bounds = _sample_bounds(rdd, n, keyfunc) if n > 1 else ()
+    if bounds is None:  # no record: PySpark returns the RDD itself, with its partitions
+        return rdd
     partitioner = RangePartitioner(tuple(bounds), ascending, keyfunc)
     return _shuffled(rdd, partitioner, sort_key=keyfunc, ascending=ascending, op_name="sort_by_key",
                      adaptive=_defaulted(rdd, num_partitions))
@@ -165,8 +178,10 @@ def _sort_records(rdd: "RDD", keyfunc: Callable, ascending: bool, n: int, adapti
     """The block path behind ``binary_records(...).sort_by(f)`` (``dagrun.graph.prefix_sort``)."""
     if isinstance(keyfunc, KeyPrefix):
         keyfunc = KeyPrefix(min(keyfunc.length, rdd._node.record_length))
-    bounds = tuple(_sample_bounds(rdd.map(lambda r: (keyfunc(r), None)), n, _identity)) if n > 1 else ()
-    return rdd._derive(prefix_sorted(rdd._node, keyfunc, bounds, ascending, adaptive))
+    bounds = _sample_bounds(rdd.map(lambda r: (keyfunc(r), None)), n, _identity) if n > 1 else ()
+    if bounds is None:  # no record: the RDD itself, as the general path gives it
+        return rdd
+    return rdd._derive(prefix_sorted(rdd._node, keyfunc, tuple(bounds), ascending, adaptive))
 
 
 def repartition_and_sort_within_partitions(rdd: "RDD", num_partitions: int | None = None,
@@ -270,15 +285,22 @@ def _extend(a: list, b: list) -> list:
     return a
 
 
-def _sample_bounds(rdd: "RDD", n: int, keyfunc: Callable) -> list:
-    """Range bounds from one sampling job: weighted reservoir samples of every partition."""
+def _sample_bounds(rdd: "RDD", n: int, keyfunc: Callable) -> list | None:
+    """Range bounds for ``n`` partitions (keys through ``keyfunc``); None when there is no record.
+
+    One job reads up to ``_SAMPLE_SCAN`` records of each partition.  When that was all of
+    every partition, the bounds are PySpark's (``_pysparks_bounds``), so ``glom`` and the
+    part files after a sort are PySpark's too; otherwise they come from weighted reservoir
+    samples of those first records, which reads no partition twice.
+    """
     partitions = max(1, rdd.get_num_partitions())
     per_partition = max(1, math.ceil(3.0 * min(20 * n, 1_000_000) / partitions))
+    scan = max(_SAMPLE_SCAN, 20 * per_partition)
 
     def reservoir(index: int, it: Iterator) -> list:
         # Bounds only balance the partitions; they never change the answer.  So sample the
         # first records of each partition instead of reading all of it twice.
-        it = itertools.islice(it, max(_SAMPLE_SCAN, 20 * per_partition))
+        it = itertools.islice(it, scan)
         rng = random.Random(index)
         sample: list = []
         count = 0
@@ -291,21 +313,34 @@ def _sample_bounds(rdd: "RDD", n: int, keyfunc: Callable) -> list:
                     sample[j] = keyfunc(kv[0])
         return [(count, sample)]
 
+    scanned = rdd.map_partitions_with_index(reservoir).collect()
+    total = sum(count for count, _ in scanned)
+    if not total:
+        return None
+    if all(count < scan for count, _ in scanned):  # every partition was read to its end
+        return _pysparks_bounds(rdd, n, keyfunc, total)
     weighted = []
-    for count, sample in rdd.map_partitions_with_index(reservoir).collect():
+    for count, sample in scanned:
         if sample:
             weight = count / len(sample)  # records scanned (at most the prefix) per sampled key
             weighted.extend((key, weight) for key in sample)
-    if not weighted:
-        return []
     weighted.sort(key=lambda kw: kw[0])
-    total = sum(w for _, w in weighted)
+    total_weight = sum(w for _, w in weighted)
     cumulative, acc = [], 0.0
     for _, w in weighted:
         acc += w
         cumulative.append(acc)
     bounds = []
     for i in range(1, n):
-        j = min(bisect.bisect_left(cumulative, total * i / n), len(weighted) - 1)
+        j = min(bisect.bisect_left(cumulative, total_weight * i / n), len(weighted) - 1)
         bounds.append(weighted[j][0])
     return bounds
+
+
+def _pysparks_bounds(rdd: "RDD", n: int, keyfunc: Callable, total: int) -> list:
+    """PySpark's ``sortByKey`` bounds: a ``sample(False, min(20 n / count, 1), seed=1)`` of the
+    keys, sorted, cut at ``len * (i + 1) / n`` (as keys through ``keyfunc``, which PySpark
+    leaves out of its bounds but applies to the keys it compares with them)."""
+    fraction = min(20.0 * n / total, 1.0)
+    samples = sorted(rdd.sample(False, fraction, 1).map(lambda kv: keyfunc(kv[0])).collect())
+    return [samples[int(len(samples) * (i + 1) / n)] for i in range(n - 1)] if samples else []

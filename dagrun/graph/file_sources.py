@@ -24,7 +24,7 @@ import io
 import pickle
 from typing import Any, Iterator, Sequence
 
-from dagrun.runtime.inputs import _list_files, _open
+from dagrun.runtime.inputs import _compression_of, _list_files, _open, decompress
 from dagrun.graph.nodes import Node, Split
 
 
@@ -55,6 +55,9 @@ class WholeFilesNode(Node):
         for url, size in split.data:
             with _open(url, self.storage_options, size=size, cache_type="readahead") as f:
                 data = f.read()
+            compression = _compression_of(url) if self.kind == "text" else None
+            if compression is not None:  # Hadoop's WholeTextFileRecordReader decompresses by suffix
+                data = decompress(data, compression, url)
             if self.kind == "pickle":
                 yield from _unpickle_batches(data, url)
             elif self.kind == "text":

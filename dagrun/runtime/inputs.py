@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -419,6 +420,17 @@ _DECOMPRESSORS: dict[str, Callable[..., BinaryIO]] = {
     "gzip": lambda raw, mode: gzip.GzipFile(fileobj=raw, mode=mode),
     "bz2": bz2.BZ2File,
 }
+
+
+def decompress(data: bytes, compression: str, url: str) -> bytes:
+    """A whole compressed file's bytes, decompressed (``compression`` as ``_compression_of`` names it)."""
+    if compression not in _DECOMPRESSORS:
+        raise ValueError(f"unsupported compression {compression!r} for {url}")
+    try:
+        with _DECOMPRESSORS[compression](io.BytesIO(data), mode="rb") as stream:
+            return stream.read()
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{url} is not a valid {compression} file ({e}); rename it if it is not compressed") from e
 
 
 def _blocks(f: BinaryIO, start: int, end: int, *, past_end: bool) -> Iterator[bytes]:

@@ -201,3 +201,61 @@ def test_a_pickle_file_is_read_a_file_a_partition_empty_ones_too(sc, tmp_path):
     assert sc.pickleFile(str(tmp_path / "p")).glom().map(len).collect() == [8, 8, 9]
     sc.parallelize([1], 3).saveAsPickleFile(str(tmp_path / "q"))
     assert sc.pickleFile(str(tmp_path / "q"), 1).glom().collect() == [[], [], [1]]
+
+
+def test_whole_text_files_decompress_by_suffix_as_hadoop_does(sc, tmp_path):
+    import gzip
+
+    (tmp_path / "plain.txt").write_text("hello\n" * 90)
+    with gzip.open(tmp_path / "packed.txt.gz", "wt") as f:
+        f.write("hello\n" * 90)
+    assert sorted(sc.wholeTextFiles(str(tmp_path)).mapValues(len).collect()) == [
+        (f"file:{tmp_path}/packed.txt.gz", 540), (f"file:{tmp_path}/plain.txt", 540)]
+    assert sc.binaryFiles(str(tmp_path / "packed.txt.gz")).mapValues(len).collect()[0][1] < 540  # bytes as stored
+
+
+def test_binary_records_of_a_small_file_is_one_partition(sc, tmp_path):
+    (tmp_path / "r.bin").write_bytes(bytes(range(256)) * 4)
+    rdd = sc.binaryRecords(str(tmp_path / "r.bin"), 256)
+    assert rdd.getNumPartitions() == 1 and rdd.count() == 4
+
+
+@pytest.mark.parametrize("data, slices, want", [([], 0, 0.0), ([], 2, 0.0), ([0.1] * 10, 3, None)])
+def test_finished_approximate_actions_have_confidence_one(sc, data, slices, want):
+    rdd = sc.parallelize(data, slices) if slices else sc.emptyRDD()
+    for value, expected in ((rdd.sumApprox(100), 1.0 if data else 0.0), (rdd.meanApprox(100), 0.1 if data else 0.0)):
+        assert (float(value), value.confidence, value.low, value.high) == (expected, 1.0, expected, expected)
+
+
+def test_parallelize_takes_a_slice_count_that_int_accepts(sc):
+    assert sc.parallelize([1, 2, 3], "2").glom().collect() == sc.parallelize([1, 2, 3], 2.0).glom().collect() == [[1], [2, 3]]
+
+
+def test_repartition_deals_batches_of_ten_from_sparks_random_start(sc):
+    # PySpark 4.3's partitions, element for element (Spark's XORShiftRandom picks each map's start)
+    assert sc.parallelize(range(20), 2).repartition(3).glom().collect() == [list(range(10)), list(range(10, 20)), []]
+    assert sc.parallelize(range(30), 3).coalesce(5, True).glom().map(len).collect() == [0, 0, 0, 0, 30]
+    assert sc.parallelize(list(range(57)), 5).repartition(4).glom().collect() == [
+        [22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 43, 54, 55, 56],
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 32],
+        [10, 21],
+        [33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53]]
+    assert sc.parallelize(range(1000), 2).repartition(20).glom().map(len).collect() == [
+        40, 40, 40, 40, 50, 50, 50, 50, 50, 60, 60, 60, 60, 60, 50, 50, 50, 50, 50, 40]
+
+
+def test_a_sort_of_small_partitions_cuts_them_where_pyspark_does(sc):
+    # PySpark 4.3's partitions (its sortByKey samples with seed 1 and cuts the sorted sample)
+    assert sc.parallelize(range(20), 2).sortBy(lambda x: x).glom().collect() == [list(range(11)), list(range(11, 20))]
+    assert sc.parallelize([], 2).sortByKey(numPartitions=3).getNumPartitions() == 2  # the RDD itself
+    data = [(x * 7919 % 1000, x) for x in range(1000)]
+    parts = sc.parallelize(data, 4).sortByKey(numPartitions=5).glom().collect()
+    assert [len(p) for p in parts] == [185, 221, 164, 234, 196]
+    assert [x for p in parts for x in p] == sorted(data, key=lambda kv: kv[0])
+
+
+def test_a_sort_of_no_records_gives_none_on_either_path(sc, tmp_path):
+    (tmp_path / "empty.bin").write_bytes(b"")
+    assert sc.binaryRecords(str(tmp_path / "empty.bin"), 10).sortBy(lambda r: r[:2], numPartitions=3).collect() == []
+    assert sc.emptyRDD().sortBy(lambda x: x).getNumPartitions() == 0
+    assert sc.parallelize([], 3).map(lambda x: (x, x)).sortByKey(numPartitions=2).collect() == []

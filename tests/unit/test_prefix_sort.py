@@ -62,7 +62,8 @@ def test_fast_path_partitions_equal_the_general_path(tmp_path_factory, implement
     path = write_records(tmp_path_factory.mktemp("records"), random_records(seed, count, length))
     with dagrun.Context(executor="inline", max_executors=2, conf={"progress": "off"}) as ctx:
         fast, general = both_ways(ctx, path, length, key, ascending, partitions, split_records * length)
-        assert isinstance(fast._node, prefix_nodes.PrefixSortedNode)
+        # with no record to sort, both paths give the RDD itself (as PySpark's sortByKey does)
+        assert isinstance(fast._node, prefix_nodes.PrefixSortedNode) or count == 0
         assert fast.glom().collect() == general.glom().collect()
 
 
@@ -88,7 +89,7 @@ def test_any_key_function_on_records_equals_the_general_path(tmp_path_factory, i
         rdd = ctx.binary_records(path, length, split_size=split_records * length)
         keyed = rdd.sort_by(keyfunc, ascending, partitions)
         general = rdd.map(_same).sort_by(keyfunc, ascending, partitions)
-        assert isinstance(keyed._node, prefix_nodes.PrefixSortedNode)
+        assert isinstance(keyed._node, prefix_nodes.PrefixSortedNode) or count == 0
         assert keyed.glom().collect() == general.glom().collect()
 
 
