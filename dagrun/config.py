@@ -101,7 +101,7 @@ class Config:
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold credentials
     max_executors: int = 0  # 0: os.cpu_count() for local executors
     default_parallelism: int = 0  # 0: derived from max_executors
-    split_size: int = 128 << 20
+    split_size: int = 0  # 0: the file system's block size (dagrun.runtime.inputs.block_size)
     executor_timeout: float = 900.0
     executor_memory: int = 2 << 30
     retire_margin: float = 5.0
@@ -215,7 +215,7 @@ _SPEC: dict[str, tuple[str, float | None, bool, str]] = {
     "storage_options": ("mapping", None, True, "fsspec options for the store (JSON in DAGRUN_STORAGE_OPTIONS)"),
     "max_executors": ("int", 0, True, "executors at most; 0: the CPU count"),
     "default_parallelism": ("int", 0, True, "partitions of parallelize and shuffles when not given; 0: derived"),
-    "split_size": ("size", 1, True, "bytes per input split of text_file and binary_records"),
+    "split_size": ("size", 0, True, "bytes per input split of text_file and binary_records; 0: the block size, 32 MiB for local files and 128 MiB in a store"),
     "executor_timeout": ("duration", 0, False, "an executor's lifetime (Lambda's function timeout)"),
     "executor_memory": ("size", 1, True, "memory of a local executor"),
     "retire_margin": ("duration", 0, True, "no new task for an executor this close to its deadline"),

@@ -12,7 +12,7 @@ Partitions are PySpark's:
   into a partition until it holds at least the largest partition size, and what is left
   (empty files among it) is one last partition.  That size is ``ceil(total bytes /
   min_partitions)`` for text (Spark's WholeTextFileInputFormat) and, for binary (Spark's
-  StreamFileInputFormat), ``min(split_size, max(4 MiB, sum(size + 4 MiB) //
+  StreamFileInputFormat), ``min(split_size or 128 MiB, max(4 MiB, sum(size + 4 MiB) //
   max(default_parallelism, min_partitions)))``, 4 MiB being Spark's cost of opening a file.
 - ``pickle_file`` reads each file as one partition, as Hadoop splits the sequence files
   PySpark writes (each of them smaller than its split size); an empty partition's file counts too.
@@ -48,7 +48,7 @@ class WholeFilesNode(Node):
         else:
             per_core = sum(f.size + _OPEN_COST for f in files) // max(self.ctx.default_parallelism,
                                                                         self.min_partitions)
-            groups = combine_files(files, min(self.ctx.config.split_size, max(_OPEN_COST, per_core)))
+            groups = combine_files(files, min(self.ctx.config.split_size or _MAX_PARTITION_BYTES, max(_OPEN_COST, per_core)))
         return [Split(i, tuple((f.url, f.size) for f in group)) for i, group in enumerate(groups)]
 
     def compute(self, split: Split, tc) -> Iterator:
@@ -73,6 +73,7 @@ class WholeFilesNode(Node):
 
 
 _OPEN_COST = 4 << 20  # Spark's spark.files.openCostInBytes
+_MAX_PARTITION_BYTES = 128 << 20  # Spark's spark.files.maxPartitionBytes, used when split_size is 0
 
 
 def combine_files(files: Sequence[Any], max_size: int) -> list[list[Any]]:

@@ -233,13 +233,14 @@ class TextFileNode(Node):
         return Batched(lambda: batches, lambda: itertools.chain.from_iterable(batches))
 
     def count_lines(self, split: Split) -> int:
-        from dagrun.runtime.inputs import count_text_split_lines
+        from dagrun.runtime.line_count import count_text_split_lines
 
         return count_text_split_lines(split.data, self.storage_options)
 
     def describe_input(self) -> str:
         compressed = sorted({s.data.compression for s in self.splits if s.data.compression})
-        text = f"text {self.path!r}: {len(self.splits)} byte-range splits of up to {self.split_size} bytes"
+        most = f"{self.split_size} bytes" if self.split_size else "the block size"
+        text = f"text {self.path!r}: {len(self.splits)} byte-range splits of up to {most}"
         if compressed:
             text += f"; {'/'.join(compressed)} files are read whole (not splittable)"
         return text

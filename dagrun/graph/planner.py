@@ -206,7 +206,7 @@ def _expected_seconds(rdd: Node) -> float:
             continue
         seen.add(r.rdd_id)
         if isinstance(r, TextFileNode):
-            return max(1.0, r.split_size / 100e6)
+            return max(1.0, (r.split_size or 128e6) / 100e6)
         if r.shuffle_dependency is None:
             stack.extend(r.parents)
     return 1.0

@@ -87,7 +87,7 @@ class Assumptions:
         config = config.on_lambda()  # the estimate is for Lambda, wherever this Context runs
         # an executor runs one task per vCPU of the function (``scheduler.slots``)
         base = cls(memory_mb=config.lambda_memory_mb, slots=lambda_vcpus(config.lambda_memory_mb), arch=config.lambda_arch, executors=config.executors,
-                   ramp_initial=config.ramp_initial, ramp_slope=config.ramp_slope, split_size=config.split_size,
+                   ramp_initial=config.ramp_initial, ramp_slope=config.ramp_slope, split_size=config.split_size or 128 * MIB,
                    executor_timeout=config.executor_timeout, retire_margin=config.retire_margin,
                    idle_timeout=config.idle_timeout,
                    shuffle_prefixes=config.shuffle_prefixes, reduce_task_bytes=config.reduce_task_bytes,

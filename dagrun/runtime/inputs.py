@@ -7,7 +7,11 @@ Policy (Hadoop's ``FileInputFormat`` and ``LineRecordReader``):
 
 * Planning.  A path is a file, a glob, a directory (its regular files, sorted, non-recursive,
   skipping names that start with ``_`` or ``.`` such as ``_SUCCESS``), or a list of these.  The
-  split size is Hadoop's: ``max(1, min(split_size, total_bytes // min_partitions))``.  A file is
+  split size is Hadoop's: ``max(1, min(block, total_bytes // min_partitions))``, where ``block``
+  is the ``split_size`` setting, or when that is 0 the file's block size as Hadoop reports it:
+  32 MiB for a local file (``fs.local.block.size``, so PySpark's partitions), 128 MiB in any
+  other store (HDFS's block size; Hadoop's S3 connector reports 32 MiB, but a Lambda task
+  pays its start and its requests, so dagrun reads object stores in larger pieces).  A file is
   cut into pieces of that size, but the last piece may be up to 10% larger (Hadoop's SPLIT_SLOP)
   so that no tiny tail split is made.  Text files follow Hadoop exactly; so ``text_file`` of a
   small file gives PySpark's partitions, empty ones included (a 5-byte file and 2 partitions
@@ -62,13 +66,11 @@ from typing import Any, BinaryIO
 from fsspec.core import url_to_fs
 
 from shuffle.layout import redact
-from dagrun import optional
-from dagrun.runtime.lines import line_lists, lone_cr_inside, lone_crs_as_newlines, owned_runs
+from dagrun.runtime.lines import line_lists, lone_crs_as_newlines, owned_runs
 from dagrun.runtime.output_marks import check_complete
 from dagrun.runtime.prefix_sort import split_records
 
 BLOCK_SIZE = 8 << 20
-_COUNT_SLICE = 256 << 10
 TAIL_BLOCK_SIZE = 64 << 10
 SPLIT_SLOP = 1.1  # Hadoop FileInputFormat: the last split may be this much larger than the rest
 COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".bz2": "bz2"}
@@ -105,6 +107,9 @@ class _File:
 
 # ---------------------------------------------------------------------------------- planning
 
+LOCAL_BLOCK_SIZE = 32 << 20  # Hadoop's fs.local.block.size
+STORE_BLOCK_SIZE = 128 << 20  # HDFS's dfs.blocksize, and dagrun's piece of an object store
+
 
 def plan_text_splits(
     path: PathArg, *, split_size: int, min_partitions: int, storage_options: dict[str, Any] | None = None
@@ -115,7 +120,7 @@ def plan_text_splits(
     [(0, 3), (3, 5), (5, 6)]
     """
     files = _list_files(path, storage_options)
-    size = _effective_split_size(files, split_size, min_partitions)
+    goal = _goal_size(files, split_size, min_partitions)
     splits: list[TextSplit] = []
     for f in files:
         if f.size == 0:
@@ -124,6 +129,7 @@ def plan_text_splits(
         if compression is not None:
             splits.append(TextSplit(f.url, 0, f.size, f.size, compression))
         else:
+            size = _split_size(f, split_size, goal)
             splits.extend(TextSplit(f.url, s + 1 if s else 0, e + 1, f.size, None) for s, e in _cut(f.size, size))
     return splits
 
@@ -146,17 +152,35 @@ def plan_binary_splits(
                 f"({f.size % record_length} bytes left over); check the record length, or that the "
                 "file is complete and holds only fixed-length records"
             )
-    size = _effective_split_size(files, split_size, min_partitions)
-    size = max(record_length, size // record_length * record_length)
-    return [BinarySplit(f.url, s, e) for f in files for s, e in _cut(f.size, size)]
+    goal = _goal_size(files, split_size, min_partitions)
+    splits = []
+    for f in files:
+        size = _split_size(f, split_size, goal)
+        size = max(record_length, size // record_length * record_length)
+        splits.extend(BinarySplit(f.url, s, e) for s, e in _cut(f.size, size))
+    return splits
 
 
-def _effective_split_size(files: list[_File], split_size: int, min_partitions: int) -> int:
-    if split_size < 1:
-        raise ValueError(f"split_size must be a positive number of bytes, got {split_size}")
-    total = sum(f.size for f in files)
-    goal = total // max(1, min_partitions)  # Hadoop's goalSize
-    return max(1, min(split_size, goal))
+def block_size(url: str) -> int:
+    """The block size Hadoop would report for ``url``: what a split is at most when the
+    ``split_size`` setting is 0 (its default).
+
+    >>> block_size("file:///data/logs.txt") >> 20, block_size("s3://bucket/logs.txt") >> 20
+    (32, 128)
+    """
+    return LOCAL_BLOCK_SIZE if url.startswith("file:") else STORE_BLOCK_SIZE
+
+
+def _goal_size(files: list[_File], split_size: int, min_partitions: int) -> int:
+    if split_size < 0:
+        raise ValueError(f"split_size must be a positive number of bytes (or 0: the file system's "
+                         f"block size), got {split_size}")
+    return sum(f.size for f in files) // max(1, min_partitions)  # Hadoop's goalSize
+
+
+def _split_size(f: _File, split_size: int, goal: int) -> int:
+    # Hadoop's computeSplitSize, with the block size per file as Hadoop takes it
+    return max(1, min(split_size or block_size(f.url), goal))
 
 
 def _cut(length: int, split_size: int) -> Iterator[tuple[int, int]]:
@@ -249,85 +273,6 @@ def read_text_batches(split: TextSplit, storage_options: dict[str, Any] | None =
         end = split.end if split.compression is None else math.inf
         runs = owned_runs(*_first_line(blocks, split.start, end), end)
         yield from line_lists(runs, strip_bom=split.start == 0)
-
-
-def _newlines(block: bytes) -> int:
-    # bytes.replace finds a single byte with memchr; bytes.count walks byte by byte.  On this
-    # machine the difference is 2.8 vs 1.9 GB/s for 8 MiB blocks, the copy included.
-    return len(block) - len(block.replace(b"\n", b""))
-
-
-def count_text_split_lines(split: TextSplit, storage_options: dict[str, Any] | None = None) -> int:
-    """How many lines ``read_text_split`` yields, by counting ``\\n`` bytes over large blocks.
-
-    An uncompressed split never reads past ``end``: a line is owned if it starts before ``end``,
-    and where it finishes does not change the count.
-    """
-    if split.compression is None and optional.numpy() is not None:
-        return _count_uncompressed_lines(split, storage_options)
-    return _count_lines_in_blocks(split, storage_options)
-
-
-def _count_lines_in_blocks(split: TextSplit, storage_options: dict[str, Any] | None) -> int:
-    lines, last = 0, b""
-    with _text_blocks(split, storage_options, past_end=False) as blocks:
-        _, blocks = _first_line(blocks, split.start, split.end)
-        for block in blocks:
-            if block:
-                lines += _newlines(block)
-                last = block
-    if not last:
-        return 0  # no line starts in this split
-    # Each "\n" starts another line, except a "\n" that is the last byte read: the line after
-    # it starts at `end` (the next split's) or at end of file (no line).  The first line needs
-    # no "\n" before it.
-    return lines + 1 - (last[-1:] == b"\n")
-
-
-def _count_uncompressed_lines(split: TextSplit, storage_options: dict[str, Any] | None) -> int:
-    """``count_text_split_lines`` for an uncompressed split, counting ``\\n`` bytes with numpy."""
-    pos = split.start - 1 if split.start > 0 else 0
-    newlines, last = _count_read(split, storage_options, pos)
-    if last == _HAS_CR:
-        return _count_lines_in_blocks(split, storage_options)
-    if last is None:
-        return 0
-    ends_in_newline = last == 10
-    if split.start > 0:
-        # The first "\n" ends the line the previous split owns; if it is the only one and the
-        # last byte read, no line starts in this split.
-        if newlines == 0 or (newlines == 1 and ends_in_newline):
-            return 0
-        newlines -= 1
-    return newlines + 1 - ends_in_newline
-
-
-_HAS_CR = -1  # _count_read's "last byte" when it met a lone "\r"
-
-
-def _count_read(split: TextSplit, storage_options: dict[str, Any] | None, pos: int) -> tuple[int, int | None]:
-    """Newlines in bytes [pos, split.end) and the last byte there (``_HAS_CR`` at a lone
-    ``\\r``): ``readinto`` one reused buffer
-    (fresh ``bytes`` blocks cost page faults): BLOCK_SIZE requests from a remote (buffered) file,
-    _COUNT_SLICE reads from a local one, whose copy then lands in cache (3.0 vs 2.6 GB/s here)."""
-    np, newlines, last, cr_pending = optional.numpy(), 0, None, False
-    with _open(split.url, storage_options, size=split.file_size, cache_type="none") as f:
-        buf = bytearray(min(BLOCK_SIZE if hasattr(f, "cache") else _COUNT_SLICE, split.end - pos))
-        view, data = memoryview(buf), np.frombuffer(buf, dtype=np.uint8)
-        hits = np.empty(min(len(buf), _COUNT_SLICE), dtype=bool)  # reused: a slice and its comparison stay in L2
-        f.seek(pos)
-        while pos < split.end:
-            n = f.readinto(view[: min(len(buf), split.end - pos)])
-            if not n:
-                break
-            if (cr_pending and buf[0] != 10) or (buf.find(b"\r", 0, n) >= 0 and lone_cr_inside(buf, n)):
-                return 0, _HAS_CR  # a lone "\r" ends a line: the caller counts the careful way
-            cr_pending = buf[n - 1] == 13  # a "\r\n" across two reads, or a lone "\r"
-            for i in range(0, n, _COUNT_SLICE):
-                out = hits[: min(n - i, _COUNT_SLICE)]
-                newlines += int(np.count_nonzero(np.equal(data[i : i + len(out)], 10, out=out)))
-            last, pos = buf[n - 1], pos + n
-    return newlines, last
 
 
 def read_binary_split(

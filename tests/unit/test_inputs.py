@@ -22,16 +22,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dagrun import optional
-from dagrun.runtime import inputs, lines as line_cutting
+from dagrun.runtime import inputs, line_count, lines as line_cutting
 from dagrun.runtime.inputs import (
     BinarySplit,
     TextSplit,
-    count_text_split_lines,
     plan_binary_splits,
     plan_text_splits,
     read_binary_split,
     read_text_split,
 )
+from dagrun.runtime.line_count import count_text_split_lines
 
 
 @pytest.fixture(autouse=True, params=["numpy-count", "bytes-count"])
@@ -79,7 +79,7 @@ def blocks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> N
     if request.param == "tiny_blocks":
         monkeypatch.setattr(inputs, "BLOCK_SIZE", 5)
         monkeypatch.setattr(inputs, "TAIL_BLOCK_SIZE", 1)
-        monkeypatch.setattr(inputs, "_COUNT_SLICE", 3)  # the count's reads of a local file, and its slices
+        monkeypatch.setattr(line_count, "_COUNT_SLICE", 3)  # the count's reads of a local file, and its slices
         monkeypatch.setattr(line_cutting, "LINE_PIECE", 2)  # a run split into lines a few characters at a time
 
 
@@ -269,6 +269,20 @@ def test_missing_path_and_empty_glob_say_what_to_check(tmp_path: Path) -> None:
         plan_binary_splits(missing, record_length=4, split_size=10, min_partitions=1)
 
 
+def test_split_size_0_is_the_file_systems_block_size(tmp_path: Path) -> None:
+    # PySpark cuts a local file by Hadoop's fs.local.block.size, 32 MiB: sc.textFile of a
+    # 100 MiB file has 4 partitions, of a 1 GB folder of four files 32 (PySpark 4.3)
+    path = tmp_path / "big.txt"
+    with open(path, "wb") as f:
+        f.truncate(100 << 20)  # sparse: nothing is written
+    mib = [(e - s) >> 20 for s, e in byte_ranges(plan_text_splits(str(path), split_size=0, min_partitions=2))]
+    assert mib == [32, 32, 32, 4]
+    records = plan_binary_splits(str(path), record_length=100, split_size=0, min_partitions=1)
+    assert len(records) == 4 and records[0].end == (32 << 20) // 100 * 100
+    assert inputs.block_size("file:///x") == 32 << 20 and inputs.block_size("s3://b/x") == 128 << 20
+    assert len(plan_text_splits(str(path), split_size=1 << 27, min_partitions=2)) == 2  # set: as given
+
+
 def test_split_planning_rules(tmp_path: Path) -> None:
     path = tmp_path / "f.txt"
     path.write_bytes(b"x" * 100)
@@ -283,7 +297,7 @@ def test_split_planning_rules(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_bytes(b"")
     assert plan_text_splits(str(tmp_path / "empty.txt"), split_size=8, min_partitions=2) == []
     with pytest.raises(ValueError, match="split_size"):
-        plan_text_splits(str(path), split_size=0, min_partitions=1)
+        plan_text_splits(str(path), split_size=-1, min_partitions=1)
     split = plan_text_splits(str(path), split_size=10, min_partitions=1)[3]
     assert pickle.loads(pickle.dumps(split)) == split
 

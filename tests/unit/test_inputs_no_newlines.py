@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from dagrun.runtime import inputs
-from dagrun.runtime.inputs import count_text_split_lines, plan_text_splits, read_text_split
+from dagrun.runtime.inputs import plan_text_splits, read_text_split
+from dagrun.runtime.line_count import count_text_split_lines
 
 
 class CountingFile:
