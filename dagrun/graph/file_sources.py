@@ -40,7 +40,7 @@ class WholeFilesNode(Node):
         self.storage_options, self.use_unicode = storage_options, use_unicode
 
     def _make_splits(self) -> list[Split]:
-        files = _list_files(self.path, self.storage_options)
+        files = _list_files(self.path, self.storage_options, skip_folders=self.kind != "pickle")
         if self.kind == "pickle":
             groups = [[f] for f in files]
         elif self.kind == "text":

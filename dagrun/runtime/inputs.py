@@ -6,7 +6,10 @@ executor opens the file when it reads the split, so no handle lives between call
 Policy (Hadoop's ``FileInputFormat`` and ``LineRecordReader``):
 
 * Planning.  A path is a file, a glob, a directory (its regular files, sorted, non-recursive,
-  skipping names that start with ``_`` or ``.`` such as ``_SUCCESS``), or a list of these.  The
+  skipping names that start with ``_`` or ``.`` such as ``_SUCCESS``), or a list of these.  A
+  visible folder inside a directory is an error, as in Spark's ``HadoopRDD`` (whose reader
+  does not recurse), rather than data silently left out; whole-file inputs skip it, as
+  Spark's ``wholeTextFiles`` and ``binaryFiles`` do.  The
   split size is Hadoop's: ``max(1, min(block, total_bytes // min_partitions))``, where ``block``
   is the ``split_size`` setting, or when that is 0 the file's block size as Hadoop reports it:
   32 MiB for a local file (``fs.local.block.size``, so PySpark's partitions), 128 MiB in any
@@ -192,17 +195,17 @@ def _cut(length: int, split_size: int) -> Iterator[tuple[int, int]]:
         yield start, length
 
 
-def _list_files(path: PathArg, storage_options: dict[str, Any] | None) -> list[_File]:
+def _list_files(path: PathArg, storage_options: dict[str, Any] | None, *, skip_folders: bool = False) -> list[_File]:
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     if not paths:
         raise FileNotFoundError("no input path given: pass a file, a directory, a glob or a list of them")
     files: list[_File] = []
     for p in paths:
-        files.extend(_expand(os.fspath(p), storage_options or {}))
+        files.extend(_expand(os.fspath(p), storage_options or {}, skip_folders))
     return files
 
 
-def _expand(path: str, storage_options: dict[str, Any]) -> list[_File]:
+def _expand(path: str, storage_options: dict[str, Any], skip_folders: bool) -> list[_File]:
     fs, root = url_to_fs(path, **storage_options)
     if any(c in _GLOB_CHARS for c in root):
         # Hadoop filters hidden names out of glob results too.
@@ -223,6 +226,13 @@ def _expand(path: str, storage_options: dict[str, Any]) -> list[_File]:
         if info["type"] == "directory":
             children = fs.ls(info["name"], detail=True)
             check_complete(path, {c["name"].rstrip("/").rsplit("/", 1)[-1] for c in children})
+            folders = [c["name"] for c in children if c["type"] == "directory" and not _hidden(c["name"])]
+            if folders and not skip_folders:
+                raise IsADirectoryError(
+                    f"input folder {redact(path)!r} holds the folder {redact(fs.unstrip_protocol(folders[0]))!r}, "
+                    "and folders are not read recursively (as in Spark); name the inner folder too, or give "
+                    "a glob that reaches its files, such as 'folder/*/*'"
+                )
             found.extend(
                 sorted(
                     (c for c in children if c["type"] == "file" and not _hidden(c["name"])),

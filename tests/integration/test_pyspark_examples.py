@@ -709,6 +709,15 @@ def test_more_actions_match_pyspark(ctx):
     assert ctx.parallelize([1, 2, 3], 3).aggregate(1, lambda a, b: a * b, add) == 7
 
 
+def test_a_shuffle_of_no_partitions_has_none_as_in_pyspark(ctx):
+    empty = ctx.empty_rdd()
+    for shuffled in (empty.reduce_by_key(add), empty.group_by_key(), empty.distinct(), empty.partition_by(),
+                     empty.join(ctx.empty_rdd()), empty.repartition_and_sort_within_partitions()):
+        assert shuffled.get_num_partitions() == 0
+        assert shuffled.collect() == []
+    assert empty.reduce_by_key(add, 3).get_num_partitions() == 3  # a count given is kept
+
+
 def test_sort_by_key_descending_matches_pyspark(ctx):
     tmp = [("a", 1), ("b", 2), ("1", 3), ("d", 4), ("2", 5)]
     assert ctx.parallelize(tmp).sort_by_key().collect() == [("1", 3), ("2", 5), ("a", 1), ("b", 2), ("d", 4)]

@@ -214,6 +214,17 @@ def test_whole_text_files_decompress_by_suffix_as_hadoop_does(sc, tmp_path):
     assert sc.binaryFiles(str(tmp_path / "packed.txt.gz")).mapValues(len).collect()[0][1] < 540  # bytes as stored
 
 
+def test_a_folder_inside_an_input_folder_is_refused_by_text_file_and_skipped_by_whole_files(sc, tmp_path):
+    (tmp_path / "top.txt").write_text("top\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "deep.txt").write_text("deep\n")
+    with pytest.raises(IsADirectoryError, match="holds the folder"):
+        sc.textFile(str(tmp_path)).collect()
+    assert sorted(sc.textFile(f"{tmp_path}/*").collect()) == ["deep", "top"]
+    assert sc.wholeTextFiles(str(tmp_path)).collect() == [(f"file:{tmp_path}/top.txt", "top\n")]
+    assert sc.binaryFiles(str(tmp_path)).keys().collect() == [f"file:{tmp_path}/top.txt"]
+
+
 def test_binary_records_of_a_small_file_is_one_partition(sc, tmp_path):
     (tmp_path / "r.bin").write_bytes(bytes(range(256)) * 4)
     rdd = sc.binaryRecords(str(tmp_path / "r.bin"), 256)

@@ -190,7 +190,7 @@ def test_property_union_of_splits_is_the_file(lines, unterminated_tail, split_si
     assert count == len(expected)
 
 
-def test_directory_skips_hidden_and_subdirectories(tmp_path: Path) -> None:
+def test_directory_skips_hidden_names_and_refuses_a_visible_folder(tmp_path: Path) -> None:
     expected: list[str] = []
     for i in range(12):
         content = "".join(f"file{i:02d}-line{j}\n" for j in range(i % 4))
@@ -198,8 +198,8 @@ def test_directory_skips_hidden_and_subdirectories(tmp_path: Path) -> None:
         expected += content.splitlines()
     (tmp_path / "_SUCCESS").write_text("not data\n")
     (tmp_path / ".part-00000.crc").write_text("not data\n")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "nested.txt").write_text("not read: non-recursive like Hadoop\n")
+    (tmp_path / "_temporary").mkdir()
+    (tmp_path / "_temporary" / "nested.txt").write_text("not read: a hidden folder, as in Hadoop\n")
     for split_size in (1, 7, 20, 1000):
         splits, lines, count = read_all(str(tmp_path), split_size)
         assert lines == expected and count == len(expected)
@@ -207,6 +207,13 @@ def test_directory_skips_hidden_and_subdirectories(tmp_path: Path) -> None:
         assert all(s.url.startswith("file:///") for s in splits)
     # an empty file gets no split (Spark drops empty splits), so partition counts match Spark's
     assert sum(1 for s in plan_text_splits(str(tmp_path), split_size=1000, min_partitions=1)) == 9
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "nested.txt").write_text("Spark's text reader refuses this folder\n")
+    with pytest.raises(IsADirectoryError, match=r"holds the folder .*sub'.*not read recursively.*folder/\*/\*"):
+        plan_text_splits(str(tmp_path), split_size=1000, min_partitions=1)
+    with pytest.raises(IsADirectoryError, match="holds the folder"):
+        plan_binary_splits(str(tmp_path), record_length=1, split_size=1000, min_partitions=1)
+    assert len(plan_text_splits(str(tmp_path / "*"), split_size=1000, min_partitions=1)) == 10  # a glob reaches it
 
 
 def test_glob_list_and_file_url(tmp_path: Path) -> None:
