@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 
 def _shuffled(rdd: "RDD", partitioner, **kwargs) -> "RDD":
     """A shuffle by ``partitioner``; none when ``rdd`` is already partitioned so (as PySpark's
-    ``partitionBy`` returns the RDD itself), the aggregation then runs within each partition."""
+    ``partitionBy`` returns the RDD itself), the aggregation then runs within each partition.
+    None either when the count is dagrun's (``adaptive``) and the parent has no partition: PySpark's
+    default count is then 0, so an empty RDD's ``reduce_by_key`` or ``distinct`` has no partition."""
+    if kwargs.get("adaptive") and not rdd.get_num_partitions():
+        return rdd
     if rdd.partitioner is not None and rdd.partitioner == partitioner and kwargs.get("sort_key") is None:
         aggregator = kwargs.get("reduce_aggregator")
         if aggregator is None:
@@ -54,12 +58,6 @@ def _defaulted(rdd: "RDD", num_partitions: int | None) -> bool:
     return not num_partitions and not rdd.ctx.config.default_parallelism
 
 
-def _nothing_to_shuffle(rdd: "RDD", num_partitions: int | None) -> bool:
-    """Whether the shuffle's default count is the parent's zero partitions: PySpark's result then
-    has no partition either, so an empty RDD's ``reduce_by_key`` or ``distinct`` is the RDD itself."""
-    return _defaulted(rdd, num_partitions) and not rdd.get_num_partitions()
-
-
 def _reduce_partitions(rdd: "RDD", num_partitions: int | None) -> int:
     if num_partitions:
         return num_partitions
@@ -71,8 +69,6 @@ def _reduce_partitions(rdd: "RDD", num_partitions: int | None) -> int:
 def partition_by(rdd: "RDD", num_partitions: int | None = None,
                  partition_func: Callable[[Any], int] = portable_hash) -> "RDD":
     """Redistribute (k, v) pairs so that partition ``partition_func(k) % n`` holds key k."""
-    if _nothing_to_shuffle(rdd, num_partitions):
-        return rdd
     partitioner = HashPartitioner(_reduce_partitions(rdd, num_partitions), partition_func)
     return _shuffled(rdd, partitioner, op_name="partition_by", adaptive=_defaulted(rdd, num_partitions))
 
@@ -85,8 +81,6 @@ def combine_by_key(rdd: "RDD", create_combiner: Callable, merge_value: Callable,
     >>> sorted(x.combine_by_key(str, lambda c, v: c + str(v), lambda a, b: a + b).collect())
     [('a', '12'), ('b', '1')]
     """
-    if _nothing_to_shuffle(rdd, num_partitions):
-        return rdd
     aggregator = Aggregator(create_combiner, merge_value, merge_combiners)
     partitioner = HashPartitioner(_reduce_partitions(rdd, num_partitions), partition_func)
     return _shuffled(rdd, partitioner, map_side_aggregator=aggregator, reduce_aggregator=aggregator,
@@ -119,8 +113,6 @@ def fold_by_key(rdd: "RDD", zero_value: Any, func: Callable, num_partitions: int
 
 def group_by_key(rdd: "RDD", num_partitions: int | None = None, partition_func: Callable = portable_hash) -> "RDD":
     """Group the values of each key into a list, in the order they were read."""
-    if _nothing_to_shuffle(rdd, num_partitions):
-        return rdd
     aggregator = Aggregator(_new_list, _append, _extend)
     partitioner = HashPartitioner(_reduce_partitions(rdd, num_partitions), partition_func)
     return _shuffled(rdd, partitioner, reduce_aggregator=aggregator, combined=False, op_name="group_by_key",
@@ -199,8 +191,6 @@ def _sort_records(rdd: "RDD", keyfunc: Callable, ascending: bool, n: int, adapti
 def repartition_and_sort_within_partitions(rdd: "RDD", num_partitions: int | None = None,
                                            partition_func: Callable = portable_hash, ascending: bool = True,
                                            keyfunc: Callable = _identity) -> "RDD":
-    if _nothing_to_shuffle(rdd, num_partitions):
-        return rdd
     partitioner = HashPartitioner(_reduce_partitions(rdd, num_partitions), partition_func)
     return _shuffled(rdd, partitioner, sort_key=keyfunc, ascending=ascending,
                      op_name="repartition_and_sort_within_partitions", adaptive=_defaulted(rdd, num_partitions))
