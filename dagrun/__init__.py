@@ -51,7 +51,10 @@ _EXPORTS = {
     "AccumulatorParam": "dagrun.runtime.shared_vars",
 }
 
-__all__ = list(_EXPORTS)
+# Modules under a short name: ``dagrun.files.get(name)`` is PySpark's ``SparkFiles.get(name)``.
+_MODULES = {"files": "dagrun.runtime.user_files"}
+
+__all__ = list(_EXPORTS) + list(_MODULES)
 
 if TYPE_CHECKING:
     from dagrun.api.statcounter import StatCounter
@@ -77,9 +80,12 @@ def __getattr__(name: str) -> Any:
     if name == "__version__":  # read on first use: executors import dagrun and never ask
         globals()[name] = value = _version()
         return value
-    if name not in _EXPORTS:
+    if name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    else:
         raise AttributeError(f"module 'dagrun' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value
     return value
 

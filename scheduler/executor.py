@@ -122,7 +122,7 @@ def _explain(exc: BaseException) -> str:
     return (f"{exc} (on executor host {socket.gethostname()}): the task needs module {exc.name!r}, which this "
             f"executor cannot import. If it is your own code, dagrun ships modules loaded from outside "
             f"site-packages by value: import {exc.name.partition('.')[0]!r} in the driver script before running "
-            f"the job. If it is an installed package, add it to the executor's environment (for Lambda: "
+            f"the job, or add its file with add_py_file (addPyFile). If it is an installed package, add it to the executor's environment (for Lambda: "
             f"`dagrun lambda deploy --requirements requirements.txt`).")
 
 

@@ -24,7 +24,7 @@ import re
 import time
 from typing import Any, NamedTuple
 
-__all__ = ["LEASES", "TMP_MARK", "BlockKey", "app_id", "block_key", "cache_job_id", "job_dirs", "job_id",
+__all__ = ["LEASES", "TMP_MARK", "BlockKey", "added_file_key", "app_id", "block_key", "cache_job_id", "job_dirs", "job_id",
            "lease_key", "parse_block_key", "parse_lease_key", "parse_stored_key", "prefix_of", "prefix_width", "redact", "redact_all",
            "result_key", "temporary_name", "transport_key"]
 
@@ -155,6 +155,12 @@ def transport_key(job_id: str, name: str, prefixes: int = 16) -> str:
     if not name or "/" in name:
         raise ValueError(f"name must be a non-empty name without '/', got {name!r}")
     return f"{prefix_of(job_id, 0, 0, prefixes)}/{job_id}/t/{name}"
+
+
+def added_file_key(app: str, n: int, prefixes: int = 16) -> str:
+    """Store key of the ``n``-th file a Context added (``add_file``): a transport key of the
+    Context's cache job, deleted when the Context stops."""
+    return transport_key(cache_job_id(app), f"f{n}", prefixes)
 
 
 def job_dirs(job_id: str, prefixes: int = 16) -> list[str]:

@@ -4,7 +4,8 @@ State: the locked owner file of each folder this process made, until it removes 
 
 Policy: a driver's temporary store (``dagrun-store-*``: a job's whole shuffle data), its
 executors' scratch (``dagrun-executors-*``) and its fault budgets (``dagrun-faults-*``) are
-removed when the Context stops, but a driver killed with SIGKILL (or by the out-of-memory
+removed when the Context stops, and its copies of added files (``dagrun-files-*``) when the
+process ends, but a driver killed with SIGKILL (or by the out-of-memory
 killer) leaves them behind.  ``owned_dir`` makes the folder and holds an exclusive ``flock``
 on the file ``.owner`` in it for as long as the process lives: the kernel drops the lock when
 the process dies, however it died, and a lock means the same in every PID namespace, where a
@@ -34,7 +35,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 OWNER = ".owner"
-PREFIXES = ("dagrun-store-", "dagrun-executors-", "dagrun-faults-")
+PREFIXES = ("dagrun-store-", "dagrun-executors-", "dagrun-faults-", "dagrun-files-")
 MIN_AGE = 60.0  # seconds: a margin for a dagrun of before the rename, which named the file before locking it
 
 _held: dict[str, int] = {}  # folder -> descriptor of its locked owner file

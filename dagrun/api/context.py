@@ -39,12 +39,13 @@ from shuffle.owned_dirs import owned_dir, remove_owned, sweep_in_background
 from shuffle.store import BlockStore
 
 from dagrun.config import Config
-from dagrun.runtime.faults import SharedBudget, parse_faults
+from dagrun.runtime.faults import launch_budget, parse_faults
 from dagrun.observe.history import job_finished
 from dagrun.observe.jobinfo import JobInfo
 from dagrun.observe.logs import configure as configure_logs
+from dagrun.api.added_files import AddedFiles
 from dagrun.api.rdd import RDD
-from dagrun.graph.file_sources import WholeFilesNode
+from dagrun.graph.file_sources import WholeFilesNode, split_paths
 from dagrun.graph.nodes import BinaryRecordsNode, ParallelCollectionNode, TextFileNode, UnionNode
 from dagrun.graph.planner import TASK_RUNNER, plan_job
 from dagrun.observe.progress import JobProgress
@@ -100,6 +101,7 @@ class Context:
         self._waiting: set[int] = set()  # threads waiting for the job before theirs to end
         self._cancel_next: set[int] = set()  # ... whose job is cancelled before it starts
         self._accumulators: dict[int, Accumulator] = {}
+        self.added_files = AddedFiles(self.store, self.app_id, self.config.shuffle_prefixes, self.config.storage_options)
         self.start_time = int(time.time() * 1000)  # epoch milliseconds, as PySpark's startTime
         self._closed = False
         # a Context that is never stopped must still end its executors and remove its temp store
@@ -129,6 +131,7 @@ class Context:
             self._driver = None
         if self._cached and not self.config.keep_shuffle:  # nothing persisted: no LISTs to pay for
             self._delete_job_blocks(self._cache_job_id)
+        self.added_files.remove_all()
         if self._lease is not None:
             self._lease.release()
         if self._owned_store:
@@ -179,6 +182,23 @@ class Context:
         accumulator = new_accumulator(value, accum_param)
         self._accumulators[accumulator.aid] = accumulator
         return accumulator
+
+    def add_file(self, path: str, recursive: bool = False) -> None:
+        """Ship a file (local or a URL; a folder with ``recursive=True``) to every task's machine.
+
+        >>> ctx.add_file("lookup.csv")                                                  # doctest: +SKIP
+        >>> ctx.parallelize([1]).map(lambda _: open(dagrun.files.get("lookup.csv")).read())  # doctest: +SKIP
+        """
+        self.added_files.add(path, recursive)
+
+    def add_py_file(self, path: str) -> None:
+        """``add_file`` for a ``.py``, ``.zip`` or ``.egg`` that tasks then import."""
+        self.added_files.add(path, python=True)
+
+    @property
+    def list_files(self) -> list[str]:
+        """What ``add_file`` was given, as PySpark's ``listFiles`` shows it (``file:/...``)."""
+        return self.added_files.paths
 
     def _apply_accumulator_updates(self, attempts: list) -> None:
         for attempt in attempts:
@@ -239,7 +259,7 @@ class Context:
         from dagrun.config import parse_bytes
 
         name = path if isinstance(path, str) else ",".join(path)
-        path = _split_paths(path)
+        path = split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
         minimum = min_partitions or self.default_min_partitions  # 0 too, as in PySpark
         rdd = RDD(TextFileNode(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None))
@@ -252,7 +272,7 @@ class Context:
         ``min_partitions`` is given (PySpark's ``binaryRecords`` takes no minimum)."""
         from dagrun.config import parse_bytes
 
-        path = _split_paths(path)
+        path = split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size
         minimum = min_partitions or 1
         return RDD(BinaryRecordsNode(self, path, record_length, size, minimum,
@@ -278,7 +298,7 @@ class Context:
     def _whole_files(self, path: str, kind: str, min_partitions: int | None, storage_options: dict | None,
                      use_unicode: bool = True) -> RDD:
         minimum = min_partitions or self.default_min_partitions  # 0 too, as in PySpark
-        return RDD(WholeFilesNode(self, _split_paths(path), kind, minimum,
+        return RDD(WholeFilesNode(self, split_paths(path), kind, minimum,
                                   storage_options or dict(self.config.storage_options) or None, use_unicode))
 
     def union(self, rdds: list[RDD]) -> RDD:
@@ -402,13 +422,7 @@ class Context:
         return Driver(backend, policy, host=c.driver_host, executor_timeout=c.executor_timeout,
                       heartbeat_interval=c.heartbeat_interval, scratch_dir=c.scratch_dir, memory_mb=c.lambda_memory_mb,
                       on_discard=self._discard_output, on_commit=self._on_commit, max_result_size=c.max_result_size,
-                      launch_throttled=self._launch_budget(), preload=(TASK_RUNNER.partition(":")[0], "numpy?"))
-
-    def _launch_budget(self) -> Callable[[], bool] | None:
-        rules = [f for f in self.faults if f.kind == "throttle_launch"]
-        if not rules:
-            return None
-        return SharedBudget(self._fault_dir, "launch", sum(f.count for f in rules)).take
+                      launch_throttled=launch_budget(self.faults, self._fault_dir), preload=(TASK_RUNNER.partition(":")[0], "numpy?"))
 
     def _load(self, value: Any) -> Any:
         """A result task's value as the action's function made it (``scheduler.results``)."""
@@ -481,20 +495,3 @@ def _one_of(num_partitions: int | None, num_slices: int | None) -> int | None:
         raise TypeError("give num_partitions or num_slices (its PySpark name), not both")
     return num_partitions if num_partitions is not None else num_slices
 
-
-def _split_paths(path: Any) -> Any:
-    """Hadoop's ``FileInputFormat.getPathStrings``: split on commas outside ``{...}``."""
-    if not isinstance(path, str) or "," not in path:
-        return path
-    parts, depth, start = [], 0, 0
-    for i, c in enumerate(path):
-        if c == "{":
-            depth += 1
-        elif c == "}" and depth:
-            depth -= 1
-        elif c == "," and not depth:
-            parts.append(path[start:i])
-            start = i + 1
-    parts.append(path[start:])
-    parts = [p for p in parts if p]
-    return parts[0] if len(parts) == 1 else parts

@@ -128,3 +128,21 @@ def write_pickle_batches(f, it: Iterator, batch_size: int) -> None:
             batch = []
     if batch:
         pickle.dump(batch, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def split_paths(path: Any) -> Any:
+    """Hadoop's ``FileInputFormat.getPathStrings``: split on commas outside ``{...}``."""
+    if not isinstance(path, str) or "," not in path:
+        return path
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(path):
+        if c == "{":
+            depth += 1
+        elif c == "}" and depth:
+            depth -= 1
+        elif c == "," and not depth:
+            parts.append(path[start:i])
+            start = i + 1
+    parts.append(path[start:])
+    parts = [p for p in parts if p]
+    return parts[0] if len(parts) == 1 else parts

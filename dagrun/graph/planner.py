@@ -29,6 +29,7 @@ from scheduler.core.dag import JobSpec, StageSpec
 from dagrun.graph.nodes import Node, ShuffleDependency, Split
 from dagrun.graph.user_code import ship_user_modules
 from dagrun.runtime.task import StagePlan
+from dagrun.runtime.user_files import pack_stage
 
 # what executors run each task with; the scheduler knows it only as this dotted path
 TASK_RUNNER = "dagrun.runtime.task:run_task"
@@ -156,11 +157,13 @@ def plan_job(ctx, rdd: Node, func: Callable | None, partitions: list[int], job_i
                          stage.dependency, write_job, func if is_result else None, index, stage.name, faults,
                          ctx._fault_dir)
         try:
-            blobs[stage.stage_id] = cloudpickle.dumps(plan, protocol=5)
+            plan_blob = cloudpickle.dumps(plan, protocol=5)
         except Exception as exc:
             raise TypeError(f"cannot serialize {stage.name}: {exc}. Functions passed to RDD operations must be "
                             "picklable by cloudpickle (no open files, locks, sockets or Context objects "
                             "captured in closures).") from exc
+        blobs[stage.stage_id] = pack_stage(plan_blob, ctx.added_files.entries, ctx.store_url,
+                                           ctx.config.storage_options)
         for p in todo:
             task_blobs[(stage.stage_id, p)] = _dumps_split(splits[p])
         specs[stage.stage_id] = StageSpec(

@@ -6,13 +6,15 @@
 [('a', 1), ('b', 2)]
 >>> sc.stop()
 
-``SparkContext`` and ``SparkConf`` are in ``context``, ``RDD`` and ``StorageLevel`` in ``rdd``;
+``SparkContext`` and ``SparkConf`` are in ``context``, ``RDD`` and ``StorageLevel`` in ``rdd``,
+``SparkFiles`` in ``files``;
 the camelCase names are generated from dagrun's snake_case API by ``names``.
 """
 
 from dagrun.runtime.shared_vars import Accumulator, AccumulatorParam, Broadcast
 from dagrun.pyspark.context import SparkConf, SparkContext, StatusTracker
+from dagrun.pyspark.files import SparkFiles
 from dagrun.pyspark.rdd import RDD, StorageLevel
 
 __all__ = ["SparkContext", "SparkConf", "RDD", "StorageLevel", "Broadcast", "Accumulator", "AccumulatorParam",
-           "StatusTracker"]
+           "StatusTracker", "SparkFiles"]

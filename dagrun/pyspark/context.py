@@ -195,6 +195,15 @@ class SparkContext:
         self._cancelled: dict[int, str] = {}  # thread id -> why its job was cancelled
         self.environment = dict(environment or {})
         self.pythonExec = None
+        self._add_files_of_conf(pyFiles or [])
+
+    def _add_files_of_conf(self, py_files: list[str]) -> None:
+        """``spark.files``, ``spark.submit.pyFiles`` and the ``pyFiles`` argument, added as PySpark adds them."""
+        listed = lambda key: [p for p in (self._conf.get(key) or "").split(",") if p]  # noqa: E731
+        for path in listed("spark.files"):
+            self._ctx.add_file(path)
+        for path in [*listed("spark.submit.pyFiles"), *py_files]:
+            self._ctx.add_py_file(path)
 
     def _dagrun_settings(self) -> dict[str, Any]:
         settings = _executor_settings(self._conf.get("spark.master"))
@@ -260,6 +269,14 @@ class SparkContext:
     @property
     def resources(self) -> dict:
         return {}
+
+    @property
+    def listFiles(self) -> list[str]:
+        return self._ctx.list_files
+
+    @property
+    def listArchives(self) -> list[str]:
+        return []  # addArchive is not in dagrun
 
     @property
     def dagrun_context(self) -> Context:
@@ -420,10 +437,6 @@ class SparkContext:
     newAPIHadoopFile = not_in_dagrun("SparkContext.newAPIHadoopFile", "use textFile, binaryRecords or binaryFiles")
     hadoopRDD = not_in_dagrun("SparkContext.hadoopRDD", "use textFile, binaryRecords or binaryFiles")
     newAPIHadoopRDD = not_in_dagrun("SparkContext.newAPIHadoopRDD", "use textFile, binaryRecords or binaryFiles")
-    addFile = not_in_dagrun("SparkContext.addFile", "read the file in the driver and broadcast its contents, "
-                            "or put it on the store (s3://...) and open it in the task")
-    addPyFile = not_in_dagrun("SparkContext.addPyFile", "functions travel pickled by value with cloudpickle; "
-                              "for Lambda, add modules to the deployment package (dagrun lambda deploy)")
     addArchive = not_in_dagrun("SparkContext.addArchive", "put the archive on the store and open it in the task")
     getSystemProperty = not_in_dagrun("SparkContext.getSystemProperty", "read os.environ")
     setSystemProperty = not_in_dagrun("SparkContext.setSystemProperty", "set os.environ, or a dagrun.* key of the conf")

@@ -165,3 +165,11 @@ def damage_block(store: Any, status: Any, kind: str) -> None:
     middle = segment.offset + segment.length // 2
     data[middle] ^= 0xFF
     store.put(status.key, bytes(data))
+
+
+def launch_budget(faults: tuple, fault_dir: str | None) -> Callable[[], bool] | None:
+    """The ``throttle_launch`` rules as one budget every executor launch takes from, or ``None``."""
+    rules = [f for f in faults if f.kind == "throttle_launch"]
+    if not rules:
+        return None
+    return SharedBudget(fault_dir, "launch", sum(f.count for f in rules)).take

@@ -7,6 +7,9 @@ narrow operations, and then either writes the map output of a shuffle (returning
 given a group of consecutive partitions (``scheduler.core.coalesce``) fetches the group's shuffle
 segments together, computes each partition in turn as above, and returns ``GroupValues``.
 
+The stage travels as ``dagrun.runtime.user_files.pack_stage`` made it: the files added to the
+Context are fetched before the plan is unpickled.
+
 ``TaskContext`` is what lineage code sees while it runs: the blocks it was given to read,
 the store, the memory budget and scratch directory for spilling, and the task's metrics.
 """
@@ -30,6 +33,7 @@ from dagrun.config import Config
 from dagrun.runtime.faults import apply_task_faults, store_fault_hook
 from dagrun.runtime.inputs import input_get_hook
 from dagrun.runtime.shared_vars import task_updates
+from dagrun.runtime.user_files import fetch_added, unpack_stage
 
 _STAGE_CACHE_SIZE = 32
 _stores: dict[tuple, BlockStore] = {}
@@ -98,7 +102,10 @@ def _load_stage(task, env) -> StagePlan:
     if task.stage_key not in cache:
         if task.stage_blob is None:
             raise RuntimeError(f"executor {env.executor_id} lacks stage {task.stage_key}; the driver will resend it")
-        cache[task.stage_key] = cloudpickle.loads(task.stage_blob)
+        files, store_url, storage_options, plan_blob = unpack_stage(task.stage_blob)
+        if files:  # before the plan: it may refer to a module that was added with add_py_file
+            fetch_added(files, store_for(store_url, storage_options), env.scratch_dir)
+        cache[task.stage_key] = cloudpickle.loads(plan_blob)
         while len(cache) > _STAGE_CACHE_SIZE:
             cache.pop(next(iter(cache)))
     return cache[task.stage_key]

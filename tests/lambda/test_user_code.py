@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pickle
 import sys
 import textwrap
@@ -52,3 +53,28 @@ def test_a_missing_module_in_a_task_says_which_and_how_to_ship_it(tmp_path, monk
     message = result.error.message
     assert "'dagrun_ghost_mod'" in message and "dagrun lambda deploy --requirements" in message
     assert "import 'dagrun_ghost_mod' in the driver script" in message
+
+
+def test_files_and_modules_added_to_the_context_reach_lambda_executors(lambda_endpoint, tmp_path):
+    import dagrun
+
+    lambda_endpoint(timeout=60, memory_mb=512, concurrency=2)
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "rates.txt").write_text("1.5")
+    (tmp_path / "inputs" / "lambda_only_helper.py").write_text("def scaled(x, r):\n    return x * r\n")
+    conf = {"progress": "off", "ledger": "off"}
+    with dagrun.Context(executor="lambda", store=str(tmp_path / "store"), max_executors=2, conf=conf) as ctx:
+        ctx.add_file(str(tmp_path / "inputs" / "rates.txt"))
+        ctx.add_py_file(str(tmp_path / "inputs" / "lambda_only_helper.py"))
+
+        def scaled(x):
+            import os
+
+            import lambda_only_helper
+
+            with open(dagrun.files.get("rates.txt")) as f:
+                return lambda_only_helper.scaled(x, float(f.read())), os.getpid()
+
+        got = ctx.parallelize([2, 4], 2).map(scaled).collect()
+    assert [value for value, _ in got] == [3.0, 6.0]
+    assert os.getpid() not in {pid for _, pid in got}

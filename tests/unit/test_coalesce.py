@@ -6,7 +6,6 @@ The core is driven by hand (``tests/unit/test_job_core.py``'s helpers); map outp
 
 from __future__ import annotations
 
-import cloudpickle
 import pytest
 
 from scheduler.core.coalesce import group_partitions, group_target, reduce_bytes
@@ -16,7 +15,7 @@ from scheduler.core.jobs import Committed, JobCore, JobDone, ResultReceived, Sen
 from scheduler.results import GroupValues
 from shuffle.writer import MapStatus, Segment
 
-from tests.unit.test_job_core import policy, run
+from tests.unit.test_job_core import policy, run, stage_blob
 
 MIB = 1 << 20
 
@@ -48,7 +47,7 @@ def _job(maps: int, reduces: int, coalesce_bytes: int, min_tasks: int = 1) -> Jo
     stages = {1: StageSpec(1, "map", tuple(range(maps)), shuffle_id=0, num_maps=maps, index=0),
               0: StageSpec(0, "result", tuple(range(reduces)), reads=reads, parents=(1,), index=1,
                            coalesce_bytes=coalesce_bytes, min_tasks=min_tasks)}
-    blobs = {sid: cloudpickle.dumps(f"plan of stage {sid}") for sid in stages}
+    blobs = {sid: stage_blob(f"plan of stage {sid}") for sid in stages}
     tasks = {(sid, p): f"split {p}".encode() for sid, s in stages.items() for p in s.partitions}
     return JobSpec("j", stages, 0, blobs, tasks, runner="unused:unused")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import cloudpickle
 
 from dagrun.runtime.task import _STAGE_CACHE_SIZE, _load_stage
+from dagrun.runtime.user_files import pack_stage
 from scheduler.core.dag import JobSpec, StageSpec
 from scheduler.core.events import ExecutorRegistered, Launch, RemoteError, Tick
 from scheduler.core.jobs import (
@@ -26,6 +27,11 @@ def policy(**kw):
     return Policy(**defaults)
 
 
+def stage_blob(plan) -> bytes:
+    """A stage as the planner ships it (``pack_stage``), with no added files."""
+    return pack_stage(cloudpickle.dumps(plan), (), "memory://unused", {})
+
+
 def fan_in_job(job_id: str, maps: int, base: int = 0, num_maps: int = 1) -> JobSpec:
     """``maps`` map stages (each one shuffle) read together by one result task."""
     stages = {base + i: StageSpec(base + i, f"map{i}", tuple(range(num_maps)), shuffle_id=base + i,
@@ -33,7 +39,7 @@ def fan_in_job(job_id: str, maps: int, base: int = 0, num_maps: int = 1) -> JobS
     result = base + maps
     reads = {0: tuple((base + i, 0) for i in range(maps))}
     stages[result] = StageSpec(result, "result", (0,), reads=reads, parents=tuple(stages), index=maps)
-    blobs = {sid: cloudpickle.dumps(f"plan of stage {sid}") for sid in stages}
+    blobs = {sid: stage_blob(f"plan of stage {sid}") for sid in stages}
     tasks = {(sid, p): b"" for sid, s in stages.items() for p in s.partitions}
     return JobSpec(job_id, stages, result, blobs, tasks, runner="unused:unused")
 

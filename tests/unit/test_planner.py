@@ -9,6 +9,7 @@ import pytest
 
 import dagrun
 from dagrun.graph.planner import StageGraph, plan_job, reads_of
+from dagrun.runtime.user_files import unpack_stage
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def test_stage_blob_stops_at_the_shuffle_boundary(pctx):
     job, graph = plan_job(pctx, rdd._node, lambda tc, it: list(it), [0, 1], "job-x")
     result_blob = job.stage_blobs[job.result_stage]
     assert len(result_blob) < 20_000  # neither the parent stage nor its data travel with it
-    plan = cloudpickle.loads(result_blob)
+    plan = cloudpickle.loads(unpack_stage(result_blob)[3])
     assert plan.rdd.parents[0].parents == []
     map_stage = next(s for s in job.stages.values() if s.shuffle_id is not None)
     assert len(job.stage_blobs[map_stage.stage_id]) < 20_000  # slices travel per task, not per stage
