@@ -195,7 +195,11 @@ class SparkContext:
         self._cancelled: dict[int, str] = {}  # thread id -> why its job was cancelled
         self.environment = dict(environment or {})
         self.pythonExec = None
-        self._add_files_of_conf(pyFiles or [])
+        try:
+            self._add_files_of_conf(pyFiles or [])
+        except BaseException:  # a bad path in the settings must not leave this context active
+            self.stop()
+            raise
 
     def _add_files_of_conf(self, py_files: list[str]) -> None:
         """``spark.files``, ``spark.submit.pyFiles`` and the ``pyFiles`` argument, added as PySpark adds them."""

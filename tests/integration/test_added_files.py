@@ -139,3 +139,10 @@ def test_a_job_that_failed_for_want_of_a_module_runs_once_it_is_added(tmp_path):
         from userlibrary_for_dagrun import UserClass  # and in the driver
 
         assert UserClass().hello() == "Hello World!"
+
+
+def test_a_missing_file_in_pyfiles_fails_the_start_and_leaves_no_active_context(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing_mod.py does not exist"):
+        SparkContext("inline", "bad", pyFiles=[str(tmp_path / "missing_mod.py")])
+    with SparkContext("inline", "next") as sc:  # the failed one was stopped
+        assert sc.parallelize([1, 2]).count() == 2
