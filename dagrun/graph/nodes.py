@@ -238,11 +238,12 @@ class TextFileNode(Node):
         return count_text_split_lines(split.data, self.storage_options)
 
     def describe_input(self) -> str:
-        compressed = sorted({s.data.compression for s in self.splits if s.data.compression})
         most = f"{self.split_size} bytes" if self.split_size else "the block size"
         text = f"text {self.path!r}: {len(self.splits)} byte-range splits of up to {most}"
-        if compressed:
-            text += f"; {'/'.join(compressed)} files are read whole (not splittable)"
+        if any(s.data.compression == "gzip" for s in self.splits):
+            text += "; gzip files are read whole (not splittable)"
+        if any(s.data.compression == "bz2" for s in self.splits):
+            text += "; bz2 files by their compressed blocks"
         return text
 
 

@@ -23,7 +23,9 @@ Policy (Hadoop's ``FileInputFormat`` and ``LineRecordReader``):
   A file named explicitly is read whatever its name; an existing directory with no visible
   files gives no splits, while a missing path, a glob matching nothing or an unfinished save
   (``output_marks``) is an error.
-  ``.gz`` and ``.bz2`` files cannot be split: each is one split, read as a decompressed stream.
+  A ``.gz`` file cannot be split: it is one split, read as a decompressed stream.  A ``.bz2``
+  file is planned like plain text, and a split reads the compressed blocks that start in its
+  range (Hadoop's ``BZip2Codec``; ``dagrun.runtime.bzip2_split``).
 * Line ownership (Hadoop's ``LineRecordReader``).  The byte range ``[s, e)`` owns the lines
   that start in ``(s, e]``, and the first range also the line at 0: a reader always finishes
   the line it is in at its end, and every range but the first skips the line it starts in.
@@ -69,6 +71,7 @@ from typing import Any, BinaryIO
 from fsspec.core import url_to_fs
 
 from shuffle.layout import redact
+from dagrun.runtime import bzip2_split
 from dagrun.runtime.lines import line_lists, lone_crs_as_newlines, owned_runs
 from dagrun.runtime.output_marks import check_complete
 from dagrun.runtime.prefix_sort import split_records
@@ -84,7 +87,8 @@ PathArg = str | os.PathLike[str] | list[str | os.PathLike[str]]
 
 @dataclass(frozen=True)
 class TextSplit:
-    """Lines starting in ``[start, end)`` of ``url`` (all of it, decompressed, when ``compression``)."""
+    """Lines starting in ``[start, end)`` of ``url``; all of a gzip file; the lines of the bzip2
+    blocks that start in bytes ``[start, end)`` (``dagrun.runtime.bzip2_split``)."""
 
     url: str
     start: int
@@ -117,7 +121,7 @@ STORE_BLOCK_SIZE = 128 << 20  # HDFS's dfs.blocksize, and dagrun's piece of an o
 def plan_text_splits(
     path: PathArg, *, split_size: int, min_partitions: int, storage_options: dict[str, Any] | None = None
 ) -> list[TextSplit]:
-    """Cut every input file into Hadoop's splits; compressed files are one split each.
+    """Cut every input file into Hadoop's splits; a gzip file is one split.
 
     >>> [(s.start, s.end) for s in plan_text_splits("a.txt", split_size=1 << 27, min_partitions=2)]  # doctest: +SKIP
     [(0, 3), (3, 5), (5, 6)]
@@ -129,10 +133,13 @@ def plan_text_splits(
         if f.size == 0:
             continue
         compression = _compression_of(f.url)
-        if compression is not None:
+        if compression == "gzip":
             splits.append(TextSplit(f.url, 0, f.size, f.size, compression))
+            continue
+        size = _split_size(f, split_size, goal)
+        if compression == "bz2":  # byte ranges of compressed blocks (dagrun.runtime.bzip2_split)
+            splits.extend(TextSplit(f.url, s, e, f.size, compression) for s, e in _cut(f.size, size))
         else:
-            size = _split_size(f, split_size, goal)
             splits.extend(TextSplit(f.url, s + 1 if s else 0, e + 1, f.size, None) for s, e in _cut(f.size, size))
     return splits
 
@@ -279,10 +286,8 @@ def read_text_split(split: TextSplit, storage_options: dict[str, Any] | None = N
 
 def read_text_batches(split: TextSplit, storage_options: dict[str, Any] | None = None) -> Iterator[list[str]]:
     """``read_text_split``'s lines as lists (see ``dagrun.runtime.lines``)."""
-    with _text_blocks(split, storage_options, past_end=True) as blocks:
-        end = split.end if split.compression is None else math.inf
-        runs = owned_runs(*_first_line(blocks, split.start, end), end)
-        yield from line_lists(runs, strip_bom=split.start == 0)
+    with owned_blocks(split, storage_options, past_end=True) as (line_off, blocks, at_start, end):
+        yield from line_lists(owned_runs(line_off, blocks, end), strip_bom=at_start)
 
 
 def read_binary_split(
@@ -356,8 +361,29 @@ def _count_fetches(f: BinaryIO) -> None:
 
 
 @contextmanager
+def owned_blocks(split: TextSplit, storage_options: dict[str, Any] | None, *,
+                 past_end: bool) -> Iterator[tuple[float, Iterator[bytes], bool, float]]:
+    """``(line_off, blocks, at_start, end)``: the blocks from the split's first owned line on,
+    which starts at ``line_off`` (``inf``: none does), whether that is the file's first line,
+    and where the last owned line may start at the latest (``inf``: every line the blocks hold).
+
+    Uncompressed blocks are cut at ``end`` unless ``past_end``; a compressed split's blocks go
+    as far as its lines do either way.
+    """
+    if split.compression == "bz2":
+        with _open(split.url, storage_options, size=split.file_size, cache_type="none") as f:
+            chunks = _blocks(f, split.start + 1 if split.start else 0, split.end, past_end=True)
+            at_start, text = bzip2_split.owned_text(chunks, split.start, split.end, split.url)
+            yield *_first_line(text, 0 if at_start else 1, math.inf), at_start, math.inf
+        return
+    with _text_blocks(split, storage_options, past_end=past_end) as blocks:
+        end = split.end if split.compression is None else math.inf
+        yield *_first_line(blocks, split.start, end), split.start == 0, end
+
+
+@contextmanager
 def _text_blocks(split: TextSplit, storage_options: dict[str, Any] | None, *, past_end: bool) -> Iterator[Iterator[bytes]]:
-    """The split's bytes as blocks: see ``_blocks``; a compressed file decompressed, whole."""
+    """The split's bytes as blocks: see ``_blocks``; a gzip file decompressed, whole."""
     if split.compression is None:
         with _open(split.url, storage_options, size=split.file_size, cache_type="none") as f:
             yield lone_crs_as_newlines(_blocks(f, split.start, split.end, past_end=past_end))

@@ -11,7 +11,7 @@ from typing import Any
 
 from dagrun import optional
 from dagrun.runtime import inputs  # by module: tests count its reads and shrink its blocks
-from dagrun.runtime.inputs import TextSplit, _first_line, _text_blocks
+from dagrun.runtime.inputs import TextSplit, owned_blocks
 from dagrun.runtime.lines import lone_cr_inside
 
 _COUNT_SLICE = 256 << 10
@@ -36,8 +36,7 @@ def count_text_split_lines(split: TextSplit, storage_options: dict[str, Any] | N
 
 def _count_lines_in_blocks(split: TextSplit, storage_options: dict[str, Any] | None) -> int:
     lines, last = 0, b""
-    with _text_blocks(split, storage_options, past_end=False) as blocks:
-        _, blocks = _first_line(blocks, split.start, split.end)
+    with owned_blocks(split, storage_options, past_end=False) as (_, blocks, _, _):
         for block in blocks:
             if block:
                 lines += _newlines(block)

@@ -115,6 +115,21 @@ def test_text_file_on_s3_is_split_by_byte_range_like_a_local_file(s3, tmp_path) 
     assert set(s3.proxy.counts(s3.input_bucket)) == {"get", "bytes_in"}
 
 
+def test_a_bz2_file_on_s3_is_split_by_its_blocks_with_ranged_gets_alone(s3) -> None:
+    import bz2
+
+    lines = [f"{i} {line}" for i, line in enumerate(LINES * 20)]
+    url = s3.put_input("logs/words.txt.bz2", bz2.compress(("\n".join(lines) + "\n").encode(), 1))
+    with dagrun.Context(executor="local", max_executors=2, store=s3.store_url(), conf=BASE_CONF) as ctx:
+        rdd = ctx.text_file(url, 6)
+        assert rdd.get_num_partitions() == 6  # planned: the driver's HEAD of the file
+        s3.proxy.reset()
+        assert rdd.collect() == lines
+        assert sum(1 for n in rdd.glom().map(len).collect() if n) > 1  # more than one split holds blocks
+        assert rdd.count() == len(lines)
+    assert set(s3.proxy.counts(s3.input_bucket)) == {"get", "bytes_in"}  # no HEAD, no LIST
+
+
 @pytest.mark.parametrize("prefixes, at_least, at_most", [(16, 8, 16), (64, 17, 64), (4, 1, 4)])
 def test_map_blocks_spread_over_first_level_prefixes(s3, prefixes, at_least, at_most) -> None:
     conf = {**BASE_CONF, "keep_shuffle": True, "shuffle.prefixes": prefixes}
