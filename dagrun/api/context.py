@@ -47,7 +47,7 @@ from dagrun.api.added_files import AddedFiles
 from dagrun.api.rdd import RDD
 from dagrun.graph.file_sources import WholeFilesNode, split_paths
 from dagrun.graph.nodes import BinaryRecordsNode, ParallelCollectionNode, TextFileNode, UnionNode
-from dagrun.graph.planner import TASK_RUNNER, plan_job
+from dagrun.graph.planner import TASK_RUNNER, plan_job, refuse_pickling
 from dagrun.observe.progress import JobProgress
 from dagrun.runtime.shared_vars import Accumulator, AccumulatorParam, Broadcast, new_accumulator
 
@@ -219,6 +219,9 @@ class Context:
         return next(self._counters.setdefault(kind, itertools.count()))
 
     # ---- sources ---------------------------------------------------------------------------
+
+    def __reduce__(self):
+        refuse_pickling("Context")
 
     def parallelize(self, data: Iterable, num_partitions: int | None = None, *,
                     num_slices: int | None = None) -> RDD:

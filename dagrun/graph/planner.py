@@ -20,7 +20,7 @@ from __future__ import annotations
 import graphlib
 import pickle
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import cloudpickle
 
@@ -159,9 +159,10 @@ def plan_job(ctx, rdd: Node, func: Callable | None, partitions: list[int], job_i
         try:
             plan_blob = cloudpickle.dumps(plan, protocol=5)
         except Exception as exc:
-            raise TypeError(f"cannot serialize {stage.name}: {exc}. Functions passed to RDD operations must be "
-                            "picklable by cloudpickle (no open files, locks, sockets or Context objects "
-                            "captured in closures).") from exc
+            raise SerializationError(
+                f"cannot serialize {stage.name}: {type(exc).__name__}: {str(exc).rstrip('.')}. Functions passed to RDD operations "
+                "must be picklable by cloudpickle (no open files, locks, sockets, RDDs or Context objects "
+                "captured in closures).") from exc
         blobs[stage.stage_id] = pack_stage(plan_blob, ctx.added_files.entries, ctx.store_url,
                                            ctx.config.storage_options)
         for p in todo:
@@ -191,11 +192,30 @@ def coalescible(graph: StageGraph, stage: Stage) -> bool:
                if node._cache_id is None or node is stage.rdd)
 
 
+class SerializationError(pickle.PicklingError, TypeError):
+    """A function or a partition's data that cannot be pickled for the executors.
+
+    A ``pickle.PicklingError`` as in PySpark, and a ``TypeError`` as dagrun raised before."""
+
+
+def refuse_pickling(name: str) -> NoReturn:
+    """Raise what PySpark raises when a function shipped to executors captures the driver's ``name``."""
+    raise RuntimeError(f"It appears that you are attempting to reference the {name} from a broadcast variable, "
+                       "action or transformation (PySpark's SPARK-5063). It can only be used on the driver, not "
+                       "in code that runs on executors: run the inner job on the driver first and pass its "
+                       "result, or broadcast it")
+
+
 def _dumps_split(split: Split) -> bytes:
     try:
         return pickle.dumps(split, protocol=5)
     except Exception:  # noqa: BLE001 - data holding lambdas or local classes needs cloudpickle
-        return cloudpickle.dumps(split, protocol=5)
+        try:
+            return cloudpickle.dumps(split, protocol=5)
+        except Exception as exc:
+            raise SerializationError(
+                f"cannot serialize partition {split.index}'s data: {type(exc).__name__}: {str(exc).rstrip('.')}. The data "
+                "of parallelize must be picklable (no RDDs, Context objects, open files or locks).") from exc
 
 
 def _expected_seconds(rdd: Node) -> float:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from dagrun.api.context import Context
+from dagrun.graph.planner import refuse_pickling
 from dagrun.pyspark.names import generate, not_in_dagrun
 from dagrun.pyspark.rdd import RDD, unwrap, wrap
 
@@ -299,6 +300,9 @@ class SparkContext:
         self._ctx.set_log_level(logLevel)
 
     # ---- sources whose PySpark signature differs from dagrun's ------------------------------
+
+    def __reduce__(self):
+        refuse_pickling("SparkContext")
 
     def parallelize(self, c: Iterable, numSlices: int | None = None) -> RDD:
         return RDD(self._ctx.parallelize(c, numSlices), self)

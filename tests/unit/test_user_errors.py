@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+import threading
+
 import pytest
 
 import dagrun
@@ -46,3 +49,36 @@ def test_the_context_is_usable_after_a_failed_job(ictx):
     with pytest.raises(dagrun.JobFailed):
         ictx.parallelize(range(10), 2).map(_stop).collect()
     assert ictx.parallelize(range(10), 2).map(lambda x: x * 2).sum() == 90
+
+
+def _unpicklable_jobs(ctx, inner):
+    lock = threading.Lock()
+    return {
+        "a lock in a closure": lambda: ctx.parallelize([1]).map(lambda x: (lock, x)).collect(),
+        "the context in a closure": lambda: ctx.parallelize([1]).map(lambda x: ctx.parallelize([x])).collect(),
+        "an RDD in a closure": lambda: ctx.parallelize([1]).map(lambda x: inner.count()).collect(),
+        "an RDD in parallelize's data": lambda: ctx.parallelize([inner, inner]).collect(),
+    }
+
+
+@pytest.mark.parametrize("case", ["a lock in a closure", "the context in a closure", "an RDD in a closure",
+                                  "an RDD in parallelize's data"])
+def test_what_cannot_be_pickled_raises_pysparks_pickling_error_and_says_what(ictx, case):
+    job = _unpicklable_jobs(ictx, ictx.parallelize([2]))[case]
+    with pytest.raises(pickle.PicklingError, match="cannot serialize") as info:
+        job()
+    assert isinstance(info.value, TypeError)  # what dagrun raised before, still caught the same way
+    assert {"a lock in a closure": "_thread.lock", "the context in a closure": "SPARK-5063"}.get(case, "RDD") \
+        in str(info.value)
+    assert ictx.parallelize([1, 2]).sum() == 3
+
+
+def test_a_sparkcontext_in_a_closure_names_spark_5063():
+    from dagrun.pyspark import SparkContext
+
+    sc = SparkContext("local[1]", "closure")
+    try:
+        with pytest.raises(pickle.PicklingError, match="reference the SparkContext.*SPARK-5063"):
+            sc.parallelize(range(3)).map(lambda _: sc.parallelize([1])).collect()
+    finally:
+        sc.stop()
