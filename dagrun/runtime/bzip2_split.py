@@ -6,7 +6,9 @@ Policy.  A bzip2 file is one or more streams (``BZh`` and a level digit, then bl
 end-of-stream marker and the stream's CRC), and every block starts with the 48-bit magic
 ``0x314159265359`` at any bit offset, the end-of-stream marker with ``0x177245385090``.
 ``text_file`` plans a ``.bz2`` file into byte ranges as it plans plain text, and the range
-``[s, e)`` owns the blocks whose magic starts at a bit in ``[8s, 8e)``.  Each block is
+``[s, e)`` owns the blocks whose magic starts at a bit in ``[8s, 8e)``, except that the
+file's first block (at byte 4, after the header) is always the first range's, as in Hadoop's
+``BZip2CompressionInputStream``, which skips it in a range starting inside the header.  Each block is
 decompressed alone, as the one block of a stream made for it: the block's bits realigned
 after ``BZh9``, then an end-of-stream marker whose CRC is the block's own (a one-block
 stream's combined CRC).  A block ends where the next magic of either kind starts.  The
@@ -183,18 +185,22 @@ def owned_text(chunks: Iterator[bytes], start: int, end: int, url: str) -> tuple
     (True, b'a\\nb\\n')
     """
     magics = _Magics(chunks, start, url)
+    end_bit = 8 * end
     if start == 0:
         header = magics.head(4)
         if len(header) < 4 or header[:3] != b"BZh" or header[3:] not in b"123456789":
             raise ValueError(f"{url} is not a bzip2 file (it does not start with 'BZh' and a level "
                              "digit); rename it if it is not compressed")
-    if not _starts_a_block_before(magics, 8 * end):
+        end_bit = max(end_bit, FIRST_BLOCK_BIT + 1)  # the first split owns the first block, however short
+    elif start <= FIRST_BLOCK_BIT // 8 and (magic := magics.get(0)) is not None and magic[0] == FIRST_BLOCK_BIT:
+        magics.drop(1)  # so no split but the first does, as in Hadoop
+    if not _starts_a_block_before(magics, end_bit):
         return False, iter(())  # and no block is decompressed only to be left to the next split
     blocks = _decoded_blocks(magics, url)
     first = next(blocks, None)
-    if first is None or first[0] >= 8 * end:
+    if first is None or first[0] >= end_bit:
         return False, iter(())
-    return first[0] == FIRST_BLOCK_BIT, _through_line_after_own(chain((first,), blocks), 8 * end)
+    return first[0] == FIRST_BLOCK_BIT, _through_line_after_own(chain((first,), blocks), end_bit)
 
 
 def _starts_a_block_before(magics: _Magics, end_bit: int) -> bool:

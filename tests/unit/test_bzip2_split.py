@@ -89,8 +89,9 @@ def test_planned_splits_are_hadoops_byte_ranges(many_blocks, min_partitions) -> 
     assert [(s.start, s.end) for s in splits] == list(inputs._cut(len(compressed), max(1, goal)))
     lines, per_split, counts = lines_of(splits)
     assert lines == reference_lines(text) and counts == per_split
-    # a split holds the lines of the blocks that start in it: none, if no block does
-    starts = block_bytes(compressed)
+    # a split holds the lines of the blocks that start in it (the first block: the first
+    # split's): none, if no block does
+    starts = [0] + block_bytes(compressed)[1:]
     for s, n in zip(splits, per_split):
         if not any(s.start <= b < s.end for b in starts):
             assert n == 0
@@ -105,6 +106,16 @@ def test_a_small_file_has_pysparks_partitions(tmp_path: Path) -> None:
         assert path.stat().st_size == 403 and rdd.get_num_partitions() == 7
         assert rdd.glom().map(len).collect() == [300] + [0] * 6
         assert rdd.count() == 300 and rdd.collect()[-1] == "line 299"
+
+
+@pytest.mark.parametrize("min_partitions", [3, 50])
+def test_the_first_block_is_the_first_splits_even_when_it_ends_inside_the_header(tmp_path, min_partitions) -> None:
+    # PySpark 4.3 on this 43-byte file: [[a, b, c, d], [], ...], however small the splits
+    path = tmp_path / "tiny.bz2"
+    path.write_bytes(bz2.compress(b"a\nb\r\nc\rd"))
+    splits = plan_text_splits(str(path), split_size=0, min_partitions=min_partitions)
+    assert splits[0].end < 4 if min_partitions == 50 else splits[0].end > 4
+    assert [list(read_text_split(s)) for s in splits] == [["a", "b", "c", "d"]] + [[]] * (len(splits) - 1)
 
 
 def test_a_chance_magic_inside_a_block_changes_no_line(many_blocks, monkeypatch) -> None:
