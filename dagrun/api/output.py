@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import fsspec
 
 from dagrun import optional
+from dagrun.runtime.file_codecs import open_compressed
 from dagrun.runtime.output_marks import COMMIT_MARK, SUCCESS_MARK, TEMPORARY_DIR
 from dagrun.runtime.prefix_sort import split_records
 
@@ -49,7 +50,9 @@ if TYPE_CHECKING:
 
 _CODECS = {"gzip": ("gzip", ".gz"), "org.apache.hadoop.io.compress.GzipCodec": ("gzip", ".gz"),
            "bz2": ("bz2", ".bz2"), "bzip2": ("bz2", ".bz2"),
-           "org.apache.hadoop.io.compress.BZip2Codec": ("bz2", ".bz2")}
+           "org.apache.hadoop.io.compress.BZip2Codec": ("bz2", ".bz2"),
+           "deflate": ("deflate", ".deflate"), "org.apache.hadoop.io.compress.DefaultCodec": ("deflate", ".deflate"),
+           "zstd": ("zstd", ".zst"), "org.apache.hadoop.io.compress.ZStandardCodec": ("zstd", ".zst")}
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,7 @@ def save_parts(rdd: "RDD", path: str, write_part, codec: str | None = None, suff
 
     def write(tc, it: Iterator) -> AttemptFile:
         name = f"{temp}/part-{tc.partition_index:05d}-a{tc.attempt}{suffix}"
-        with fs.open(name, "wb", compression=codec) as f:
+        with fs.open(name, "wb") as raw, open_compressed(raw, codec) as f:
             write_part(f, it)
         return AttemptFile(fs, name)
 

@@ -24,7 +24,8 @@ import io
 import pickle
 from typing import Any, Iterator, Sequence
 
-from dagrun.runtime.inputs import _compression_of, _list_files, _open, decompress
+from dagrun.runtime.file_codecs import compression_of, decompress
+from dagrun.runtime.inputs import _list_files, _open
 from dagrun.graph.nodes import Node, Split
 
 
@@ -55,7 +56,7 @@ class WholeFilesNode(Node):
         for url, size in split.data:
             with _open(url, self.storage_options, size=size, cache_type="readahead") as f:
                 data = f.read()
-            compression = _compression_of(url) if self.kind == "text" else None
+            compression = compression_of(url) if self.kind == "text" else None
             if compression is not None:  # Hadoop's WholeTextFileRecordReader decompresses by suffix
                 data = decompress(data, compression, url)
             if self.kind == "pickle":

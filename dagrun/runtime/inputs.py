@@ -23,7 +23,8 @@ Policy (Hadoop's ``FileInputFormat`` and ``LineRecordReader``):
   A file named explicitly is read whatever its name; an existing directory with no visible
   files gives no splits, while a missing path, a glob matching nothing or an unfinished save
   (``output_marks``) is an error.
-  A ``.gz`` file cannot be split: it is one split, read as a decompressed stream.  A ``.bz2``
+  A ``.gz``, ``.deflate`` or ``.zst`` file cannot be split: it is one split, read as a
+  decompressed stream (``dagrun.runtime.file_codecs``).  A ``.bz2``
   file is planned like plain text, and a split reads the compressed blocks that start in its
   range (Hadoop's ``BZip2Codec``; ``dagrun.runtime.bzip2_split``).
 * Line ownership (Hadoop's ``LineRecordReader``).  The byte range ``[s, e)`` owns the lines
@@ -56,9 +57,6 @@ each read is one ranged GET of exactly that range.  The read past ``end`` starts
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import io
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -72,6 +70,7 @@ from fsspec.core import url_to_fs
 
 from shuffle.layout import redact
 from dagrun.runtime import bzip2_split
+from dagrun.runtime.file_codecs import compression_of, open_decompressed
 from dagrun.runtime.lines import line_lists, lone_crs_as_newlines, owned_runs
 from dagrun.runtime.output_marks import check_complete
 from dagrun.runtime.prefix_sort import split_records
@@ -79,7 +78,6 @@ from dagrun.runtime.prefix_sort import split_records
 BLOCK_SIZE = 8 << 20
 TAIL_BLOCK_SIZE = 64 << 10
 SPLIT_SLOP = 1.1  # Hadoop FileInputFormat: the last split may be this much larger than the rest
-COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".bz2": "bz2"}
 _GLOB_CHARS = frozenset("*?[")
 
 PathArg = str | os.PathLike[str] | list[str | os.PathLike[str]]
@@ -87,8 +85,8 @@ PathArg = str | os.PathLike[str] | list[str | os.PathLike[str]]
 
 @dataclass(frozen=True)
 class TextSplit:
-    """Lines starting in ``[start, end)`` of ``url``; all of a gzip file; the lines of the bzip2
-    blocks that start in bytes ``[start, end)`` (``dagrun.runtime.bzip2_split``)."""
+    """Lines starting in ``[start, end)`` of ``url``; all of a gzip, deflate or zstd file; the
+    lines of the bzip2 blocks that start in bytes ``[start, end)`` (``dagrun.runtime.bzip2_split``)."""
 
     url: str
     start: int
@@ -121,7 +119,7 @@ STORE_BLOCK_SIZE = 128 << 20  # HDFS's dfs.blocksize, and dagrun's piece of an o
 def plan_text_splits(
     path: PathArg, *, split_size: int, min_partitions: int, storage_options: dict[str, Any] | None = None
 ) -> list[TextSplit]:
-    """Cut every input file into Hadoop's splits; a gzip file is one split.
+    """Cut every input file into Hadoop's splits; a gzip, deflate or zstd file is one split.
 
     >>> [(s.start, s.end) for s in plan_text_splits("a.txt", split_size=1 << 27, min_partitions=2)]  # doctest: +SKIP
     [(0, 3), (3, 5), (5, 6)]
@@ -132,8 +130,8 @@ def plan_text_splits(
     for f in files:
         if f.size == 0:
             continue
-        compression = _compression_of(f.url)
-        if compression == "gzip":
+        compression = compression_of(f.url)
+        if compression not in (None, "bz2"):  # gzip, deflate, zstd: no stream can start mid-file
             splits.append(TextSplit(f.url, 0, f.size, f.size, compression))
             continue
         size = _split_size(f, split_size, goal)
@@ -263,13 +261,6 @@ def _hidden(name: str) -> bool:
     return base.startswith(("_", "."))
 
 
-def _compression_of(url: str) -> str | None:
-    for suffix, compression in COMPRESSION_BY_SUFFIX.items():
-        if url.lower().endswith(suffix):
-            return compression
-    return None
-
-
 def _check_record_length(record_length: int) -> None:
     if record_length < 1:
         raise ValueError(f"record_length must be a positive number of bytes, got {record_length}")
@@ -383,35 +374,16 @@ def owned_blocks(split: TextSplit, storage_options: dict[str, Any] | None, *,
 
 @contextmanager
 def _text_blocks(split: TextSplit, storage_options: dict[str, Any] | None, *, past_end: bool) -> Iterator[Iterator[bytes]]:
-    """The split's bytes as blocks: see ``_blocks``; a gzip file decompressed, whole."""
+    """The split's bytes as blocks: see ``_blocks``; a compressed file decompressed, whole."""
     if split.compression is None:
         with _open(split.url, storage_options, size=split.file_size, cache_type="none") as f:
             yield lone_crs_as_newlines(_blocks(f, split.start, split.end, past_end=past_end))
         return
-    if split.compression not in _DECOMPRESSORS:
-        raise ValueError(f"unsupported compression {split.compression!r} for {split.url}")
     # The decompressors read in small pieces, so fsspec's read-ahead cache batches them into
-    # BLOCK_SIZE requests.  Neither GzipFile nor BZ2File closes a file object it was handed.
+    # BLOCK_SIZE requests.
     with _open(split.url, storage_options, size=split.file_size, cache_type="readahead") as raw:
-        with _DECOMPRESSORS[split.compression](raw, mode="rb") as stream:
+        with open_decompressed(raw, split.compression, split.url) as stream:
             yield lone_crs_as_newlines(iter(lambda: stream.read(BLOCK_SIZE), b""))
-
-
-_DECOMPRESSORS: dict[str, Callable[..., BinaryIO]] = {
-    "gzip": lambda raw, mode: gzip.GzipFile(fileobj=raw, mode=mode),
-    "bz2": bz2.BZ2File,
-}
-
-
-def decompress(data: bytes, compression: str, url: str) -> bytes:
-    """A whole compressed file's bytes, decompressed (``compression`` as ``_compression_of`` names it)."""
-    if compression not in _DECOMPRESSORS:
-        raise ValueError(f"unsupported compression {compression!r} for {url}")
-    try:
-        with _DECOMPRESSORS[compression](io.BytesIO(data), mode="rb") as stream:
-            return stream.read()
-    except (OSError, EOFError) as e:
-        raise ValueError(f"{url} is not a valid {compression} file ({e}); rename it if it is not compressed") from e
 
 
 def _blocks(f: BinaryIO, start: int, end: int, *, past_end: bool) -> Iterator[bytes]:
