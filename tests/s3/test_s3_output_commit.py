@@ -53,3 +53,14 @@ def test_two_concurrent_saves_to_one_s3_path_give_one_winner(s3, monkeypatch) ->
                                                                       "part-00002")]
     with dagrun.Context(executor="inline", conf=CONF) as c:
         assert sorted(c.text_file(out).collect()) == sorted(f"{winners[0]}-{i}" for i in range(6))
+
+
+def test_a_compressed_save_to_s3_uploads_every_part_and_reads_back(s3) -> None:
+    lines = [f"row {i}" for i in range(2000)]
+    with dagrun.Context(executor="local", max_executors=2, conf=CONF) as c:
+        for codec, suffix in (("gzip", ".gz"), ("bz2", ".bz2"), ("deflate", ".deflate"), ("zstd", ".zst")):
+            out = f"s3://{s3.store_bucket}/out/{codec}"
+            c.parallelize(lines, 3).save_as_text_file(out, compression=codec)
+            assert s3.keys(prefix=f"out/{codec}/") == [f"out/{codec}/_SUCCESS"] + [
+                f"out/{codec}/part-0000{i}{suffix}" for i in range(3)]
+            assert c.text_file(out).collect() == lines
