@@ -28,9 +28,19 @@ class JobAborted(RuntimeError):
         if self.error is not None:
             text += f"\nLast error: {self.error.type_name}: {self.error.message}"
             text += f"\n\nRemote traceback (from the executor):\n{self.error.traceback.rstrip()}"
-            text += ("\n\nFix the function or the input that raised it; the Context is still usable "
-                     "for other jobs.")
+            text += f"\n\n{_next_step(self.error)}; the Context is still usable for other jobs."
         return text
+
+
+def _next_step(error: RemoteError) -> str:
+    """What to do about a task's error: most are the function's or the input's, some the machine's."""
+    if error.type_name in ("OSError", "IOError") and error.message.startswith(("[Errno 28]", "[Errno 122]")):
+        return ("A disk is full: the shuffle store or an executor's scratch folder ran out of space (or "
+                "quota). Free space there, or give the job a larger volume (store=, or an s3:// store)")
+    if error.type_name == "MemoryError":
+        return ("An executor ran out of memory: give the job more partitions, so each task holds less, or "
+                "the executors more memory")
+    return "Fix the function or the input that raised it"
 
 
 class ExecutorsCannotStart(RuntimeError):

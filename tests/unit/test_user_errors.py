@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import threading
 
 import pytest
 
 import dagrun
+from scheduler.errors import JobAborted
 
 
 def _stop(x):
@@ -82,3 +84,15 @@ def test_a_sparkcontext_in_a_closure_names_spark_5063():
             sc.parallelize(range(3)).map(lambda _: sc.parallelize([1])).collect()
     finally:
         sc.stop()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_a_full_disk_says_so_instead_of_blaming_the_function(ictx):
+    def write(x):  # the kernel's own "No space left on device", as a full store volume gives it
+        with open("/dev/full", "wb", buffering=0) as f:
+            f.write(b"x")
+
+    with pytest.raises(JobAborted, match=r"No space left on device[\s\S]*A disk is full: the shuffle store"):
+        ictx.parallelize([1]).map(write).collect()
+    with pytest.raises(JobAborted, match="Fix the function or the input that raised it"):
+        ictx.parallelize([1]).map(lambda x: 1 / 0).collect()
