@@ -5,7 +5,8 @@ executor opens the file when it reads the split, so no handle lives between call
 
 Policy (Hadoop's ``FileInputFormat`` and ``LineRecordReader``):
 
-* Planning.  A path is a file, a glob, a directory (its regular files, sorted, non-recursive,
+* Planning.  A path is a file, a glob (with Hadoop's ``{a,b}`` alternatives:
+  ``dagrun.runtime.globs``), a directory (its regular files, sorted, non-recursive,
   skipping names that start with ``_`` or ``.`` such as ``_SUCCESS``), or a list of these.  A
   visible folder inside a directory is an error, as in Spark's ``HadoopRDD`` (whose reader
   does not recurse), rather than data silently left out; whole-file inputs skip it, as
@@ -71,6 +72,7 @@ from fsspec.core import url_to_fs
 from shuffle.layout import redact
 from dagrun.runtime import bzip2_split
 from dagrun.runtime.file_codecs import compression_of, open_decompressed
+from dagrun.runtime.globs import expand_braces, is_glob
 from dagrun.runtime.lines import line_lists, lone_crs_as_newlines, owned_runs
 from dagrun.runtime.output_marks import check_complete
 from dagrun.runtime.prefix_sort import split_records
@@ -78,7 +80,6 @@ from dagrun.runtime.prefix_sort import split_records
 BLOCK_SIZE = 8 << 20
 TAIL_BLOCK_SIZE = 64 << 10
 SPLIT_SLOP = 1.1  # Hadoop FileInputFormat: the last split may be this much larger than the rest
-_GLOB_CHARS = frozenset("*?[")
 
 PathArg = str | os.PathLike[str] | list[str | os.PathLike[str]]
 
@@ -212,9 +213,10 @@ def _list_files(path: PathArg, storage_options: dict[str, Any] | None, *, skip_f
 
 def _expand(path: str, storage_options: dict[str, Any], skip_folders: bool) -> list[_File]:
     fs, root = url_to_fs(path, **storage_options)
-    if any(c in _GLOB_CHARS for c in root):
+    if is_glob(root):
         # Hadoop filters hidden names out of glob results too.
-        matches = fs.glob(root, detail=True)
+        matches = {name: info for pattern in expand_braces(root)  # {a,b}: Hadoop's, not fsspec's
+                   for name, info in fs.glob(pattern, detail=True).items()}
         infos = [matches[name] for name in sorted(matches) if not _hidden(name)]
         if not infos:
             raise FileNotFoundError(
