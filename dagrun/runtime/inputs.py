@@ -205,6 +205,9 @@ def _list_files(path: PathArg, storage_options: dict[str, Any] | None, *, skip_f
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     if not paths:
         raise FileNotFoundError("no input path given: pass a file, a directory, a glob or a list of them")
+    if not all(os.fspath(p) for p in paths):  # fsspec would read "" as the current folder
+        raise ValueError(f"an input path is empty (in {path!r}); name a file, a folder or a glob, as in "
+                         "Hadoop, which cannot make a path from an empty string")
     files: list[_File] = []
     for p in paths:
         files.extend(_expand(os.fspath(p), storage_options or {}, skip_folders))

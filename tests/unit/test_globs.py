@@ -43,3 +43,9 @@ def test_text_file_reads_what_the_alternatives_match_once(tmp_path: Path) -> Non
     assert lines(f"{tmp_path}/{{2024-01-01,missing}}/part-0.txt") == ["2024-01-01"]  # as in Hadoop
     with pytest.raises(FileNotFoundError, match="matched no files"):
         lines(f"{tmp_path}/{{missing,gone}}/part-0.txt")
+
+
+@pytest.mark.parametrize("path", ["", ["a.txt", ""]])
+def test_an_empty_input_path_is_an_error_not_the_current_folder(path) -> None:
+    with pytest.raises(ValueError, match="an input path is empty"):
+        plan_text_splits(path, split_size=0, min_partitions=1)
