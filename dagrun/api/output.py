@@ -193,6 +193,9 @@ def _remove(fs: Any, path: str, recursive: bool = False) -> None:
 def save_parts(rdd: "RDD", path: str, write_part, codec: str | None = None, suffix: str = "") -> None:
     """One ``part-NNNNN`` file per partition, written by ``write_part(file, iterator)``,
     committed as described above, then ``_SUCCESS``."""
+    if not os.fspath(path):  # fsspec would take "" as the current folder
+        raise ValueError("the output path is empty; name the folder to write, as in Hadoop, which cannot "
+                         "make a path from an empty string")
     fs, root = fsspec.core.url_to_fs(path, **dict(rdd.ctx.config.storage_options))
     root = root.rstrip("/")
     if fs.exists(root) and (not fs.isdir(root) or fs.ls(root)):

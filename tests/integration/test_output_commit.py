@@ -125,3 +125,11 @@ def test_a_failed_save_leaves_nothing_and_a_rerun_succeeds(tmp_path):
         assert not os.path.exists(out) or os.listdir(out) == []
         c.parallelize(range(6), 3).save_as_text_file(out)
         assert sorted(os.listdir(out)) == ["_SUCCESS", "part-00000", "part-00001", "part-00002"]
+
+
+def test_an_empty_output_path_is_refused_and_nothing_is_written_to_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with dagrun.Context(executor="inline", conf=CONF) as c:
+        with pytest.raises(ValueError, match="the output path is empty"):
+            c.parallelize([1, 2]).save_as_text_file("")
+    assert os.listdir(tmp_path) == []
