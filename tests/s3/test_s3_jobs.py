@@ -226,3 +226,11 @@ def test_storage_options_reach_executors_and_credentials_stay_out_of_logs(s3, ca
     out, err = capfd.readouterr()
     assert caplog.text
     assert not [t for t in (*texts, caplog.text, out, err) if secret in t]
+
+
+def test_hadoop_brace_alternatives_select_s3_folders(s3) -> None:
+    for day in ("2024-01-01", "2024-01-02", "2024-02-01"):
+        s3.put_input(f"days/{day}/part-0.txt", f"{day} a\n{day} b\n".encode())
+    with dagrun.Context(executor="inline", max_executors=2, conf=BASE_CONF) as ctx:
+        got = ctx.text_file(f"s3://{s3.input_bucket}/days/2024-0{{1-0{{1,2}},2-01}}/*.txt").collect()
+    assert got == [f"{day} {x}" for day in ("2024-01-01", "2024-01-02", "2024-02-01") for x in "ab"]
