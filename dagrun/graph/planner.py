@@ -159,10 +159,9 @@ def plan_job(ctx, rdd: Node, func: Callable | None, partitions: list[int], job_i
         try:
             plan_blob = cloudpickle.dumps(plan, protocol=5)
         except Exception as exc:
-            raise SerializationError(
-                f"cannot serialize {stage.name}: {type(exc).__name__}: {str(exc).rstrip('.')}. Functions passed to RDD operations "
-                "must be picklable by cloudpickle (no open files, locks, sockets, RDDs or Context objects "
-                "captured in closures).") from exc
+            raise SerializationError.of(stage.name, exc, "Functions passed to RDD operations must be picklable by "
+                                        "cloudpickle (no open files, locks, sockets, RDDs or Context objects "
+                                        "captured in closures).") from exc
         blobs[stage.stage_id] = pack_stage(plan_blob, ctx.added_files.entries, ctx.store_url,
                                            ctx.config.storage_options)
         for p in todo:
@@ -197,6 +196,10 @@ class SerializationError(pickle.PicklingError, TypeError):
 
     A ``pickle.PicklingError`` as in PySpark, and a ``TypeError`` as dagrun raised before."""
 
+    @classmethod
+    def of(cls, what: str, exc: Exception, advice: str) -> "SerializationError":
+        return cls(f"cannot serialize {what}: {type(exc).__name__}: {str(exc).rstrip('.')}. {advice}")
+
 
 def refuse_pickling(name: str) -> NoReturn:
     """Raise what PySpark raises when a function shipped to executors captures the driver's ``name``."""
@@ -213,9 +216,8 @@ def _dumps_split(split: Split) -> bytes:
         try:
             return cloudpickle.dumps(split, protocol=5)
         except Exception as exc:
-            raise SerializationError(
-                f"cannot serialize partition {split.index}'s data: {type(exc).__name__}: {str(exc).rstrip('.')}. The data "
-                "of parallelize must be picklable (no RDDs, Context objects, open files or locks).") from exc
+            raise SerializationError.of(f"partition {split.index}'s data", exc, "The data of parallelize must be "
+                                        "picklable (no RDDs, Context objects, open files or locks).") from exc
 
 
 def _expected_seconds(rdd: Node) -> float:

@@ -68,8 +68,8 @@ class _Magics:
     ``found`` holds ``(bit, is_block)`` for each magic not yet dropped; ``buf`` the file's
     bytes from ``base`` on, kept from the first pending magic (or the search front)."""
 
-    def __init__(self, chunks: Iterator[bytes], base: int, url: str) -> None:
-        self._chunks, self._url = chunks, url
+    def __init__(self, chunks: Iterator[bytes], base: int) -> None:
+        self._chunks = chunks
         self.buf, self.base, self._searched, self._eof = b"", base, base, False
         self.found: list[tuple[int, bool]] = []
 
@@ -184,7 +184,7 @@ def owned_text(chunks: Iterator[bytes], start: int, end: int, url: str) -> tuple
     >>> at_start, b"".join(text)
     (True, b'a\\nb\\n')
     """
-    magics = _Magics(chunks, start, url)
+    magics = _Magics(chunks, start)
     end_bit = 8 * end
     if start == 0:
         header = magics.head(4)
