@@ -240,8 +240,9 @@ class TextFileNode(Node):
     def describe_input(self) -> str:
         most = f"{self.split_size} bytes" if self.split_size else "the block size"
         text = f"text {self.path!r}: {len(self.splits)} byte-range splits of up to {most}"
-        if any(s.data.compression == "gzip" for s in self.splits):
-            text += "; gzip files are read whole (not splittable)"
+        whole = sorted({s.data.compression for s in self.splits} - {None, "bz2"})
+        if whole:
+            text += f"; {'/'.join(whole)} files are read whole (not splittable)"
         if any(s.data.compression == "bz2" for s in self.splits):
             text += "; bz2 files by their compressed blocks"
         return text
