@@ -45,8 +45,8 @@ from dagrun.observe.jobinfo import JobInfo
 from dagrun.observe.logs import configure as configure_logs
 from dagrun.api.added_files import AddedFiles
 from dagrun.api.rdd import RDD
-from dagrun.graph.file_sources import WholeFilesNode, split_paths
-from dagrun.graph.nodes import BinaryRecordsNode, ParallelCollectionNode, TextFileNode, UnionNode
+from dagrun.api.file_inputs import FileInputs
+from dagrun.graph.nodes import ParallelCollectionNode, UnionNode
 from dagrun.graph.planner import TASK_RUNNER, plan_job, refuse_pickling
 from dagrun.observe.progress import JobProgress
 from dagrun.runtime.shared_vars import Accumulator, AccumulatorParam, Broadcast, new_accumulator
@@ -58,7 +58,7 @@ log = logging.getLogger("dagrun")
 plan_hook: Any = None
 
 
-class Context:
+class Context(FileInputs):
     """Run RDD jobs on ``executor`` ("local", "inline" or "lambda") with shuffle data in ``store``."""
 
     def __init__(self, executor: str | None = None, store: str | None = None, max_executors: int | None = None,
@@ -249,60 +249,6 @@ class Context:
     def empty_rdd(self) -> RDD:
         """An RDD with no partitions and no elements (PySpark's ``emptyRDD``)."""
         return RDD(ParallelCollectionNode(self, [], 0))
-
-    def text_file(self, path: str | list[str], min_partitions: int | None = None, split_size: int | str | None = None,
-                  storage_options: dict | None = None, use_unicode: bool = True) -> RDD:
-        """Lines of a file, glob or directory (local, s3://, ...), split by byte ranges.
-
-        As in Hadoop (and so PySpark), a string may name several inputs separated by commas
-        (commas inside ``{...}`` glob alternatives do not separate); a list names them too.
-        The RDD is named by ``path``, as in PySpark.  ``use_unicode=False`` gives each line as
-        UTF-8 bytes (bytes that were not valid UTF-8 come back as U+FFFD's encoding).
-        """
-        from dagrun.config import parse_bytes
-
-        name = path if isinstance(path, str) else ",".join(path)
-        path = split_paths(path)
-        size = parse_bytes(split_size) if split_size is not None else self.config.split_size
-        minimum = min_partitions or self.default_min_partitions  # 0 too, as in PySpark
-        rdd = RDD(TextFileNode(self, path, size, minimum, storage_options or dict(self.config.storage_options) or None))
-        rdd.set_name(name)
-        return rdd if use_unicode else rdd.map(str.encode)
-
-    def binary_records(self, path: str, record_length: int, min_partitions: int | None = None,
-                       split_size: int | str | None = None, storage_options: dict | None = None) -> RDD:
-        """Fixed-length byte records, split on record boundaries, by ``split_size`` alone unless
-        ``min_partitions`` is given (PySpark's ``binaryRecords`` takes no minimum)."""
-        from dagrun.config import parse_bytes
-
-        path = split_paths(path)
-        size = parse_bytes(split_size) if split_size is not None else self.config.split_size
-        minimum = min_partitions or 1
-        return RDD(BinaryRecordsNode(self, path, record_length, size, minimum,
-                                     storage_options or dict(self.config.storage_options) or None))
-
-    def whole_text_files(self, path: str, min_partitions: int | None = None, use_unicode: bool = True,
-                         storage_options: dict | None = None) -> RDD:
-        """``(file name, contents)`` for every file of ``path``, each read whole.
-
-        >>> sorted(ctx.whole_text_files("logs/").collect())          # doctest: +SKIP
-        [('file:/.../logs/1.txt', '123'), ('file:/.../logs/2.txt', 'xyz')]
-        """
-        return self._whole_files(path, "text", min_partitions, storage_options, use_unicode)
-
-    def binary_files(self, path: str, min_partitions: int | None = None, storage_options: dict | None = None) -> RDD:
-        """``(file name, bytes)`` for every file of ``path``, each read whole."""
-        return self._whole_files(path, "binary", min_partitions, storage_options)
-
-    def pickle_file(self, name: str, min_partitions: int | None = None, storage_options: dict | None = None) -> RDD:
-        """The elements ``rdd.save_as_pickle_file(name)`` wrote."""
-        return self._whole_files(name, "pickle", min_partitions, storage_options)
-
-    def _whole_files(self, path: str, kind: str, min_partitions: int | None, storage_options: dict | None,
-                     use_unicode: bool = True) -> RDD:
-        minimum = min_partitions or self.default_min_partitions  # 0 too, as in PySpark
-        return RDD(WholeFilesNode(self, split_paths(path), kind, minimum,
-                                  storage_options or dict(self.config.storage_options) or None, use_unicode))
 
     def union(self, rdds: list[RDD]) -> RDD:
         if not rdds:

@@ -195,6 +195,7 @@ class RDD:
     reduce_by_key_locally = actions.reduce_by_key_locally
     save_as_text_file = actions.save_as_text_file
     save_as_pickle_file = actions.save_as_pickle_file
+    save_as_sequence_file = actions.save_as_sequence_file
 
     # ---- PySpark's less common methods -----------------------------------------------------
     zip = more_ops.zip

@@ -1,5 +1,4 @@
-"""Sources that read files whole: ``whole_text_files``, ``binary_files`` and ``pickle_file``
-(what ``save_as_pickle_file`` wrote).
+"""Sources that read files whole: ``whole_text_files`` and ``binary_files``.
 
 Files are listed as ``text_file`` lists them (a file, a directory, a glob, or a list or
 comma-separated string of those; names starting with ``_`` or ``.`` are skipped), in name
@@ -14,14 +13,10 @@ Partitions are PySpark's:
   min_partitions)`` for text (Spark's WholeTextFileInputFormat) and, for binary (Spark's
   StreamFileInputFormat), ``min(split_size or 128 MiB, max(4 MiB, sum(size + 4 MiB) //
   max(default_parallelism, min_partitions)))``, 4 MiB being Spark's cost of opening a file.
-- ``pickle_file`` reads each file as one partition, as Hadoop splits the sequence files
-  PySpark writes (each of them smaller than its split size); an empty partition's file counts too.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
 from typing import Any, Iterator, Sequence
 
 from dagrun.runtime.file_codecs import compression_of, decompress
@@ -30,21 +25,19 @@ from dagrun.graph.nodes import Node, Split
 
 
 class WholeFilesNode(Node):
-    """Each file of ``path`` read whole, as ``kind`` says: ``"text"`` and ``"binary"`` give
-    ``(name, contents)`` pairs, ``"pickle"`` the elements of pickled batches."""
+    """Each file of ``path`` read whole, as ``kind`` (``"text"`` or ``"binary"``) says, as
+    ``(name, contents)`` pairs."""
 
     def __init__(self, ctx, path: Any, kind: str, min_partitions: int, storage_options: dict | None,
                  use_unicode: bool = True):
-        self.op_name = {"text": "whole_text_files", "binary": "binary_files", "pickle": "pickle_file"}[kind]
+        self.op_name = {"text": "whole_text_files", "binary": "binary_files"}[kind]
         super().__init__(ctx)
         self.path, self.kind, self.min_partitions = path, kind, min_partitions
         self.storage_options, self.use_unicode = storage_options, use_unicode
 
     def _make_splits(self) -> list[Split]:
-        files = _list_files(self.path, self.storage_options, skip_folders=self.kind != "pickle")
-        if self.kind == "pickle":
-            groups = [[f] for f in files]
-        elif self.kind == "text":
+        files = _list_files(self.path, self.storage_options, skip_folders=True)
+        if self.kind == "text":
             groups = combine_files(files, -(-sum(f.size for f in files) // self.min_partitions))
         else:
             per_core = sum(f.size + _OPEN_COST for f in files) // max(self.ctx.default_parallelism,
@@ -59,9 +52,7 @@ class WholeFilesNode(Node):
             compression = compression_of(url) if self.kind == "text" else None
             if compression is not None:  # Hadoop's WholeTextFileRecordReader decompresses by suffix
                 data = decompress(data, compression, url)
-            if self.kind == "pickle":
-                yield from _unpickle_batches(data, url)
-            elif self.kind == "text":
+            if self.kind == "text":
                 # as Hadoop's Text gives it: invalid UTF-8 replaced; use_unicode=False encodes
                 # name and text again (PySpark's UTF8Deserializer on both)
                 name, text = hadoop_name(url), data.decode("utf-8", "replace")
@@ -106,29 +97,6 @@ def combine_files(files: Sequence[Any], max_size: int) -> list[list[Any]]:
 def hadoop_name(url: str) -> str:
     """``file:///tmp/a.txt`` -> ``file:/tmp/a.txt``, as Hadoop's Path prints it."""
     return "file:/" + url[len("file:///"):] if url.startswith("file:///") else url
-
-
-def _unpickle_batches(data: bytes, url: str) -> Iterator:
-    stream = io.BytesIO(data)
-    while stream.tell() < len(data):
-        offset = stream.tell()
-        try:
-            batch = pickle.load(stream)
-        except Exception as e:
-            raise ValueError(f"{url} is not a file written by save_as_pickle_file (at byte {offset}): {e}") from e
-        yield from batch
-
-
-def write_pickle_batches(f, it: Iterator, batch_size: int) -> None:
-    """Elements as pickled lists of ``batch_size`` (what ``_unpickle_batches`` reads)."""
-    batch: list = []
-    for x in it:
-        batch.append(x)
-        if len(batch) >= batch_size:
-            pickle.dump(batch, f, protocol=pickle.HIGHEST_PROTOCOL)
-            batch = []
-    if batch:
-        pickle.dump(batch, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def split_paths(path: Any) -> Any:

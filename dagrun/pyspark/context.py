@@ -30,9 +30,9 @@ from typing import Any, Callable, Iterable
 
 from dagrun.api.context import Context
 from dagrun.graph.planner import refuse_pickling
+from dagrun.pyspark import hadoop
 from dagrun.pyspark.names import generate, not_in_dagrun
 from dagrun.pyspark.rdd import RDD, unwrap, wrap
-
 
 class JobCancelled(RuntimeError):
     """A job stopped by ``cancelJobGroup``, ``cancelJobsWithTag`` or ``cancelAllJobs``."""
@@ -440,11 +440,34 @@ class SparkContext:
     def getCheckpointDir(self) -> str | None:
         return self._checkpoint_dir
 
-    sequenceFile = not_in_dagrun("SparkContext.sequenceFile", "use pickleFile, textFile or binaryFiles")
-    hadoopFile = not_in_dagrun("SparkContext.hadoopFile", "use textFile, binaryRecords or binaryFiles")
-    newAPIHadoopFile = not_in_dagrun("SparkContext.newAPIHadoopFile", "use textFile, binaryRecords or binaryFiles")
-    hadoopRDD = not_in_dagrun("SparkContext.hadoopRDD", "use textFile, binaryRecords or binaryFiles")
-    newAPIHadoopRDD = not_in_dagrun("SparkContext.newAPIHadoopRDD", "use textFile, binaryRecords or binaryFiles")
+    def hadoopFile(self, path: str, inputFormatClass: str, keyClass: str | None = None,
+                   valueClass: str | None = None, keyConverter: str | None = None,
+                   valueConverter: str | None = None, conf: dict | None = None, batchSize: int = 0) -> RDD:
+        """Sequence files (``SequenceFileInputFormat``); other input formats need the JVM."""
+        return RDD(hadoop.read(self._ctx, "SparkContext.hadoopFile", path, inputFormatClass, keyConverter,
+                               valueConverter, conf), self)
+
+    def newAPIHadoopFile(self, path: str, inputFormatClass: str, keyClass: str | None = None,
+                         valueClass: str | None = None, keyConverter: str | None = None,
+                         valueConverter: str | None = None, conf: dict | None = None, batchSize: int = 0) -> RDD:
+        """Sequence files (``SequenceFileInputFormat``); other input formats need the JVM."""
+        return RDD(hadoop.read(self._ctx, "SparkContext.newAPIHadoopFile", path, inputFormatClass, keyConverter,
+                               valueConverter, conf), self)
+
+    def hadoopRDD(self, inputFormatClass: str, keyClass: str | None = None, valueClass: str | None = None,
+                  keyConverter: str | None = None, valueConverter: str | None = None, conf: dict | None = None,
+                  batchSize: int = 0) -> RDD:
+        """``hadoopFile`` with the path in ``conf`` (``mapreduce.input.fileinputformat.inputdir``)."""
+        return RDD(hadoop.read(self._ctx, "SparkContext.hadoopRDD", None, inputFormatClass, keyConverter,
+                               valueConverter, conf), self)
+
+    def newAPIHadoopRDD(self, inputFormatClass: str, keyClass: str | None = None, valueClass: str | None = None,
+                        keyConverter: str | None = None, valueConverter: str | None = None,
+                        conf: dict | None = None, batchSize: int = 0) -> RDD:
+        """``newAPIHadoopFile`` with the path in ``conf``."""
+        return RDD(hadoop.read(self._ctx, "SparkContext.newAPIHadoopRDD", None, inputFormatClass, keyConverter,
+                               valueConverter, conf), self)
+
     addArchive = not_in_dagrun("SparkContext.addArchive", "put the archive on the store and open it in the task")
     getSystemProperty = not_in_dagrun("SparkContext.getSystemProperty", "read os.environ")
     setSystemProperty = not_in_dagrun("SparkContext.setSystemProperty", "set os.environ, or a dagrun.* key of the conf")

@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import dagrun
+from dagrun.pyspark import hadoop
 from dagrun.pyspark.names import generate, not_in_dagrun
-
 if TYPE_CHECKING:
     from dagrun.pyspark.context import SparkContext
 
@@ -234,12 +234,33 @@ class RDD:
     def cleanShuffleDependencies(self, blocking: bool = False) -> None:
         """Nothing to do: dagrun deletes a job's shuffle blocks when the job ends."""
 
-    saveAsHadoopFile = not_in_dagrun("RDD.saveAsHadoopFile", "use saveAsTextFile or saveAsPickleFile")
-    saveAsNewAPIHadoopFile = not_in_dagrun("RDD.saveAsNewAPIHadoopFile", "use saveAsTextFile or saveAsPickleFile")
-    saveAsHadoopDataset = not_in_dagrun("RDD.saveAsHadoopDataset", "use saveAsTextFile or saveAsPickleFile")
-    saveAsNewAPIHadoopDataset = not_in_dagrun("RDD.saveAsNewAPIHadoopDataset",
-                                              "use saveAsTextFile or saveAsPickleFile")
-    saveAsSequenceFile = not_in_dagrun("RDD.saveAsSequenceFile", "use saveAsPickleFile (dagrun's own format)")
+    def saveAsHadoopFile(self, path: str, outputFormatClass: str, keyClass: str | None = None,
+                         valueClass: str | None = None, keyConverter: str | None = None,
+                         valueConverter: str | None = None, conf: dict | None = None,
+                         compressionCodecClass: str | None = None) -> None:
+        """Sequence files (``SequenceFileOutputFormat``); other output formats need the JVM."""
+        hadoop.save(self._rdd, "RDD.saveAsHadoopFile", path, outputFormatClass, keyClass, valueClass,
+                    keyConverter, valueConverter, conf, compressionCodecClass)
+
+    def saveAsNewAPIHadoopFile(self, path: str, outputFormatClass: str, keyClass: str | None = None,
+                               valueClass: str | None = None, keyConverter: str | None = None,
+                               valueConverter: str | None = None, conf: dict | None = None) -> None:
+        """Sequence files (``SequenceFileOutputFormat``); other output formats need the JVM."""
+        hadoop.save(self._rdd, "RDD.saveAsNewAPIHadoopFile", path, outputFormatClass, keyClass, valueClass,
+                    keyConverter, valueConverter, conf)
+
+    def saveAsHadoopDataset(self, conf: dict, keyConverter: str | None = None,
+                            valueConverter: str | None = None) -> None:
+        """``saveAsHadoopFile`` with the format, path and classes in ``conf``."""
+        hadoop.save(self._rdd, "RDD.saveAsHadoopDataset", None, None, None, None, keyConverter,
+                    valueConverter, conf)
+
+    def saveAsNewAPIHadoopDataset(self, conf: dict, keyConverter: str | None = None,
+                                  valueConverter: str | None = None) -> None:
+        """``saveAsNewAPIHadoopFile`` with the format, path and classes in ``conf``."""
+        hadoop.save(self._rdd, "RDD.saveAsNewAPIHadoopDataset", None, None, None, None, keyConverter,
+                    valueConverter, conf)
+
     toDF = not_in_dagrun("RDD.toDF", "dagrun has no DataFrames; collect() into pandas, or query files with duckdb")
     barrier = not_in_dagrun("RDD.barrier", "dagrun's tasks run independently; use mapPartitions")
     withResources = not_in_dagrun("RDD.withResources", "size executors with the lambda.memory_mb setting")

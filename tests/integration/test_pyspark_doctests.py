@@ -25,13 +25,10 @@ import dagrun.pyspark as dagrun_pyspark  # noqa: E402
 
 MODULES = ("pyspark.core.rdd", "pyspark.core.context")
 
-_HADOOP = "reads or writes Hadoop formats through the JVM; dagrun has textFile, binaryFiles and pickleFile"
+_HADOOP = "uses Hadoop's TextInputFormat/TextOutputFormat, which need the JVM; dagrun has sequence file formats"
 JVM = {
     "RDD.saveAsHadoopDataset": _HADOOP, "RDD.saveAsHadoopFile": _HADOOP,
-    "RDD.saveAsNewAPIHadoopDataset": _HADOOP, "RDD.saveAsNewAPIHadoopFile": _HADOOP,
-    "RDD.saveAsSequenceFile": _HADOOP, "SparkContext.hadoopFile": _HADOOP, "SparkContext.hadoopRDD": _HADOOP,
-    "SparkContext.newAPIHadoopFile": _HADOOP, "SparkContext.newAPIHadoopRDD": _HADOOP,
-    "SparkContext.sequenceFile": _HADOOP,
+    "SparkContext.hadoopFile": _HADOOP, "SparkContext.hadoopRDD": _HADOOP,
     "RDDBarrier.mapPartitions": "barrier execution is a JVM scheduler mode",
     "RDDBarrier.mapPartitionsWithIndex": "barrier execution is a JVM scheduler mode",
     "RDD.toDebugString": "the expected text is the JVM's lineage dump (PythonRDD...)",

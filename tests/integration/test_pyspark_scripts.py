@@ -127,8 +127,8 @@ def test_jvm_only_methods_say_what_to_use_instead():
     from dagrun.pyspark import SparkContext
 
     with SparkContext("inline", "jvm") as sc:
-        with pytest.raises(NotImplementedError, match="sequenceFile.*use pickleFile"):
-            sc.sequenceFile("x")
+        with pytest.raises(NotImplementedError, match="hadoopFile.*use textFile, sequenceFile"):
+            sc.hadoopFile("x", "org.apache.hadoop.mapred.TextInputFormat")
         with pytest.raises(NotImplementedError, match="saveAsHadoopFile.*saveAsTextFile"):
             sc.parallelize([1]).saveAsHadoopFile("x", "org.apache.hadoop.mapred.TextOutputFormat")
         with pytest.raises(ValueError, match="Cannot run multiple SparkContexts"):

@@ -234,3 +234,28 @@ def test_hadoop_brace_alternatives_select_s3_folders(s3) -> None:
     with dagrun.Context(executor="inline", max_executors=2, conf=BASE_CONF) as ctx:
         got = ctx.text_file(f"s3://{s3.input_bucket}/days/2024-0{{1-0{{1,2}},2-01}}/*.txt").collect()
     assert got == [f"{day} {x}" for day in ("2024-01-01", "2024-01-02", "2024-02-01") for x in "ab"]
+
+
+def test_sequence_and_pickle_files_on_s3_are_split_and_saved(s3) -> None:
+    import io
+
+    from dagrun.runtime import sequence_files, writables
+
+    pairs = [(f"{i} {line}", i) for i, line in enumerate(LINES * 4)]
+    out = io.BytesIO()
+    writer = sequence_files.SequenceWriter(out, writables.TEXT, writables.INT)
+    for k, v in pairs:
+        writer.append(writables.encode(k)[1], writables.encode(v)[1])
+    writer.close()
+    url = s3.put_input("seq/pairs.seq", out.getvalue())
+    with local_ctx(s3) as ctx:
+        rdd = ctx.sequence_file(url, min_splits=4)
+        assert rdd.get_num_partitions() == 4
+        s3.proxy.reset()
+        assert rdd.collect() == pairs
+        assert set(s3.proxy.counts(s3.input_bucket)) == {"get", "bytes_in"}  # ranged GETs alone
+        saved = f"s3://{s3.input_bucket}/saved"
+        rdd.save_as_pickle_file(saved)
+        assert sorted(ctx.pickle_file(saved).collect()) == sorted(pairs)
+        rdd.map(lambda kv: (kv[1], kv[0])).save_as_sequence_file(saved + "-seq", "DefaultCodec")
+        assert ctx.sequence_file(saved + "-seq").collect_as_map() == {v: k for k, v in pairs}

@@ -1,0 +1,75 @@
+"""PySpark's Hadoop-format methods (``hadoopFile``, ``newAPIHadoopRDD``, ``saveAsHadoopFile``,
+``saveAsNewAPIHadoopDataset``, ...) for the format dagrun implements without a JVM: sequence
+files (``SequenceFileInputFormat`` and ``SequenceFileOutputFormat``, old API and new).
+
+State: none.  Policy: a path comes from the call or, for the ``*RDD``/``*Dataset`` methods,
+from the Hadoop conf (``mapreduce.input.fileinputformat.inputdir``,
+``mapreduce.output.fileoutputformat.outputdir`` or their old ``mapred.*`` names); the key and
+value classes given for writing are the file's (a value of another class fails the save, as
+in Hadoop); compression is the ``compressionCodecClass`` argument or
+``mapreduce.output.fileoutputformat.compress.codec`` with ``...compress=true``.  Any other
+format, and Java converters, raise ``NotImplementedError`` saying what to use instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_SEQUENCE_INPUTS = {"org.apache.hadoop.mapred.SequenceFileInputFormat",
+                    "org.apache.hadoop.mapreduce.lib.input.SequenceFileInputFormat"}
+_SEQUENCE_OUTPUTS = {"org.apache.hadoop.mapred.SequenceFileOutputFormat",
+                     "org.apache.hadoop.mapreduce.lib.output.SequenceFileOutputFormat"}
+_INPUT_DIR = ("mapreduce.input.fileinputformat.inputdir", "mapred.input.dir")
+_OUTPUT_DIR = ("mapreduce.output.fileoutputformat.outputdir", "mapred.output.dir")
+_OUTPUT_FORMAT = ("mapreduce.job.outputformat.class", "mapred.output.format.class")
+_KEY_CLASS = ("mapreduce.job.output.key.class", "mapred.output.key.class")
+_VALUE_CLASS = ("mapreduce.job.output.value.class", "mapred.output.value.class")
+
+
+def _conf(conf: dict | None, names: tuple[str, ...]) -> Any:
+    return next((conf[n] for n in names if conf and conf.get(n) is not None), None)
+
+
+def _refuse(what: str, format_class: Any, formats: set[str], instead: str) -> None:
+    if format_class not in formats:
+        raise NotImplementedError(f"{what} with {format_class} needs Spark's JVM, which dagrun does not have; "
+                                  f"dagrun reads and writes {sorted(formats)[0].rsplit('.', 1)[1]} "
+                                  f"(either API); {instead}")
+
+
+def _no_converters(key_converter: Any, value_converter: Any) -> None:
+    if key_converter is not None or value_converter is not None:
+        raise NotImplementedError("keyConverter and valueConverter name Java classes, which need Spark's JVM; "
+                                  "convert the elements with map() instead")
+
+
+def read(ctx: Any, what: str, path: Any, input_format_class: str, key_converter: Any = None,
+         value_converter: Any = None, conf: dict | None = None) -> Any:
+    """The dagrun RDD of ``sc.hadoopFile(...)`` and its siblings."""
+    _refuse(what, input_format_class, _SEQUENCE_INPUTS, "use textFile, sequenceFile, binaryRecords or binaryFiles")
+    _no_converters(key_converter, value_converter)
+    path = path if path is not None else _conf(conf, _INPUT_DIR)
+    if path is None:
+        raise ValueError(f"{what} needs the input path in its conf, as {_INPUT_DIR[0]}")
+    return ctx.sequence_file(path)
+
+
+def save(rdd: Any, what: str, path: Any, output_format_class: Any, key_class: Any = None, value_class: Any = None,
+         key_converter: Any = None, value_converter: Any = None, conf: dict | None = None,
+         compression_codec_class: Any = None) -> None:
+    """``rdd.saveAsHadoopFile(...)`` and its siblings, on a dagrun RDD."""
+    from dagrun.api.actions import save_sequence_files
+
+    output_format_class = output_format_class or _conf(conf, _OUTPUT_FORMAT)
+    _refuse(what, output_format_class, _SEQUENCE_OUTPUTS, "use saveAsTextFile, saveAsSequenceFile or saveAsPickleFile")
+    _no_converters(key_converter, value_converter)
+    path = path if path is not None else _conf(conf, _OUTPUT_DIR)
+    if path is None:
+        raise ValueError(f"{what} needs the output path in its conf, as {_OUTPUT_DIR[0]}")
+    compressed = str(_conf(conf, ("mapreduce.output.fileoutputformat.compress", "mapred.output.compress"))).lower()
+    if compression_codec_class is None and compressed == "true":
+        compression_codec_class = _conf(conf, ("mapreduce.output.fileoutputformat.compress.codec",
+                                               "mapred.output.compression.codec"))
+        compression_codec_class = compression_codec_class or "DefaultCodec"
+    save_sequence_files(rdd, path, compression_codec_class, key_class or _conf(conf, _KEY_CLASS),
+                        value_class or _conf(conf, _VALUE_CLASS))
