@@ -59,7 +59,9 @@ def _defaulted(rdd: "RDD", num_partitions: int | None) -> bool:
 
 
 def _reduce_partitions(rdd: "RDD", num_partitions: int | None) -> int:
-    if num_partitions:
+    if num_partitions is not None:
+        if num_partitions < 1:  # PySpark makes an RDD of no partitions, and the data is gone
+            raise ValueError(f"num_partitions must be at least 1 (or None for the default), got {num_partitions}")
         return num_partitions
     if rdd.ctx.config.default_parallelism:
         return rdd.ctx.config.default_parallelism

@@ -7,7 +7,7 @@
 >>> sc.stop()
 
 ``SparkContext`` and ``SparkConf`` are in ``context``, ``RDD`` and ``StorageLevel`` in ``rdd``,
-``SparkFiles`` in ``files``;
+``SparkFiles`` in ``files``, ``ResultIterable`` in ``resultiterable``;
 the camelCase names are generated from dagrun's snake_case API by ``names``.
 """
 
@@ -15,6 +15,7 @@ from dagrun.runtime.shared_vars import Accumulator, AccumulatorParam, Broadcast
 from dagrun.pyspark.context import SparkConf, SparkContext, StatusTracker
 from dagrun.pyspark.files import SparkFiles
 from dagrun.pyspark.rdd import RDD, StorageLevel
+from dagrun.pyspark.resultiterable import ResultIterable
 
 __all__ = ["SparkContext", "SparkConf", "RDD", "StorageLevel", "Broadcast", "Accumulator", "AccumulatorParam",
-           "StatusTracker", "SparkFiles"]
+           "StatusTracker", "SparkFiles", "ResultIterable"]

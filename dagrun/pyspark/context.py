@@ -25,8 +25,11 @@ import getpass
 import os
 import re
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
+
+import fsspec
 
 from dagrun.api.context import Context
 from dagrun.graph.planner import refuse_pickling
@@ -435,7 +438,13 @@ class SparkContext:
     # ---- files and checkpoints ------------------------------------------------------------
 
     def setCheckpointDir(self, dirName: str) -> None:
-        self._checkpoint_dir = dirName
+        """Spark makes a folder of a random name in ``dirName`` for this application's checkpoints;
+        dagrun makes it too, though it keeps checkpointed blocks in its store (``RDD.checkpoint``)."""
+        fs, root = fsspec.core.url_to_fs(dirName, **dict(self._ctx.config.storage_options))
+        folder = f"{root.rstrip('/')}/{uuid.uuid4()}"
+        fs.makedirs(folder, exist_ok=True)
+        self._checkpoint_dir = "file:" + folder if fs.unstrip_protocol(folder).startswith("file://") else \
+            fs.unstrip_protocol(folder)
 
     def getCheckpointDir(self) -> str | None:
         return self._checkpoint_dir

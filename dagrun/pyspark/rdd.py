@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import dagrun
 from dagrun.pyspark import hadoop
 from dagrun.pyspark.names import generate, not_in_dagrun
+from dagrun.pyspark.resultiterable import ResultIterable, each_group
 if TYPE_CHECKING:
     from dagrun.pyspark.context import SparkContext
 
@@ -175,7 +176,10 @@ class RDD:
 
     def checkpoint(self) -> None:
         """Kept in the block store as ``persist`` keeps it: the lineage is not truncated,
-        but no later job recomputes it."""
+        but no later job recomputes it.  As in Spark, ``setCheckpointDir`` must come first."""
+        if self.ctx.getCheckpointDir() is None:
+            raise RuntimeError("Checkpoint directory has not been set in the SparkContext: call "
+                               "sc.setCheckpointDir(path) before rdd.checkpoint()")
         self._rdd.persist()
         self._rdd._node._pyspark_checkpoint = ("reliable", len(self.ctx._ctx.jobs))
 
@@ -192,9 +196,11 @@ class RDD:
         return mark is not None and len(self.ctx._ctx.jobs) > mark[1]
 
     def isCheckpointed(self) -> bool:
-        return self._checkpointed("reliable")
+        """Whether a job has computed this RDD since it was marked, reliably or locally (Spark's rule)."""
+        return self._materialized()
 
     def isLocallyCheckpointed(self) -> bool:
+        """Whether this RDD is marked for local checkpointing (computed or not, as in Spark)."""
         return self._checkpointed("local")
 
     def getCheckpointFile(self) -> str | None:
@@ -215,7 +221,9 @@ class RDD:
 
     @property
     def is_checkpointed(self) -> bool:
-        return self.isCheckpointed()
+        """PySpark's attribute: True once ``checkpoint()`` marked the RDD (``isCheckpointed()``
+        waits for a job to compute it)."""
+        return self._checkpointed("reliable")
 
     def toDebugString(self) -> bytes:
         return self._rdd.to_debug_string().encode("utf-8")
@@ -227,6 +235,21 @@ class RDD:
     def mapPartitionsWithSplit(self, f: Any, preservesPartitioning: bool = False) -> "RDD":
         """Deprecated in PySpark: use ``mapPartitionsWithIndex``."""
         return self.mapPartitionsWithIndex(f, preservesPartitioning)
+
+    def groupByKey(self, numPartitions: int | None = None, partitionFunc: Any = dagrun.portable_hash) -> "RDD":
+        """``(key, ResultIterable of its values)``, as PySpark groups them."""
+        return RDD(self._rdd.group_by_key(numPartitions, partitionFunc).map_values(ResultIterable), self.ctx)
+
+    def groupBy(self, f: Any, numPartitions: int | None = None, partitionFunc: Any = dagrun.portable_hash) -> "RDD":
+        return RDD(self._rdd.group_by(f, numPartitions, partitionFunc).map_values(ResultIterable), self.ctx)
+
+    def cogroup(self, other: "RDD", numPartitions: int | None = None) -> "RDD":
+        """``(key, (ResultIterable, ResultIterable))`` for every key of either RDD."""
+        return RDD(self._rdd.cogroup(unwrap(other), numPartitions).map_values(each_group), self.ctx)
+
+    def groupWith(self, other: "RDD", *others: "RDD", numPartitions: int | None = None) -> "RDD":
+        grouped = self._rdd.group_with(unwrap(other), *map(unwrap, others), num_partitions=numPartitions)
+        return RDD(grouped.map_values(each_group), self.ctx)
 
     def getResourceProfile(self) -> None:
         return None

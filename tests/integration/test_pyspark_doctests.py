@@ -98,6 +98,7 @@ def test_pyspark_documented_example(module_name: str, name: str, tmp_path, monke
     globs.update({n: getattr(dagrun_pyspark, n) for n in dagrun_pyspark.__all__})
     master = "local[4]" if short in ON_LOCAL_EXECUTORS else "inline[4]"
     sc = dagrun_pyspark.SparkContext(master, "PythonTest")
+    sc.setCheckpointDir(str(tmp_path / "checkpoints"))  # as PySpark's own doctest harness does
     globs["sc"] = test.globs["sc"] = sc
     test.globs = globs
     report: list[str] = []

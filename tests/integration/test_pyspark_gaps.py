@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timedelta
 
@@ -270,3 +271,46 @@ def test_a_sort_of_no_records_gives_none_on_either_path(sc, tmp_path):
     assert sc.binaryRecords(str(tmp_path / "empty.bin"), 10).sortBy(lambda r: r[:2], numPartitions=3).collect() == []
     assert sc.emptyRDD().sortBy(lambda x: x).getNumPartitions() == 0
     assert sc.parallelize([], 3).map(lambda x: (x, x)).sortByKey(numPartitions=2).collect() == []
+
+
+def test_checkpoint_flags_follow_spark(sc, tmp_path):
+    fresh = sc.parallelize([1, 2], 2)
+    if sc.getCheckpointDir() is None:
+        with pytest.raises(RuntimeError, match="Checkpoint directory has not been set"):
+            fresh.checkpoint()
+    sc.setCheckpointDir(str(tmp_path / "ck"))
+    assert sc.getCheckpointDir().startswith(f"file:{tmp_path}/ck/") and len(os.listdir(tmp_path / "ck")) == 1
+    fresh.checkpoint()
+    assert fresh.is_checkpointed and not fresh.isCheckpointed()  # marked, not yet computed
+    fresh.count()
+    assert fresh.isCheckpointed() and fresh.getCheckpointFile() is not None
+    local = sc.parallelize([1, 2], 2)
+    local.localCheckpoint()
+    assert local.isLocallyCheckpointed() and not local.isCheckpointed()
+    local.count()
+    assert local.isLocallyCheckpointed() and local.isCheckpointed() and not local.is_checkpointed
+
+
+@pytest.mark.parametrize("shuffle", [
+    lambda kv: kv.partitionBy(0), lambda kv: kv.reduceByKey(lambda a, b: a + b, 0),
+    lambda kv: kv.sortByKey(True, 0), lambda kv: kv.groupByKey(0), lambda kv: kv.distinct(0),
+    lambda kv: kv.join(kv, -1)])
+def test_no_shuffle_makes_zero_partitions(sc, shuffle):
+    # PySpark makes an RDD of no partitions there, and the data is silently gone
+    with pytest.raises(ValueError, match="num_partitions must be at least 1"):
+        shuffle(sc.parallelize([(1, 1)], 2))
+
+
+def test_grouped_values_are_result_iterables(sc):
+    from dagrun.pyspark import ResultIterable
+
+    values = sc.parallelize([(1, 2), (1, 3)], 1).groupByKey().first()[1]
+    assert isinstance(values, ResultIterable) and values.data == [2, 3] and len(values) == 2
+    with pytest.raises(TypeError):
+        values[0]  # as PySpark's: iterable and sized, not indexable
+    x, y = sc.parallelize([("a", 1), ("b", 4)]), sc.parallelize([("a", 2)])
+    (key, groups), = x.cogroup(y).filter(lambda kv: kv[0] == "a").collect()
+    assert all(isinstance(g, ResultIterable) for g in groups) and [list(g) for g in groups] == [[1], [2]]
+    assert sorted((k, list(v)) for k, v in sc.parallelize([1, 2, 3]).groupBy(lambda n: n % 2).collect()) == [
+        (0, [2]), (1, [1, 3])]
+    assert [len(g) for g in x.groupWith(y, y).lookup("a")[0]] == [1, 1, 1]
