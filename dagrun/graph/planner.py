@@ -26,6 +26,7 @@ import cloudpickle
 
 from scheduler.core.dag import JobSpec, StageSpec
 
+from dagrun.graph import traceable_pickle
 from dagrun.graph.nodes import Node, ShuffleDependency, Split
 from dagrun.graph.user_code import ship_user_modules
 from dagrun.runtime.task import StagePlan
@@ -157,7 +158,7 @@ def plan_job(ctx, rdd: Node, func: Callable | None, partitions: list[int], job_i
                          stage.dependency, write_job, func if is_result else None, index, stage.name, faults,
                          ctx._fault_dir)
         try:
-            plan_blob = cloudpickle.dumps(plan, protocol=5)
+            plan_blob = traceable_pickle.dumps(plan)  # tracebacks name the user's files
         except Exception as exc:
             raise SerializationError.of(stage.name, exc, "Functions passed to RDD operations must be picklable by "
                                         "cloudpickle (no open files, locks, sockets, RDDs or Context objects "

@@ -96,6 +96,8 @@ def test_failing_function_raises_job_failed_and_context_survives(local_ctx):
     assert "cannot handle element 3 (deliberate)" in text
     assert "Traceback" in text
     assert "ValueError" in text
+    # the user's frame names this file and shows its line, as PySpark's traceback does
+    assert f'File "{__file__}", line' in text and 'raise ValueError(f"cannot handle element' in text
     # the Context is still usable
     assert local_ctx.parallelize([1, 2, 3, 4, 5]).reduce(add) == 15
     assert sorted(local_ctx.parallelize([("a", 1), ("b", 1), ("a", 1)]).count_by_key().items()) == [
