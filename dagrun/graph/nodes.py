@@ -212,12 +212,15 @@ class ParallelCollectionNode(Node):
 
 
 class TextFileNode(Node):
+    """The lines of text files; with ``offsets``, ``(byte offset, line)`` pairs (Hadoop's TextInputFormat)."""
+
     op_name = "text_file"
 
-    def __init__(self, ctx, path, split_size: int, min_partitions: int, storage_options: dict | None):
+    def __init__(self, ctx, path, split_size: int, min_partitions: int, storage_options: dict | None,
+                 offsets: bool = False):
         super().__init__(ctx)
         self.path, self.split_size, self.min_partitions = path, split_size, min_partitions
-        self.storage_options = storage_options
+        self.storage_options, self.offsets = storage_options, offsets
 
     def _make_splits(self) -> list[Split]:
         from dagrun.runtime.inputs import plan_text_splits
@@ -228,8 +231,10 @@ class TextFileNode(Node):
 
     def compute(self, split: Split, tc) -> Iterator:
         from dagrun.runtime.inputs import read_text_batches
+        from dagrun.runtime.line_offsets import read_offset_lines
 
-        batches = read_text_batches(split.data, self.storage_options)
+        read = read_offset_lines if self.offsets else read_text_batches
+        batches = read(split.data, self.storage_options)
         return Batched(lambda: batches, lambda: itertools.chain.from_iterable(batches))
 
     def count_lines(self, split: Split) -> int:

@@ -1,6 +1,9 @@
 """PySpark's Hadoop-format methods (``hadoopFile``, ``newAPIHadoopRDD``, ``saveAsHadoopFile``,
-``saveAsNewAPIHadoopDataset``, ...) for the format dagrun implements without a JVM: sequence
-files (``SequenceFileInputFormat`` and ``SequenceFileOutputFormat``, old API and new).
+``saveAsNewAPIHadoopDataset``, ...) for the formats dagrun implements without a JVM, old API
+and new: sequence files (``SequenceFileInputFormat``, ``SequenceFileOutputFormat``) and text
+(``TextInputFormat``: ``(byte offset, line)`` pairs; ``TextOutputFormat``: a line
+``key<TAB>value`` per pair, each written as its Writable's ``toString``, a ``None`` side left
+out and a pair of two ``None`` not written at all).
 
 State: none.  Policy: a path comes from the call or, for the ``*RDD``/``*Dataset`` methods,
 from the Hadoop conf (``mapreduce.input.fileinputformat.inputdir``,
@@ -15,10 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
-_SEQUENCE_INPUTS = {"org.apache.hadoop.mapred.SequenceFileInputFormat",
-                    "org.apache.hadoop.mapreduce.lib.input.SequenceFileInputFormat"}
-_SEQUENCE_OUTPUTS = {"org.apache.hadoop.mapred.SequenceFileOutputFormat",
-                     "org.apache.hadoop.mapreduce.lib.output.SequenceFileOutputFormat"}
+def _both_apis(kind: str, name: str) -> set[str]:
+    return {f"org.apache.hadoop.mapred.{name}", f"org.apache.hadoop.mapreduce.lib.{kind}.{name}"}
+
+
+_SEQUENCE_INPUTS, _TEXT_INPUTS = _both_apis("input", "SequenceFileInputFormat"), _both_apis("input", "TextInputFormat")
+_SEQUENCE_OUTPUTS = _both_apis("output", "SequenceFileOutputFormat")
+_TEXT_OUTPUTS = _both_apis("output", "TextOutputFormat")
 _INPUT_DIR = ("mapreduce.input.fileinputformat.inputdir", "mapred.input.dir")
 _OUTPUT_DIR = ("mapreduce.output.fileoutputformat.outputdir", "mapred.output.dir")
 _OUTPUT_FORMAT = ("mapreduce.job.outputformat.class", "mapred.output.format.class")
@@ -32,9 +38,9 @@ def _conf(conf: dict | None, names: tuple[str, ...]) -> Any:
 
 def _refuse(what: str, format_class: Any, formats: set[str], instead: str) -> None:
     if format_class not in formats:
+        names = sorted({f.rsplit(".", 1)[1] for f in formats})
         raise NotImplementedError(f"{what} with {format_class} needs Spark's JVM, which dagrun does not have; "
-                                  f"dagrun reads and writes {sorted(formats)[0].rsplit('.', 1)[1]} "
-                                  f"(either API); {instead}")
+                                  f"dagrun has {' and '.join(names)} (either API); {instead}")
 
 
 def _no_converters(key_converter: Any, value_converter: Any) -> None:
@@ -46,11 +52,19 @@ def _no_converters(key_converter: Any, value_converter: Any) -> None:
 def read(ctx: Any, what: str, path: Any, input_format_class: str, key_converter: Any = None,
          value_converter: Any = None, conf: dict | None = None) -> Any:
     """The dagrun RDD of ``sc.hadoopFile(...)`` and its siblings."""
-    _refuse(what, input_format_class, _SEQUENCE_INPUTS, "use textFile, sequenceFile, binaryRecords or binaryFiles")
+    _refuse(what, input_format_class, _SEQUENCE_INPUTS | _TEXT_INPUTS,
+            "use textFile, sequenceFile, binaryRecords or binaryFiles")
     _no_converters(key_converter, value_converter)
     path = path if path is not None else _conf(conf, _INPUT_DIR)
     if path is None:
         raise ValueError(f"{what} needs the input path in its conf, as {_INPUT_DIR[0]}")
+    if input_format_class in _TEXT_INPUTS:
+        from dagrun.api.rdd import RDD
+        from dagrun.graph.file_sources import split_paths
+        from dagrun.graph.nodes import TextFileNode
+
+        return RDD(TextFileNode(ctx, split_paths(path), ctx.config.split_size, ctx.default_min_partitions,
+                                dict(ctx.config.storage_options) or None, offsets=True))
     return ctx.sequence_file(path)
 
 
@@ -61,7 +75,8 @@ def save(rdd: Any, what: str, path: Any, output_format_class: Any, key_class: An
     from dagrun.api.actions import save_sequence_files
 
     output_format_class = output_format_class or _conf(conf, _OUTPUT_FORMAT)
-    _refuse(what, output_format_class, _SEQUENCE_OUTPUTS, "use saveAsTextFile, saveAsSequenceFile or saveAsPickleFile")
+    _refuse(what, output_format_class, _SEQUENCE_OUTPUTS | _TEXT_OUTPUTS,
+            "use saveAsTextFile, saveAsSequenceFile or saveAsPickleFile")
     _no_converters(key_converter, value_converter)
     path = path if path is not None else _conf(conf, _OUTPUT_DIR)
     if path is None:
@@ -71,5 +86,21 @@ def save(rdd: Any, what: str, path: Any, output_format_class: Any, key_class: An
         compression_codec_class = _conf(conf, ("mapreduce.output.fileoutputformat.compress.codec",
                                                "mapred.output.compression.codec"))
         compression_codec_class = compression_codec_class or "DefaultCodec"
+    if output_format_class in _TEXT_OUTPUTS:
+        rdd.map(_text_line).filter(lambda line: line is not None).save_as_text_file(path, compression_codec_class)
+        return
     save_sequence_files(rdd, path, compression_codec_class, key_class or _conf(conf, _KEY_CLASS),
                         value_class or _conf(conf, _VALUE_CLASS))
+
+
+def _text_line(pair: Any) -> str | None:
+    """Hadoop's TextOutputFormat line of one (key, value) pair."""
+    from dagrun.graph.sequence_source import pair_of
+    from dagrun.runtime.writables import java_string
+
+    key, value = pair_of(pair)
+    if key is None and value is None:
+        return None
+    if key is None or value is None:
+        return java_string(value if key is None else key)
+    return f"{java_string(key)}\t{java_string(value)}"

@@ -25,6 +25,7 @@ Promise: ``decode(name, encode(v)[1])`` equals ``v`` for every value ``writable_
 from __future__ import annotations
 
 import struct
+from decimal import Decimal
 from typing import Any, Callable
 
 _IO = "org.apache.hadoop.io."
@@ -262,3 +263,40 @@ def _map_bytes(mapping: dict, role: str) -> bytes:
     for (kn, kb), (vn, vb) in entries:
         out.append(struct.pack(">b", ids[kn]) + kb + struct.pack(">b", ids[vn]) + vb)
     return b"".join(out)
+
+
+def java_string(value: Any) -> str:
+    """``toString()`` of the Writable PySpark makes of ``value``: what Hadoop's TextOutputFormat
+    writes (``True`` -> ``true``, ``1e-05`` -> ``1.0E-5``, bytes as hex pairs, a dict as
+    ``{k=v, ...}``).
+
+    >>> [java_string(v) for v in (True, 7, 0.5, 1e7, 1e-5, b"ab", {"a": 1})]
+    ['true', '7', '0.5', '1.0E7', '1.0E-5', '61 62', '{a=1}']
+    """
+    name = writable_of(value)
+    if name == BOOLEAN:
+        return "true" if value else "false"
+    if name == DOUBLE:
+        return _java_double(value)
+    if name == BYTES:
+        return " ".join(f"{b:02x}" for b in bytes(value))
+    if name == NULL:
+        return "(null)"
+    if name == MAP:
+        return "{" + ", ".join(f"{java_string(k)}={java_string(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _java_double(x: float) -> str:
+    # Java's Double.toString: plain from 10^-3 up to 10^7, else d.dddE<n>, with the shortest
+    # digits that read back (which Python's repr gives too)
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0 or 1e-3 <= abs(x) < 1e7:
+        return repr(x)
+    sign, digits, exponent = Decimal(repr(x)).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    power = len(digits) + int(exponent) - 1
+    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{power}"

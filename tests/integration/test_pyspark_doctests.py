@@ -25,10 +25,7 @@ import dagrun.pyspark as dagrun_pyspark  # noqa: E402
 
 MODULES = ("pyspark.core.rdd", "pyspark.core.context")
 
-_HADOOP = "uses Hadoop's TextInputFormat/TextOutputFormat, which need the JVM; dagrun has sequence file formats"
 JVM = {
-    "RDD.saveAsHadoopDataset": _HADOOP, "RDD.saveAsHadoopFile": _HADOOP,
-    "SparkContext.hadoopFile": _HADOOP, "SparkContext.hadoopRDD": _HADOOP,
     "RDDBarrier.mapPartitions": "barrier execution is a JVM scheduler mode",
     "RDDBarrier.mapPartitionsWithIndex": "barrier execution is a JVM scheduler mode",
     "RDD.toDebugString": "the expected text is the JVM's lineage dump (PythonRDD...)",

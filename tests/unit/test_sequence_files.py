@@ -135,7 +135,7 @@ def test_pyspark_spellings(tmp_path):
 
 
 @pytest.mark.parametrize("data, message", [
-    ([1, 2], "writes (key, value) pairs"),
+    ([1, 2], "hold (key, value) pairs"),
     ([(1, "a"), ("b", "c")], "is a Text, not a IntWritable"),
     ([(1, 1), (2 ** 40, 2)], "is a LongWritable, not a IntWritable"),
     ([(1, (1, 2))], "a tuple value cannot be stored"),

@@ -1,0 +1,72 @@
+"""PySpark's Hadoop-format methods on the formats dagrun has: TextInputFormat's (offset, line)
+pairs and TextOutputFormat's lines (expected values printed by PySpark 4.3 on the same
+input), and the sequence file formats under both APIs."""
+
+from __future__ import annotations
+
+import pytest
+
+from dagrun.pyspark import SparkContext
+
+TEXT_IN = "org.apache.hadoop.mapred.TextInputFormat"
+TEXT_OUT = "org.apache.hadoop.mapred.TextOutputFormat"
+SEQ_IN = "org.apache.hadoop.mapreduce.lib.input.SequenceFileInputFormat"
+SEQ_OUT = "org.apache.hadoop.mapreduce.lib.output.SequenceFileOutputFormat"
+
+
+@pytest.fixture(scope="module")
+def sc():
+    with SparkContext("inline[2]", "hadoop-formats") as sc:
+        yield sc
+
+
+def test_text_input_keys_are_byte_offsets(sc, tmp_path):
+    path = tmp_path / "lines.txt"
+    path.write_bytes(b"ab\r\ncd\n\nxyz\rlast")
+    rdd = sc.hadoopFile(str(path), TEXT_IN, "org.apache.hadoop.io.LongWritable", "org.apache.hadoop.io.Text")
+    assert rdd.glom().collect() == [[(0, "ab"), (4, "cd"), (7, ""), (8, "xyz")], [(12, "last")]]
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbfbom\nsecond\n")  # the mark is counted, and left out of the line
+    assert sc.newAPIHadoopFile(str(bom), "org.apache.hadoop.mapreduce.lib.input.TextInputFormat",
+                               "org.apache.hadoop.io.LongWritable", "org.apache.hadoop.io.Text").collect() == [
+        (0, "bom"), (7, "second")]
+
+
+def test_text_input_offsets_across_splits(sc, tmp_path):
+    lines = [f"{i} " + "x" * (i % 17) for i in range(40000)]
+    path = tmp_path / "many.txt"
+    path.write_text("\n".join(lines) + "\n")
+    got = sc.hadoopRDD(TEXT_IN, conf={"mapreduce.input.fileinputformat.inputdir": str(path)}).collect()
+    offsets = [0]
+    for line in lines[:-1]:
+        offsets.append(offsets[-1] + len(line) + 1)
+    assert got == list(zip(offsets, lines))
+
+
+def test_text_output_writes_java_strings(sc, tmp_path):
+    out = str(tmp_path / "out")
+    pairs = [(1, 0.5), ("k", 1e-5), (True, None), (None, 1e7), (None, None), (2 ** 40, b"ab"), (3.25, "x"),
+             ("m", {"a": 1})]
+    sc.parallelize(pairs, 1).saveAsHadoopFile(out, TEXT_OUT)
+    with open(f"{out}/part-00000") as f:
+        assert f.read() == "1\t0.5\nk\t1.0E-5\ntrue\n1.0E7\n1099511627776\t61 62\n3.25\tx\nm\t{a=1}\n"
+
+
+def test_sequence_formats_through_the_dataset_methods(sc, tmp_path):
+    out = str(tmp_path / "seq")
+    sc.parallelize([(1, ""), (1, "a"), (3, "x")]).saveAsNewAPIHadoopDataset(conf={
+        "mapreduce.job.outputformat.class": SEQ_OUT, "mapreduce.output.fileoutputformat.outputdir": out,
+        "mapreduce.output.fileoutputformat.compress": "true",
+        "mapreduce.output.fileoutputformat.compress.codec": "org.apache.hadoop.io.compress.BZip2Codec"})
+    loaded = sc.newAPIHadoopRDD(SEQ_IN, "org.apache.hadoop.io.IntWritable", "org.apache.hadoop.io.Text",
+                                conf={"mapreduce.input.fileinputformat.inputdir": out})
+    assert sorted(loaded.collect()) == [(1, ""), (1, "a"), (3, "x")]
+
+
+def test_other_formats_and_converters_say_what_to_use(sc, tmp_path):
+    with pytest.raises(NotImplementedError, match="AvroKeyInputFormat needs Spark's JVM.*SequenceFileInputFormat"):
+        sc.hadoopFile("x", "org.apache.avro.mapred.AvroKeyInputFormat")
+    with pytest.raises(NotImplementedError, match="keyConverter and valueConverter"):
+        sc.newAPIHadoopFile(str(tmp_path), SEQ_IN, keyConverter="com.example.Conv")
+    with pytest.raises(ValueError, match="needs the output path in its conf"):
+        sc.parallelize([(1, 2)]).saveAsHadoopDataset(conf={"mapred.output.format.class": TEXT_OUT})
