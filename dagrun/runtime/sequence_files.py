@@ -159,6 +159,8 @@ def read_header(f: BinaryIO, url: str, file_size: int) -> Header:
 
 def _text(cur: _Cursor) -> str:
     n = cur.vlong()
+    if n < 0:
+        raise ValueError(f"a class name of {n} bytes at byte {cur.pos}")
     return cur.take(n).decode("utf-8", "replace")
 
 
