@@ -79,12 +79,17 @@ class FileInputs:
         Python values as PySpark does (``dagrun.runtime.writables``).
 
         The key and value classes are the files' own, so ``key_class`` and ``value_class`` are
-        not needed (PySpark ignores them too); converters are Java classes, which dagrun cannot
-        run.  ``batch_size`` is accepted for PySpark's signature and changes nothing.
+        not needed (a name that is no Writable is refused, as PySpark fails to load it);
+        converters are Java classes, which dagrun cannot run.  ``batch_size`` is accepted for
+        PySpark's signature and changes nothing.
 
         >>> ctx.sequence_file("s3://bucket/counts/").take(1)                     # doctest: +SKIP
         [('apple', 3)]
         """
+        from dagrun.runtime.writables import check_class
+
+        check_class(key_class, "key_class")
+        check_class(value_class, "value_class")
         for name, given in (("key_converter", key_converter), ("value_converter", value_converter)):
             if given is not None:
                 raise ValueError(f"{name}={given!r} names a Java converter class, which needs Spark's JVM; "

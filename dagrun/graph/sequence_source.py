@@ -142,7 +142,7 @@ def write_sequence_file(f, it: Iterator, key_class: str, value_class: str, codec
 
 
 def pair_of(element: Any) -> tuple[Any, Any]:
-    if type(element) not in (tuple, list) or len(element) != 2:
+    if not isinstance(element, tuple) or len(element) != 2:  # a list is a Java ArrayList to PySpark: refused
         raise TypeError(f"sequence files and Hadoop's output formats hold (key, value) pairs, and an element "
                         f"is the {type(element).__name__} {element!r:.80}")
     return element[0], element[1]

@@ -453,29 +453,29 @@ class SparkContext:
                    valueClass: str | None = None, keyConverter: str | None = None,
                    valueConverter: str | None = None, conf: dict | None = None, batchSize: int = 0) -> RDD:
         """Sequence files (``SequenceFileInputFormat``); other input formats need the JVM."""
-        return RDD(hadoop.read(self._ctx, "SparkContext.hadoopFile", path, inputFormatClass, keyConverter,
-                               valueConverter, conf), self)
+        return RDD(hadoop.read(self._ctx, "SparkContext.hadoopFile", path, inputFormatClass, keyClass, valueClass,
+                               keyConverter, valueConverter, conf), self)
 
     def newAPIHadoopFile(self, path: str, inputFormatClass: str, keyClass: str | None = None,
                          valueClass: str | None = None, keyConverter: str | None = None,
                          valueConverter: str | None = None, conf: dict | None = None, batchSize: int = 0) -> RDD:
         """Sequence files (``SequenceFileInputFormat``); other input formats need the JVM."""
-        return RDD(hadoop.read(self._ctx, "SparkContext.newAPIHadoopFile", path, inputFormatClass, keyConverter,
-                               valueConverter, conf), self)
+        return RDD(hadoop.read(self._ctx, "SparkContext.newAPIHadoopFile", path, inputFormatClass, keyClass, valueClass,
+                               keyConverter, valueConverter, conf), self)
 
     def hadoopRDD(self, inputFormatClass: str, keyClass: str | None = None, valueClass: str | None = None,
                   keyConverter: str | None = None, valueConverter: str | None = None, conf: dict | None = None,
                   batchSize: int = 0) -> RDD:
         """``hadoopFile`` with the path in ``conf`` (``mapreduce.input.fileinputformat.inputdir``)."""
-        return RDD(hadoop.read(self._ctx, "SparkContext.hadoopRDD", None, inputFormatClass, keyConverter,
-                               valueConverter, conf), self)
+        return RDD(hadoop.read(self._ctx, "SparkContext.hadoopRDD", None, inputFormatClass, keyClass, valueClass,
+                               keyConverter, valueConverter, conf), self)
 
     def newAPIHadoopRDD(self, inputFormatClass: str, keyClass: str | None = None, valueClass: str | None = None,
                         keyConverter: str | None = None, valueConverter: str | None = None,
                         conf: dict | None = None, batchSize: int = 0) -> RDD:
         """``newAPIHadoopFile`` with the path in ``conf``."""
-        return RDD(hadoop.read(self._ctx, "SparkContext.newAPIHadoopRDD", None, inputFormatClass, keyConverter,
-                               valueConverter, conf), self)
+        return RDD(hadoop.read(self._ctx, "SparkContext.newAPIHadoopRDD", None, inputFormatClass, keyClass, valueClass,
+                               keyConverter, valueConverter, conf), self)
 
     addArchive = not_in_dagrun("SparkContext.addArchive", "put the archive on the store and open it in the task")
     getSystemProperty = not_in_dagrun("SparkContext.getSystemProperty", "read os.environ")

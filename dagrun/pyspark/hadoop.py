@@ -10,21 +10,19 @@ from the Hadoop conf (``mapreduce.input.fileinputformat.inputdir``,
 ``mapreduce.output.fileoutputformat.outputdir`` or their old ``mapred.*`` names); the key and
 value classes given for writing are the file's (a value of another class fails the save, as
 in Hadoop); compression is the ``compressionCodecClass`` argument or
-``mapreduce.output.fileoutputformat.compress.codec`` with ``...compress=true``.  Any other
-format, and Java converters, raise ``NotImplementedError`` saying what to use instead.
+``mapreduce.output.fileoutputformat.compress.codec`` with ``...compress=true``.  As in Spark,
+the ``newAPI...`` methods take ``org.apache.hadoop.mapreduce.lib.*`` formats and the others
+``org.apache.hadoop.mapred.*``, the other API's class being a ``ValueError``; a class name
+that is no Writable is a ``ValueError`` too.  Any other format, and Java converters, raise
+``NotImplementedError`` saying what to use instead.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-def _both_apis(kind: str, name: str) -> set[str]:
-    return {f"org.apache.hadoop.mapred.{name}", f"org.apache.hadoop.mapreduce.lib.{kind}.{name}"}
-
-
-_SEQUENCE_INPUTS, _TEXT_INPUTS = _both_apis("input", "SequenceFileInputFormat"), _both_apis("input", "TextInputFormat")
-_SEQUENCE_OUTPUTS = _both_apis("output", "SequenceFileOutputFormat")
-_TEXT_OUTPUTS = _both_apis("output", "TextOutputFormat")
+_FORMATS = {"input": ("SequenceFileInputFormat", "TextInputFormat"),
+            "output": ("SequenceFileOutputFormat", "TextOutputFormat")}
 _INPUT_DIR = ("mapreduce.input.fileinputformat.inputdir", "mapred.input.dir")
 _OUTPUT_DIR = ("mapreduce.output.fileoutputformat.outputdir", "mapred.output.dir")
 _OUTPUT_FORMAT = ("mapreduce.job.outputformat.class", "mapred.output.format.class")
@@ -36,11 +34,22 @@ def _conf(conf: dict | None, names: tuple[str, ...]) -> Any:
     return next((conf[n] for n in names if conf and conf.get(n) is not None), None)
 
 
-def _refuse(what: str, format_class: Any, formats: set[str], instead: str) -> None:
-    if format_class not in formats:
-        names = sorted({f.rsplit(".", 1)[1] for f in formats})
-        raise NotImplementedError(f"{what} with {format_class} needs Spark's JVM, which dagrun does not have; "
-                                  f"dagrun has {' and '.join(names)} (either API); {instead}")
+def _format(what: str, format_class: Any, kind: str) -> str:
+    """The format's simple name, checked against the API of the method (``newAPI...`` methods take
+    ``org.apache.hadoop.mapreduce.lib.*`` formats, the others ``org.apache.hadoop.mapred.*``, as
+    in Spark, where the other API's class is an error)."""
+    new = "ewAPI" in what
+    mine, theirs = (f"org.apache.hadoop.mapreduce.lib.{kind}.", "org.apache.hadoop.mapred.")[::1 if new else -1]
+    name = format_class.rpartition(".")[2] if isinstance(format_class, str) else None
+    if name in _FORMATS[kind] and format_class == mine + name:
+        return name
+    if name in _FORMATS[kind] and format_class == theirs + name:
+        raise ValueError(f"{what} takes the {'new' if new else 'old'} Hadoop API's formats ({mine}{name}); "
+                         f"{format_class} belongs to the {'old' if new else 'new'} API's methods")
+    instead = ("use textFile, sequenceFile, binaryRecords or binaryFiles" if kind == "input"
+               else "use saveAsTextFile, saveAsSequenceFile or saveAsPickleFile")
+    raise NotImplementedError(f"{what} with {format_class} needs Spark's JVM, which dagrun does not have; dagrun has "
+                              f"{mine}{' and '.join(_FORMATS[kind])}; {instead}")
 
 
 def _no_converters(key_converter: Any, value_converter: Any) -> None:
@@ -49,16 +58,19 @@ def _no_converters(key_converter: Any, value_converter: Any) -> None:
                                   "convert the elements with map() instead")
 
 
-def read(ctx: Any, what: str, path: Any, input_format_class: str, key_converter: Any = None,
-         value_converter: Any = None, conf: dict | None = None) -> Any:
+def read(ctx: Any, what: str, path: Any, input_format_class: str, key_class: Any = None, value_class: Any = None,
+         key_converter: Any = None, value_converter: Any = None, conf: dict | None = None) -> Any:
     """The dagrun RDD of ``sc.hadoopFile(...)`` and its siblings."""
-    _refuse(what, input_format_class, _SEQUENCE_INPUTS | _TEXT_INPUTS,
-            "use textFile, sequenceFile, binaryRecords or binaryFiles")
+    from dagrun.runtime.writables import check_class
+
+    form = _format(what, input_format_class, "input")
     _no_converters(key_converter, value_converter)
+    for role, name in (("keyClass", key_class), ("valueClass", value_class)):
+        check_class(name, role)
     path = path if path is not None else _conf(conf, _INPUT_DIR)
     if path is None:
         raise ValueError(f"{what} needs the input path in its conf, as {_INPUT_DIR[0]}")
-    if input_format_class in _TEXT_INPUTS:
+    if form == "TextInputFormat":
         from dagrun.api.rdd import RDD
         from dagrun.graph.file_sources import split_paths
         from dagrun.graph.nodes import TextFileNode
@@ -74,10 +86,13 @@ def save(rdd: Any, what: str, path: Any, output_format_class: Any, key_class: An
     """``rdd.saveAsHadoopFile(...)`` and its siblings, on a dagrun RDD."""
     from dagrun.api.actions import save_sequence_files
 
-    output_format_class = output_format_class or _conf(conf, _OUTPUT_FORMAT)
-    _refuse(what, output_format_class, _SEQUENCE_OUTPUTS | _TEXT_OUTPUTS,
-            "use saveAsTextFile, saveAsSequenceFile or saveAsPickleFile")
+    from dagrun.runtime.writables import check_class
+
+    form = _format(what, output_format_class or _conf(conf, _OUTPUT_FORMAT), "output")
     _no_converters(key_converter, value_converter)
+    key_class, value_class = key_class or _conf(conf, _KEY_CLASS), value_class or _conf(conf, _VALUE_CLASS)
+    for role, name in (("keyClass", key_class), ("valueClass", value_class)):
+        check_class(name, role)
     path = path if path is not None else _conf(conf, _OUTPUT_DIR)
     if path is None:
         raise ValueError(f"{what} needs the output path in its conf, as {_OUTPUT_DIR[0]}")
@@ -86,11 +101,10 @@ def save(rdd: Any, what: str, path: Any, output_format_class: Any, key_class: An
         compression_codec_class = _conf(conf, ("mapreduce.output.fileoutputformat.compress.codec",
                                                "mapred.output.compression.codec"))
         compression_codec_class = compression_codec_class or "DefaultCodec"
-    if output_format_class in _TEXT_OUTPUTS:
+    if form == "TextOutputFormat":
         rdd.map(_text_line).filter(lambda line: line is not None).save_as_text_file(path, compression_codec_class)
         return
-    save_sequence_files(rdd, path, compression_codec_class, key_class or _conf(conf, _KEY_CLASS),
-                        value_class or _conf(conf, _VALUE_CLASS))
+    save_sequence_files(rdd, path, compression_codec_class, key_class, value_class)
 
 
 def _text_line(pair: Any) -> str | None:

@@ -141,6 +141,14 @@ def reader(class_name: str) -> Callable[[bytes, int], tuple[Any, int]]:
                          f"converts: {known}") from None
 
 
+def check_class(class_name: str | None, role: str) -> None:
+    """ValueError for a Writable class name that is not one of Hadoop's (PySpark fails to load it);
+    None (not given) passes."""
+    if class_name is not None and class_name not in _READERS and class_name not in _ID_OF:
+        raise ValueError(f"{role}={class_name!r} is not a Writable class dagrun knows; sequence files here hold "
+                         f"{', '.join(sorted(n.rsplit('.', 1)[1] for n in _READERS))} (org.apache.hadoop.io.*)")
+
+
 def decode(class_name: str, data: bytes) -> Any:
     """The Python value of one serialized Writable that fills ``data``."""
     return decoder(class_name)(data)

@@ -70,3 +70,78 @@ def test_other_formats_and_converters_say_what_to_use(sc, tmp_path):
         sc.newAPIHadoopFile(str(tmp_path), SEQ_IN, keyConverter="com.example.Conv")
     with pytest.raises(ValueError, match="needs the output path in its conf"):
         sc.parallelize([(1, 2)]).saveAsHadoopDataset(conf={"mapred.output.format.class": TEXT_OUT})
+
+
+# ---- Spark's python/pyspark/tests/test_readwrite.py, the cases that need no JVM-made data
+
+OLD_SEQ_IN = "org.apache.hadoop.mapred.SequenceFileInputFormat"
+OLD_SEQ_OUT = "org.apache.hadoop.mapred.SequenceFileOutputFormat"
+INT, TEXT, MAP = ("org.apache.hadoop.io." + n for n in ("IntWritable", "Text", "MapWritable"))
+
+
+def test_each_api_refuses_the_other_apis_formats(sc, tmp_path):
+    with pytest.raises(ValueError, match="old Hadoop API's formats"):
+        sc.hadoopFile(str(tmp_path), SEQ_IN, INT, TEXT)
+    with pytest.raises(ValueError, match="new Hadoop API's formats"):
+        sc.newAPIHadoopFile(str(tmp_path), OLD_SEQ_IN, INT, TEXT)
+    rdd = sc.parallelize(range(1, 4)).map(lambda x: (x, "a" * x))
+    with pytest.raises(ValueError, match="old Hadoop API's formats"):
+        rdd.saveAsHadoopFile(str(tmp_path / "a"), SEQ_OUT)
+    with pytest.raises(ValueError, match="new Hadoop API's formats"):
+        rdd.saveAsNewAPIHadoopFile(str(tmp_path / "b"), OLD_SEQ_OUT)
+
+
+def test_bad_classes_and_formats(sc, tmp_path):
+    with pytest.raises(ValueError, match="NotValidWritable' is not a Writable class"):
+        sc.sequenceFile(str(tmp_path), "org.apache.hadoop.io.NotValidWritable", TEXT)
+    with pytest.raises(NotImplementedError):
+        sc.hadoopFile(str(tmp_path), "org.apache.hadoop.mapred.NotValidInputFormat", INT, TEXT)
+    with pytest.raises(NotImplementedError):
+        sc.newAPIHadoopFile(str(tmp_path), "org.apache.hadoop.mapreduce.lib.input.NotValidInputFormat", INT, TEXT)
+    rdd = sc.parallelize(range(1, 4)).map(lambda x: (x, "a" * x))
+    with pytest.raises(NotImplementedError):
+        rdd.saveAsHadoopFile(str(tmp_path / "c"), "org.apache.hadoop.mapred.NotValidOutputFormat")
+
+
+def test_old_api_round_trip_of_maps(sc, tmp_path):
+    dict_data = [(1, {}), (1, {"row1": 1.0}), (2, {"row2": 2.0})]
+    sc.parallelize(dict_data).saveAsHadoopFile(str(tmp_path / "oldhadoop"), OLD_SEQ_OUT, INT, MAP)
+    assert sorted(sc.hadoopFile(str(tmp_path / "oldhadoop"), OLD_SEQ_IN, INT, MAP).collect(),
+                  key=repr) == sorted(dict_data, key=repr)
+    conf = {"mapred.output.format.class": OLD_SEQ_OUT, "mapreduce.job.output.key.class": INT,
+            "mapreduce.job.output.value.class": MAP,
+            "mapreduce.output.fileoutputformat.outputdir": str(tmp_path / "olddataset")}
+    sc.parallelize(dict_data).saveAsHadoopDataset(conf)
+    got = sc.hadoopRDD(OLD_SEQ_IN, INT, MAP,
+                       conf={"mapreduce.input.fileinputformat.inputdir": str(tmp_path / "olddataset")})
+    assert sorted(got.collect(), key=repr) == sorted(dict_data, key=repr)
+
+
+def test_reserialization(sc, tmp_path):
+    data = list(zip(range(1, 5), range(1001, 1005)))
+    rdd = sc.parallelize(range(1, 5)).zip(sc.parallelize(range(1001, 1005)))
+    rdd.saveAsSequenceFile(str(tmp_path / "sequence"))
+    rdd.saveAsHadoopFile(str(tmp_path / "hadoop"), OLD_SEQ_OUT)
+    rdd.saveAsNewAPIHadoopFile(str(tmp_path / "newhadoop"), SEQ_OUT)
+    for fmt, name in ((OLD_SEQ_OUT, "dataset"), (SEQ_OUT, "newdataset")):
+        conf = {"mapreduce.job.output.key.class": INT, "mapreduce.job.output.value.class": INT,
+                "mapreduce.output.fileoutputformat.outputdir": str(tmp_path / name),
+                ("mapred.output.format.class" if fmt == OLD_SEQ_OUT else "mapreduce.job.outputformat.class"): fmt}
+        (rdd.saveAsHadoopDataset if fmt == OLD_SEQ_OUT else rdd.saveAsNewAPIHadoopDataset)(conf)
+    for name in ("sequence", "hadoop", "newhadoop", "dataset", "newdataset"):
+        assert sorted(sc.sequenceFile(str(tmp_path / name)).collect()) == data
+
+
+def test_malformed_rdd_is_refused(sc, tmp_path):
+    for data in ([[(1, "a")], [(2, "aa")]], [[1, "a"], [2, "b"]]):  # lists are not pairs, as in PySpark
+        with pytest.raises(Exception, match="hold \\(key, value\\) pairs"):
+            sc.parallelize(data, len(data)).saveAsSequenceFile(str(tmp_path / f"m{len(data[0])}"))
+
+
+def test_hello_through_both_apis(sc, tmp_path):
+    (tmp_path / "hello.txt").write_text("Hello World!\n")
+    conf = {"mapreduce.input.fileinputformat.inputdir": str(tmp_path / "hello.txt")}
+    long = "org.apache.hadoop.io.LongWritable"
+    assert sc.hadoopRDD(TEXT_IN, long, TEXT, conf=conf).collect() == [(0, "Hello World!")]
+    new_text = "org.apache.hadoop.mapreduce.lib.input.TextInputFormat"
+    assert sc.newAPIHadoopRDD(new_text, long, TEXT, conf=conf).collect() == [(0, "Hello World!")]
