@@ -128,9 +128,9 @@ def test_jvm_only_methods_say_what_to_use_instead():
 
     with SparkContext("inline", "jvm") as sc:
         with pytest.raises(NotImplementedError, match="hadoopFile.*use textFile, sequenceFile"):
-            sc.hadoopFile("x", "org.apache.hadoop.mapred.TextInputFormat")
+            sc.hadoopFile("x", "org.apache.hadoop.mapred.KeyValueTextInputFormat")
         with pytest.raises(NotImplementedError, match="saveAsHadoopFile.*saveAsTextFile"):
-            sc.parallelize([1]).saveAsHadoopFile("x", "org.apache.hadoop.mapred.TextOutputFormat")
+            sc.parallelize([1]).saveAsHadoopFile("x", "org.apache.hadoop.mapred.MapFileOutputFormat")
         with pytest.raises(ValueError, match="Cannot run multiple SparkContexts"):
             SparkContext("inline", "second")
         assert SparkContext.getOrCreate() is sc
