@@ -212,15 +212,16 @@ class ParallelCollectionNode(Node):
 
 
 class TextFileNode(Node):
-    """The lines of text files; with ``offsets``, ``(byte offset, line)`` pairs (Hadoop's TextInputFormat)."""
+    """The lines of text files; with ``offsets``, ``(byte offset, line)`` pairs (Hadoop's
+    TextInputFormat), cut at ``delimiter`` when one is given."""
 
     op_name = "text_file"
 
     def __init__(self, ctx, path, split_size: int, min_partitions: int, storage_options: dict | None,
-                 offsets: bool = False):
+                 offsets: bool = False, delimiter: bytes | None = None):
         super().__init__(ctx)
         self.path, self.split_size, self.min_partitions = path, split_size, min_partitions
-        self.storage_options, self.offsets = storage_options, offsets
+        self.storage_options, self.offsets, self.delimiter = storage_options, offsets, delimiter
 
     def _make_splits(self) -> list[Split]:
         from dagrun.runtime.inputs import plan_text_splits
@@ -231,15 +232,19 @@ class TextFileNode(Node):
 
     def compute(self, split: Split, tc) -> Iterator:
         from dagrun.runtime.inputs import read_text_batches
-        from dagrun.runtime.line_offsets import read_offset_lines
+        from dagrun.runtime.line_offsets import read_delimited, read_offset_lines
 
-        read = read_offset_lines if self.offsets else read_text_batches
-        batches = read(split.data, self.storage_options)
+        if self.delimiter is not None:
+            batches = read_delimited(split.data, self.delimiter, self.storage_options)
+        else:
+            batches = (read_offset_lines if self.offsets else read_text_batches)(split.data, self.storage_options)
         return Batched(lambda: batches, lambda: itertools.chain.from_iterable(batches))
 
     def count_lines(self, split: Split) -> int:
         from dagrun.runtime.line_count import count_text_split_lines
 
+        if self.delimiter is not None:
+            return sum(len(batch) for batch in self.compute(split, None).take_batches())
         return count_text_split_lines(split.data, self.storage_options)
 
     def describe_input(self) -> str:

@@ -1,7 +1,8 @@
 """PySpark's Hadoop-format methods (``hadoopFile``, ``newAPIHadoopRDD``, ``saveAsHadoopFile``,
 ``saveAsNewAPIHadoopDataset``, ...) for the formats dagrun implements without a JVM, old API
 and new: sequence files (``SequenceFileInputFormat``, ``SequenceFileOutputFormat``) and text
-(``TextInputFormat``: ``(byte offset, line)`` pairs; ``TextOutputFormat``: a line
+(``TextInputFormat``: ``(byte offset, line)`` pairs, or, in the new API, records cut at the
+conf's ``textinputformat.record.delimiter``; ``TextOutputFormat``: a line
 ``key<TAB>value`` per pair, each written as its Writable's ``toString``, a ``None`` side left
 out and a pair of two ``None`` not written at all).
 
@@ -9,7 +10,8 @@ State: none.  Policy: a path comes from the call or, for the ``*RDD``/``*Dataset
 from the Hadoop conf (``mapreduce.input.fileinputformat.inputdir``,
 ``mapreduce.output.fileoutputformat.outputdir`` or their old ``mapred.*`` names); the key and
 value classes given for writing are the file's (a value of another class fails the save, as
-in Hadoop); compression is the ``compressionCodecClass`` argument or
+in Hadoop); the new API's readers take no partition count, so their splits are the block
+size's, as in Spark; compression is the ``compressionCodecClass`` argument or
 ``mapreduce.output.fileoutputformat.compress.codec`` with ``...compress=true``.  As in Spark,
 the ``newAPI...`` methods take ``org.apache.hadoop.mapreduce.lib.*`` formats and the others
 ``org.apache.hadoop.mapred.*``, the other API's class being a ``ValueError``; a class name
@@ -70,14 +72,19 @@ def read(ctx: Any, what: str, path: Any, input_format_class: str, key_class: Any
     path = path if path is not None else _conf(conf, _INPUT_DIR)
     if path is None:
         raise ValueError(f"{what} needs the input path in its conf, as {_INPUT_DIR[0]}")
+    # the new API's FileInputFormat takes no partition count: splits are the block size's
+    minimum = 1 if "ewAPI" in what else ctx.default_min_partitions
     if form == "TextInputFormat":
         from dagrun.api.rdd import RDD
         from dagrun.graph.file_sources import split_paths
         from dagrun.graph.nodes import TextFileNode
 
-        return RDD(TextFileNode(ctx, split_paths(path), ctx.config.split_size, ctx.default_min_partitions,
-                                dict(ctx.config.storage_options) or None, offsets=True))
-    return ctx.sequence_file(path)
+        # only the new API's reader takes the delimiter (PySpark's old-API reader cuts lines anyway)
+        delimiter = _conf(conf, ("textinputformat.record.delimiter",)) if "ewAPI" in what else None
+        return RDD(TextFileNode(ctx, split_paths(path), ctx.config.split_size, minimum,
+                                dict(ctx.config.storage_options) or None, offsets=True,
+                                delimiter=None if delimiter is None else str(delimiter).encode()))
+    return ctx.sequence_file(path, min_splits=minimum)
 
 
 def save(rdd: Any, what: str, path: Any, output_format_class: Any, key_class: Any = None, value_class: Any = None,

@@ -145,3 +145,20 @@ def test_hello_through_both_apis(sc, tmp_path):
     assert sc.hadoopRDD(TEXT_IN, long, TEXT, conf=conf).collect() == [(0, "Hello World!")]
     new_text = "org.apache.hadoop.mapreduce.lib.input.TextInputFormat"
     assert sc.newAPIHadoopRDD(new_text, long, TEXT, conf=conf).collect() == [(0, "Hello World!")]
+
+
+def test_record_delimiter_in_the_new_api_only(sc, tmp_path):
+    # PySpark 4.3: the new API cuts at the conf's delimiter and keeps the \r; the old one cuts lines
+    path = tmp_path / "lines.txt"
+    path.write_bytes(b"ab\r\ncd\n\nxyz\rlast")
+    conf = {"textinputformat.record.delimiter": "\n"}
+    new = sc.newAPIHadoopFile(str(path), "org.apache.hadoop.mapreduce.lib.input.TextInputFormat",
+                              "org.apache.hadoop.io.LongWritable", TEXT, conf=conf)
+    assert new.collect() == [(0, "ab\r"), (4, "cd"), (7, ""), (8, "xyz\rlast")]
+    assert new.getNumPartitions() == 1  # the new API takes no partition count: one block, one split
+    old = sc.hadoopFile(str(path), TEXT_IN, "org.apache.hadoop.io.LongWritable", TEXT, conf=conf)
+    assert old.collect() == [(0, "ab"), (4, "cd"), (7, ""), (8, "xyz"), (12, "last")]
+    paragraphs = sc.newAPIHadoopFile(str(path), "org.apache.hadoop.mapreduce.lib.input.TextInputFormat",
+                                     conf={"textinputformat.record.delimiter": "\n\n"})
+    assert paragraphs.values().collect() == ["ab\r\ncd", "xyz\rlast"]
+    assert paragraphs.count() == 2
