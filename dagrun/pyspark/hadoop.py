@@ -36,11 +36,17 @@ def _conf(conf: dict | None, names: tuple[str, ...]) -> Any:
     return next((conf[n] for n in names if conf and conf.get(n) is not None), None)
 
 
+def _new_api(what: str) -> bool:
+    """Whether the method (``SparkContext.newAPIHadoopFile``, ``RDD.saveAsNewAPIHadoopDataset``, ...)
+    is one of the new Hadoop API's."""
+    return "newAPI" in what or "NewAPI" in what
+
+
 def _format(what: str, format_class: Any, kind: str) -> str:
     """The format's simple name, checked against the API of the method (``newAPI...`` methods take
     ``org.apache.hadoop.mapreduce.lib.*`` formats, the others ``org.apache.hadoop.mapred.*``, as
     in Spark, where the other API's class is an error)."""
-    new = "ewAPI" in what
+    new = _new_api(what)
     mine, theirs = (f"org.apache.hadoop.mapreduce.lib.{kind}.", "org.apache.hadoop.mapred.")[::1 if new else -1]
     name = format_class.rpartition(".")[2] if isinstance(format_class, str) else None
     if name in _FORMATS[kind] and format_class == mine + name:
@@ -73,14 +79,14 @@ def read(ctx: Any, what: str, path: Any, input_format_class: str, key_class: Any
     if path is None:
         raise ValueError(f"{what} needs the input path in its conf, as {_INPUT_DIR[0]}")
     # the new API's FileInputFormat takes no partition count: splits are the block size's
-    minimum = 1 if "ewAPI" in what else ctx.default_min_partitions
+    minimum = 1 if _new_api(what) else ctx.default_min_partitions
     if form == "TextInputFormat":
         from dagrun.api.rdd import RDD
         from dagrun.graph.file_sources import split_paths
         from dagrun.graph.nodes import TextFileNode
 
         # only the new API's reader takes the delimiter (PySpark's old-API reader cuts lines anyway)
-        delimiter = _conf(conf, ("textinputformat.record.delimiter",)) if "ewAPI" in what else None
+        delimiter = _conf(conf, ("textinputformat.record.delimiter",)) if _new_api(what) else None
         return RDD(TextFileNode(ctx, split_paths(path), ctx.config.split_size, minimum,
                                 dict(ctx.config.storage_options) or None, offsets=True,
                                 delimiter=None if delimiter is None else str(delimiter).encode()))

@@ -4,7 +4,8 @@ and records cut at another delimiter (``textinputformat.record.delimiter``).
 State: none.  Policy: the lines are ``text_file``'s (``dagrun.runtime.inputs``: the same
 splits, endings and U+FFFD for invalid UTF-8); a line's offset is where it starts in the
 file, a byte-order mark counted, as Hadoop's ``LineRecordReader`` keys it.  In a compressed
-file the offsets count decompressed bytes (Hadoop's count the compressed stream's position).
+file the offsets count decompressed bytes (Hadoop's count the compressed stream's position),
+from the split's first line in a ``.bz2`` split other than the first.
 A delimiter that can overlap itself (``\n\n`` in a run of three newlines) may be cut
 differently at a split boundary than by a reader from the file's start.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from dagrun.runtime.file_codecs import open_decompressed
 from dagrun.runtime.inputs import BLOCK_SIZE, TAIL_BLOCK_SIZE, TextSplit, _open, _read_exactly, owned_blocks
 from dagrun.runtime.lines import owned_runs
 
@@ -44,9 +46,10 @@ def read_delimited(split: TextSplit, delimiter: bytes,
     if not delimiter:
         raise ValueError("the record delimiter is empty; give at least one byte")
     if split.compression is not None:
-        if split.start == 0:
-            with owned_blocks(split, storage_options, past_end=True) as (_, blocks, _, _):
-                data = b"".join(blocks)  # the whole decompressed file (bz2: this split's blocks)
+        if split.start == 0:  # the whole file, decompressed (a .bz2 file's later splits then give nothing)
+            with _open(split.url, storage_options, size=split.file_size, cache_type="readahead") as raw:
+                with open_decompressed(raw, split.compression, split.url) as stream:
+                    data = stream.read()
             yield _records(data, 0, delimiter, 0, len(data) + 1, whole=True)
         return
     size = len(delimiter)

@@ -125,11 +125,8 @@ class _Cursor:
 
     def vlong(self) -> int:
         first = self.take(1)
-        b = first[0] - 256 if first[0] > 127 else first[0]
-        if b >= -112:
-            return b
-        size = (-119 - b if b < -120 else -111 - b) - 1
-        return writables.read_vlong(first + self.take(size), 0)[0]
+        rest = writables.vlong_size(first[0]) - 1
+        return writables.read_vlong(first + self.take(rest) if rest else first, 0)[0]
 
 
 def read_header(f: BinaryIO, url: str, file_size: int) -> Header:

@@ -50,11 +50,23 @@ def read_vlong(buf: bytes, pos: int) -> tuple[int, int]:
     first = buf[pos] - 256 if buf[pos] > 127 else buf[pos]
     if first >= -112:
         return first, pos + 1
-    size = -119 - first if first < -120 else -111 - first  # bytes after the first
+    size = vlong_size(buf[pos])
     if pos + size > len(buf):
         raise ValueError("a variable-length integer runs past the end of its buffer")
     value = int.from_bytes(buf[pos + 1:pos + size], "big")
     return (value ^ -1 if first < -120 else value), pos + size
+
+
+def vlong_size(first: int) -> int:
+    """How many bytes a variable-length integer takes, from its first byte (0-255).
+
+    >>> vlong_size(5), vlong_size(0x8e)
+    (1, 3)
+    """
+    b = first - 256 if first > 127 else first
+    if b >= -112:
+        return 1
+    return -119 - b if b < -120 else -111 - b
 
 
 def vlong_bytes(n: int) -> bytes:
@@ -195,6 +207,9 @@ _WHOLE: dict[str, Callable[[bytes], Any]] = {
 }
 
 
+_CLASS_OF: dict[type, str] = {float: DOUBLE, str: TEXT, bytes: BYTES, bytearray: BYTES, type(None): NULL, dict: MAP}
+
+
 def writable_of(value: Any, role: str = "value") -> str:
     """The Writable class PySpark stores ``value`` as; TypeError for a value it cannot store.
 
@@ -210,7 +225,7 @@ def writable_of(value: Any, role: str = "value") -> str:
         if -2 ** 63 <= value < 2 ** 63:
             return LONG
         raise TypeError(f"the {role} {value} does not fit a LongWritable (64 bits); store it as a str")
-    found = {float: DOUBLE, str: TEXT, bytes: BYTES, bytearray: BYTES, type(None): NULL, dict: MAP}.get(kind)
+    found = _CLASS_OF.get(kind)
     if found is None:
         raise TypeError(f"a {kind.__name__} {role} cannot be stored in a sequence file: it holds str, int, float, "
                         "bool, bytes, bytearray, None and dicts of these (as PySpark's saveAsSequenceFile); "
@@ -233,8 +248,9 @@ _WRITERS: dict[str, Callable[[Any], bytes]] = {
 }
 
 
-_TYPES_OF = {TEXT: (str,), INT: (int,), LONG: (int,), DOUBLE: (float,), BOOLEAN: (bool,),
-             BYTES: (bytes, bytearray), NULL: (type(None),)}
+_TYPES_OF: dict[str, tuple[type, ...]] = {
+    **{name: tuple(t for t, n in _CLASS_OF.items() if n == name) for name in _CLASS_OF.values()},
+    INT: (int,), LONG: (int,), BOOLEAN: (bool,)}
 
 
 def encoder(class_name: str, role: str) -> Callable[[Any], bytes]:

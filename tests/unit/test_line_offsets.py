@@ -55,3 +55,15 @@ def test_an_empty_delimiter_is_refused(tmp_path):
     (tmp_path / "a.txt").write_text("abc")
     with pytest.raises(ValueError, match="delimiter is empty"):
         read_all(str(tmp_path / "a.txt"), 10, lambda s: read_delimited(s, b""))
+
+
+@pytest.mark.parametrize("suffix, compress", [(".bz2", "bz2"), (".gz", "gzip")])
+def test_compressed_files_give_every_record(tmp_path, suffix, compress):
+    import bz2
+    import gzip
+
+    data = b"".join(b"rec%d|" % i for i in range(100000))
+    path = tmp_path / f"records.txt{suffix}"
+    path.write_bytes((bz2 if compress == "bz2" else gzip).compress(data))
+    got = read_all(str(path), 50000, lambda s: read_delimited(s, b"|"))  # a .bz2 file has several splits
+    assert got == whole_file_records(data, b"|")
