@@ -102,11 +102,12 @@ def _legacy_batches(s: sequence_files.SequenceSplit, storage_options: dict | Non
 
 def write_pickle_file(f, it: Iterator, batch_size: int) -> None:
     """Elements as PySpark's ``saveAsPickleFile`` writes them: pickled lists of ``batch_size``
-    (0: about 64 KiB of pickle each), 10 lists to a record."""
+    (0: lists that double until a pickle is 64 KiB, as PySpark's AutoBatchedSerializer), 10
+    lists to a record."""
     writer = sequence_files.SequenceWriter(f, writables.NULL, writables.BYTES)
     group: list[bytes] = []
-    for batch in _batched(it, batch_size):
-        group.append(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+    for blob in _pickles(it, batch_size):
+        group.append(blob)
         if len(group) == 10:
             writer.append(b"", writables.encode(sequence_files.java_byte_arrays(group))[1])
             group = []
@@ -115,18 +116,19 @@ def write_pickle_file(f, it: Iterator, batch_size: int) -> None:
     writer.close()
 
 
-def _batched(it: Iterator, batch_size: int) -> Iterator[list]:
+def _pickles(it: Iterator, batch_size: int) -> Iterator[bytes]:
     batch: list = []
     size = batch_size or 1
     for x in it:
         batch.append(x)
         if len(batch) >= size:
-            yield batch
-            if not batch_size and len(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)) < 1 << 16:
-                size *= 2  # PySpark's AutoBatchedSerializer: batches grow until they are large
+            blob = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+            yield blob
+            if not batch_size and len(blob) < 1 << 16:
+                size *= 2
             batch = []
     if batch:
-        yield batch
+        yield pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def write_sequence_file(f, it: Iterator, key_class: str, value_class: str, codec: str | None) -> None:
