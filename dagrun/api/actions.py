@@ -237,7 +237,8 @@ def save_as_sequence_file(rdd: "RDD", path: str, compression: str | None = None)
     """Write (key, value) pairs as Hadoop sequence files, one per partition, their Writable
     classes those of the first pair (``dagrun.runtime.writables``), as PySpark's
     ``saveAsSequenceFile``; ``compression`` is a Hadoop codec class (``DefaultCodec``,
-    ``GzipCodec``, ``BZip2Codec``, ``ZStandardCodec``, short or in full), record-compressed.
+    ``GzipCodec``, ``BZip2Codec``, ``ZStandardCodec``, short or in full), block-compressed as
+    Spark writes it.
 
     >>> ctx.parallelize([("a", 1), ("b", 2)]).save_as_sequence_file("/tmp/counts")  # doctest: +SKIP
     """

@@ -443,8 +443,8 @@ class SparkContext:
         fs, root = fsspec.core.url_to_fs(dirName, **dict(self._ctx.config.storage_options))
         folder = f"{root.rstrip('/')}/{uuid.uuid4()}"
         fs.makedirs(folder, exist_ok=True)
-        self._checkpoint_dir = "file:" + folder if fs.unstrip_protocol(folder).startswith("file://") else \
-            fs.unstrip_protocol(folder)
+        url = fs.unstrip_protocol(folder)
+        self._checkpoint_dir = "file:" + folder if url.startswith("file://") else url  # Hadoop's way to print it
 
     def getCheckpointDir(self) -> str | None:
         return self._checkpoint_dir
@@ -452,14 +452,14 @@ class SparkContext:
     def hadoopFile(self, path: str, inputFormatClass: str, keyClass: str | None = None,
                    valueClass: str | None = None, keyConverter: str | None = None,
                    valueConverter: str | None = None, conf: dict | None = None, batchSize: int = 0) -> RDD:
-        """Sequence files (``SequenceFileInputFormat``); other input formats need the JVM."""
+        """``org.apache.hadoop.mapred``'s SequenceFileInputFormat or TextInputFormat (``dagrun.pyspark.hadoop``)."""
         return RDD(hadoop.read(self._ctx, "SparkContext.hadoopFile", path, inputFormatClass, keyClass, valueClass,
                                keyConverter, valueConverter, conf), self)
 
     def newAPIHadoopFile(self, path: str, inputFormatClass: str, keyClass: str | None = None,
                          valueClass: str | None = None, keyConverter: str | None = None,
                          valueConverter: str | None = None, conf: dict | None = None, batchSize: int = 0) -> RDD:
-        """Sequence files (``SequenceFileInputFormat``); other input formats need the JVM."""
+        """``org.apache.hadoop.mapreduce.lib.input``'s SequenceFileInputFormat or TextInputFormat."""
         return RDD(hadoop.read(self._ctx, "SparkContext.newAPIHadoopFile", path, inputFormatClass, keyClass, valueClass,
                                keyConverter, valueConverter, conf), self)
 

@@ -261,14 +261,14 @@ class RDD:
                          valueClass: str | None = None, keyConverter: str | None = None,
                          valueConverter: str | None = None, conf: dict | None = None,
                          compressionCodecClass: str | None = None) -> None:
-        """Sequence files (``SequenceFileOutputFormat``); other output formats need the JVM."""
+        """``org.apache.hadoop.mapred``'s SequenceFileOutputFormat or TextOutputFormat (``dagrun.pyspark.hadoop``)."""
         hadoop.save(self._rdd, "RDD.saveAsHadoopFile", path, outputFormatClass, keyClass, valueClass,
                     keyConverter, valueConverter, conf, compressionCodecClass)
 
     def saveAsNewAPIHadoopFile(self, path: str, outputFormatClass: str, keyClass: str | None = None,
                                valueClass: str | None = None, keyConverter: str | None = None,
                                valueConverter: str | None = None, conf: dict | None = None) -> None:
-        """Sequence files (``SequenceFileOutputFormat``); other output formats need the JVM."""
+        """``org.apache.hadoop.mapreduce.lib.output``'s SequenceFileOutputFormat or TextOutputFormat."""
         hadoop.save(self._rdd, "RDD.saveAsNewAPIHadoopFile", path, outputFormatClass, keyClass, valueClass,
                     keyConverter, valueConverter, conf)
 
