@@ -21,8 +21,13 @@ import cloudpickle
 from cloudpickle import cloudpickle as _cloudpickle
 
 
+_CLOUDPICKLE_CODE_REDUCE = getattr(_cloudpickle, "_code_reduce", None)  # private: absent, names are lost
+
+
 def _code_reduce(code: types.CodeType) -> tuple[Any, tuple[Any, ...]]:
-    _, args = _cloudpickle._code_reduce(code)
+    rebuild, args = _CLOUDPICKLE_CODE_REDUCE(code)
+    if rebuild is not types.CodeType:  # a cloudpickle that rebuilds code another way: leave it be
+        return rebuild, args
     return named_code, (args, code.co_filename)
 
 
@@ -32,7 +37,8 @@ def named_code(args: tuple[Any, ...], filename: str) -> types.CodeType:
 
 
 class _Pickler(cloudpickle.Pickler):
-    dispatch_table = ChainMap({types.CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
+    dispatch_table = (ChainMap({types.CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
+                      if _CLOUDPICKLE_CODE_REDUCE is not None else cloudpickle.Pickler.dispatch_table)
 
 
 def dumps(obj: Any, protocol: int = 5) -> bytes:
