@@ -194,7 +194,9 @@ class SparkContext:
             SparkContext._active = self
         self._local = threading.local()
         self._jobs: dict[int, tuple[str | None, Any]] = {}
-        self._checkpoint_dir: str | None = None
+        self._checkpoint_dir: str | None = None  # as Hadoop prints it
+        self._checkpoint_url: str | None = None  # as fsspec opens it
+        self._unwritten_checkpoints: list = []  # RDDs marked by checkpoint() whose files are not written yet
         self._running: dict[int, tuple[str | None, frozenset]] = {}  # thread id -> its group and tags
         self._cancelled: dict[int, str] = {}  # thread id -> why its job was cancelled
         self.environment = dict(environment or {})
@@ -385,7 +387,10 @@ class SparkContext:
         self._running[me] = (group, frozenset(self.getJobTags()))
         jobs, before = self._ctx.jobs, len(self._ctx.jobs)
         try:
-            return method(*args, **kwargs)
+            value = method(*args, **kwargs)
+            if self._unwritten_checkpoints and len(jobs) > before:
+                self._write_checkpoints()
+            return value
         except KeyboardInterrupt:
             reason = self._cancelled.pop(me, None)
             if reason is None:
@@ -443,8 +448,21 @@ class SparkContext:
         fs, root = fsspec.core.url_to_fs(dirName, **dict(self._ctx.config.storage_options))
         folder = f"{root.rstrip('/')}/{uuid.uuid4()}"
         fs.makedirs(folder, exist_ok=True)
-        url = fs.unstrip_protocol(folder)
-        self._checkpoint_dir = "file:" + folder if url.startswith("file://") else url  # Hadoop's way to print it
+        self._checkpoint_url = fs.unstrip_protocol(folder)
+        local = self._checkpoint_url.startswith("file://")
+        self._checkpoint_dir = "file:" + folder if local else self._checkpoint_url  # Hadoop's way to print it
+
+    def _write_checkpoints(self) -> None:
+        # As Spark does after a job: every RDD marked for checkpointing that a job has since
+        # computed is written under the checkpoint folder (from its persisted blocks).
+        waiting, self._unwritten_checkpoints = self._unwritten_checkpoints, []
+        for rdd in waiting:
+            if not rdd._materialized():
+                self._unwritten_checkpoints.append(rdd)
+                continue
+            name = f"rdd-{rdd._rdd.id()}"
+            rdd._rdd.save_as_pickle_file(f"{self._checkpoint_url}/{name}")
+            rdd._rdd._node._pyspark_checkpoint_file = f"{self._checkpoint_dir}/{name}"
 
     def getCheckpointDir(self) -> str | None:
         return self._checkpoint_dir

@@ -175,13 +175,16 @@ class RDD:
         return StorageLevel(*getattr(self._rdd._node, "_pyspark_level", StorageLevel.MEMORY_ONLY._fields()))
 
     def checkpoint(self) -> None:
-        """Kept in the block store as ``persist`` keeps it: the lineage is not truncated,
-        but no later job recomputes it.  As in Spark, ``setCheckpointDir`` must come first."""
+        """Kept in the block store as ``persist`` keeps it, so no later job recomputes it (the
+        lineage is not truncated); after the first job that computes it, its partitions are
+        also written as ``rdd-N`` (a pickle file) in the checkpoint directory, as Spark writes
+        them.  As in Spark, ``setCheckpointDir`` must come first."""
         if self.ctx.getCheckpointDir() is None:
             raise RuntimeError("Checkpoint directory has not been set in the SparkContext: call "
                                "sc.setCheckpointDir(path) before rdd.checkpoint()")
         self._rdd.persist()
         self._rdd._node._pyspark_checkpoint = ("reliable", len(self.ctx._ctx.jobs))
+        self.ctx._unwritten_checkpoints.append(self)
 
     def localCheckpoint(self) -> None:
         self._rdd.persist()
@@ -204,11 +207,9 @@ class RDD:
         return self._checkpointed("local")
 
     def getCheckpointFile(self) -> str | None:
-        """Where the checkpointed partitions are kept once a job computed them: the store
-        prefix of the context's persisted blocks (they are blocks, not a Hadoop file)."""
-        if not (self._checkpointed("reliable") and self._materialized()):
-            return None
-        return f"{self.ctx._ctx.store_url.rstrip('/')}/{self.ctx._ctx._cache_job_id}/rdd-{self._rdd.id()}"
+        """The folder ``rdd-N`` in the checkpoint directory that holds the partitions (as a
+        pickle file), once a job computed the RDD; later jobs read its persisted blocks."""
+        return getattr(self._rdd._node, "_pyspark_checkpoint_file", None)
 
     def name(self) -> str | None:
         """The name ``setName`` gave (a file source is named by its path), else None."""

@@ -282,8 +282,12 @@ def test_checkpoint_flags_follow_spark(sc, tmp_path):
     assert sc.getCheckpointDir().startswith(f"file:{tmp_path}/ck/") and len(os.listdir(tmp_path / "ck")) == 1
     fresh.checkpoint()
     assert fresh.is_checkpointed and not fresh.isCheckpointed()  # marked, not yet computed
+    assert fresh.getCheckpointFile() is None
     fresh.count()
-    assert fresh.isCheckpointed() and fresh.getCheckpointFile() is not None
+    assert fresh.isCheckpointed()
+    # as Spark's test_context.py checks: rdd-N in the application's folder of the checkpoint directory
+    assert os.path.dirname(fresh.getCheckpointFile()) == sc.getCheckpointDir()
+    assert sorted(sc.pickleFile(fresh.getCheckpointFile()).collect()) == [1, 2]
     local = sc.parallelize([1, 2], 2)
     local.localCheckpoint()
     assert local.isLocallyCheckpointed() and not local.isCheckpointed()
