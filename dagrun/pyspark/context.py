@@ -169,7 +169,7 @@ class StatusTracker:
 class SparkContext:
     """PySpark's entry point, running on dagrun: ``SparkContext("local[4]", "wordcount")``."""
 
-    _active: "SparkContext | None" = None
+    _active_spark_context: "SparkContext | None" = None  # PySpark's name for it
     _lock = threading.RLock()
 
     def __init__(self, master: str | None = None, appName: str | None = None, sparkHome: str | None = None,
@@ -186,12 +186,12 @@ class SparkContext:
         if appName:
             self._conf.setAppName(appName)
         with SparkContext._lock:
-            if SparkContext._active is not None:
-                active = SparkContext._active
+            if SparkContext._active_spark_context is not None:
+                active = SparkContext._active_spark_context
                 raise ValueError(f"Cannot run multiple SparkContexts at once; existing SparkContext"
                                  f"(app={active.appName}, master={active.master}); call its stop() first")
             self._ctx = Context(**self._dagrun_settings())
-            SparkContext._active = self
+            SparkContext._active_spark_context = self
         self._local = threading.local()
         self._jobs: dict[int, tuple[str | None, Any]] = {}
         self._checkpoint_dir: str | None = None  # as Hadoop prints it
@@ -225,13 +225,14 @@ class SparkContext:
     @classmethod
     def getOrCreate(cls, conf: SparkConf | None = None) -> "SparkContext":
         with cls._lock:
-            return cls._active if cls._active is not None else cls(conf=conf or SparkConf())
+            active = cls._active_spark_context
+            return active if active is not None else cls(conf=conf or SparkConf())
 
     def stop(self) -> None:
         with SparkContext._lock:
             self._ctx.stop()
-            if SparkContext._active is self:
-                SparkContext._active = None
+            if SparkContext._active_spark_context is self:
+                SparkContext._active_spark_context = None
 
     def __enter__(self) -> "SparkContext":
         return self

@@ -104,8 +104,8 @@ def test_pyspark_documented_example(module_name: str, name: str, tmp_path, monke
         runner.run(test, out=report.append)
     finally:
         sc.stop()
-        if dagrun_pyspark.SparkContext._active is not None:  # an example made its own
-            dagrun_pyspark.SparkContext._active.stop()
+        if dagrun_pyspark.SparkContext._active_spark_context is not None:  # an example made its own
+            dagrun_pyspark.SparkContext._active_spark_context.stop()
     assert runner.failures == 0, "".join(report)
 
 

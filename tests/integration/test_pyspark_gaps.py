@@ -318,3 +318,22 @@ def test_grouped_values_are_result_iterables(sc):
     assert sorted((k, list(v)) for k, v in sc.parallelize([1, 2, 3]).groupBy(lambda n: n % 2).collect()) == [
         (0, [2]), (1, [1, 3])]
     assert [len(g) for g in x.groupWith(y, y).lookup("a")[0]] == [1, 1, 1]
+
+
+def test_the_active_context_as_spark_test_context_checks_it():
+    # Spark's python/pyspark/tests/test_context.py, ContextTests
+    with pytest.raises(ValueError):
+        SparkContext("an-invalid-master-name")
+    context = SparkContext("inline", "active")
+    assert SparkContext._active_spark_context is context and context.startTime > 0 and context.resources == {}
+    context.stop()
+    assert SparkContext._active_spark_context is None
+    with pytest.raises(RuntimeError):
+        with SparkContext("inline", "raises"):
+            raise RuntimeError()
+    assert SparkContext._active_spark_context is None
+    with SparkContext("inline", "stops") as inner:
+        inner.stop()
+    assert SparkContext._active_spark_context is None
+    with SparkContext.getOrCreate() as made:
+        assert SparkContext.getOrCreate() is made
