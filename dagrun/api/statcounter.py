@@ -30,10 +30,10 @@ def _minimum(a, b):
 class StatCounter:
     """Count, mean and variance in one pass (Welford), mergeable across partitions."""
 
-    def __init__(self, values: Iterable[float] = ()):
+    def __init__(self, values: Iterable[float] | None = None):
         self.n, self.mu, self.m2 = 0, 0.0, 0.0
         self.max_value, self.min_value = float("-inf"), float("inf")
-        for v in values:
+        for v in values or ():  # None too, as PySpark's (SPARK-38854)
             self.merge(v)
 
     def merge(self, value: float) -> "StatCounter":

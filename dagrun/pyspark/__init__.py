@@ -11,6 +11,7 @@
 the camelCase names are generated from dagrun's snake_case API by ``names``.
 """
 
+from dagrun.api.statcounter import StatCounter
 from dagrun.runtime.shared_vars import Accumulator, AccumulatorParam, Broadcast
 from dagrun.pyspark.context import SparkConf, SparkContext, StatusTracker
 from dagrun.pyspark.files import SparkFiles
@@ -18,4 +19,4 @@ from dagrun.pyspark.rdd import RDD, StorageLevel
 from dagrun.pyspark.resultiterable import ResultIterable
 
 __all__ = ["SparkContext", "SparkConf", "RDD", "StorageLevel", "Broadcast", "Accumulator", "AccumulatorParam",
-           "StatusTracker", "SparkFiles", "ResultIterable"]
+           "StatusTracker", "SparkFiles", "ResultIterable", "StatCounter"]

@@ -337,3 +337,18 @@ def test_the_active_context_as_spark_test_context_checks_it():
     assert SparkContext._active_spark_context is None
     with SparkContext.getOrCreate() as made:
         assert SparkContext.getOrCreate() is made
+
+
+def test_stat_counter_as_spark_test_statcounter_checks_it():
+    import math
+
+    from dagrun.pyspark import StatCounter
+
+    for empty in ([], None):  # SPARK-38854
+        stats = StatCounter(empty)
+        assert math.isnan(stats.variance()) and stats.count() == 0 and stats.mean() == 0.0
+        assert math.isinf(stats.max()) and math.isinf(stats.min())
+    stats = StatCounter([1.0, 2.0, 3.0, 4.0])
+    stats.mergeStats(stats)
+    assert (stats.count(), stats.sum(), stats.variance()) == (8, 20.0, 1.25)
+    assert stats.sampleVariance() == pytest.approx(1.4285714285714286)
