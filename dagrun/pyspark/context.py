@@ -166,7 +166,7 @@ class StatusTracker:
         return None
 
 
-class SparkContext:
+class SparkContext(hadoop.HadoopInputs):
     """PySpark's entry point, running on dagrun: ``SparkContext("local[4]", "wordcount")``."""
 
     _active_spark_context: "SparkContext | None" = None  # PySpark's name for it
@@ -467,34 +467,6 @@ class SparkContext:
 
     def getCheckpointDir(self) -> str | None:
         return self._checkpoint_dir
-
-    def hadoopFile(self, path: str, inputFormatClass: str, keyClass: str | None = None,
-                   valueClass: str | None = None, keyConverter: str | None = None,
-                   valueConverter: str | None = None, conf: dict | None = None, batchSize: int = 0) -> RDD:
-        """``org.apache.hadoop.mapred``'s SequenceFileInputFormat or TextInputFormat (``dagrun.pyspark.hadoop``)."""
-        return RDD(hadoop.read(self._ctx, "SparkContext.hadoopFile", path, inputFormatClass, keyClass, valueClass,
-                               keyConverter, valueConverter, conf), self)
-
-    def newAPIHadoopFile(self, path: str, inputFormatClass: str, keyClass: str | None = None,
-                         valueClass: str | None = None, keyConverter: str | None = None,
-                         valueConverter: str | None = None, conf: dict | None = None, batchSize: int = 0) -> RDD:
-        """``org.apache.hadoop.mapreduce.lib.input``'s SequenceFileInputFormat or TextInputFormat."""
-        return RDD(hadoop.read(self._ctx, "SparkContext.newAPIHadoopFile", path, inputFormatClass, keyClass, valueClass,
-                               keyConverter, valueConverter, conf), self)
-
-    def hadoopRDD(self, inputFormatClass: str, keyClass: str | None = None, valueClass: str | None = None,
-                  keyConverter: str | None = None, valueConverter: str | None = None, conf: dict | None = None,
-                  batchSize: int = 0) -> RDD:
-        """``hadoopFile`` with the path in ``conf`` (``mapreduce.input.fileinputformat.inputdir``)."""
-        return RDD(hadoop.read(self._ctx, "SparkContext.hadoopRDD", None, inputFormatClass, keyClass, valueClass,
-                               keyConverter, valueConverter, conf), self)
-
-    def newAPIHadoopRDD(self, inputFormatClass: str, keyClass: str | None = None, valueClass: str | None = None,
-                        keyConverter: str | None = None, valueConverter: str | None = None,
-                        conf: dict | None = None, batchSize: int = 0) -> RDD:
-        """``newAPIHadoopFile`` with the path in ``conf``."""
-        return RDD(hadoop.read(self._ctx, "SparkContext.newAPIHadoopRDD", None, inputFormatClass, keyClass, valueClass,
-                               keyConverter, valueConverter, conf), self)
 
     addArchive = not_in_dagrun("SparkContext.addArchive", "put the archive on the store and open it in the task")
     getSystemProperty = not_in_dagrun("SparkContext.getSystemProperty", "read os.environ")

@@ -21,7 +21,10 @@ that is no Writable is a ``ValueError`` too.  Any other format, and Java convert
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dagrun.pyspark.rdd import RDD
 
 _FORMATS = {"input": ("SequenceFileInputFormat", "TextInputFormat"),
             "output": ("SequenceFileOutputFormat", "TextOutputFormat")}
@@ -131,3 +134,41 @@ def _text_line(pair: Any) -> str | None:
     if key is None or value is None:
         return java_string(value if key is None else key)
     return f"{java_string(key)}\t{java_string(value)}"
+
+
+class HadoopInputs:
+    """``SparkContext``'s Hadoop-format readers (a base class of it; ``self._ctx`` is its Context)."""
+
+    def hadoopFile(self, path: str, inputFormatClass: str, keyClass: str | None = None,
+                   valueClass: str | None = None, keyConverter: str | None = None,
+                   valueConverter: str | None = None, conf: dict | None = None, batchSize: int = 0) -> "RDD":
+        """``org.apache.hadoop.mapred``'s SequenceFileInputFormat or TextInputFormat (``dagrun.pyspark.hadoop``)."""
+        return _wrap(self, read(self._ctx, "SparkContext.hadoopFile", path, inputFormatClass, keyClass, valueClass,
+                               keyConverter, valueConverter, conf))
+
+    def newAPIHadoopFile(self, path: str, inputFormatClass: str, keyClass: str | None = None,
+                         valueClass: str | None = None, keyConverter: str | None = None,
+                         valueConverter: str | None = None, conf: dict | None = None, batchSize: int = 0) -> "RDD":
+        """``org.apache.hadoop.mapreduce.lib.input``'s SequenceFileInputFormat or TextInputFormat."""
+        return _wrap(self, read(self._ctx, "SparkContext.newAPIHadoopFile", path, inputFormatClass, keyClass, valueClass,
+                               keyConverter, valueConverter, conf))
+
+    def hadoopRDD(self, inputFormatClass: str, keyClass: str | None = None, valueClass: str | None = None,
+                  keyConverter: str | None = None, valueConverter: str | None = None, conf: dict | None = None,
+                  batchSize: int = 0) -> "RDD":
+        """``hadoopFile`` with the path in ``conf`` (``mapreduce.input.fileinputformat.inputdir``)."""
+        return _wrap(self, read(self._ctx, "SparkContext.hadoopRDD", None, inputFormatClass, keyClass, valueClass,
+                               keyConverter, valueConverter, conf))
+
+    def newAPIHadoopRDD(self, inputFormatClass: str, keyClass: str | None = None, valueClass: str | None = None,
+                        keyConverter: str | None = None, valueConverter: str | None = None,
+                        conf: dict | None = None, batchSize: int = 0) -> "RDD":
+        """``newAPIHadoopFile`` with the path in ``conf``."""
+        return _wrap(self, read(self._ctx, "SparkContext.newAPIHadoopRDD", None, inputFormatClass, keyClass, valueClass,
+                               keyConverter, valueConverter, conf))
+
+
+def _wrap(sc: Any, rdd: Any) -> Any:
+    from dagrun.pyspark.rdd import RDD  # the PySpark RDD module imports this one
+
+    return RDD(rdd, sc)
