@@ -130,7 +130,11 @@ class _Cursor:
 
 
 def read_header(f: BinaryIO, url: str, file_size: int) -> Header:
-    cur = _Cursor(f, url, 0, min(file_size, 1 << 16))
+    """The header of the sequence file open as ``f``."""
+    return _header(_Cursor(f, url, 0, min(file_size, 1 << 16)), url)
+
+
+def _header(cur: _Cursor, url: str) -> Header:
     try:
         if not cur.has(4) or cur.take(3) != MAGIC:
             raise NotASequenceFile(f"{url} is not a sequence file (it does not start with {MAGIC!r})")
@@ -166,6 +170,11 @@ def open_split(split: SequenceSplit, storage_options: dict[str, Any] | None) -> 
     """``(header, batches)`` of the split: lists of records, each a (key bytes, value bytes),
     its value decompressed; the file is open until the block ends."""
     with _open(split.url, storage_options, size=split.file_size, cache_type="none") as f:
+        if split.start == 0:  # the header's read goes on into the records: one ranged GET, not two
+            cur = _Cursor(f, split.url, 0, max(split.end, min(split.file_size, 1 << 16)))
+            header = _header(cur, split.url)
+            yield header, _records(cur, header, split) if header.end < split.end else iter(())
+            return
         header = read_header(f, split.url, split.file_size)
         begin = header.end if split.start <= header.end else _find_sync(f, split, header.sync)
         if begin >= split.end:
