@@ -22,6 +22,7 @@ recognises.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ import cloudpickle
 
 from shuffle.store import BlockStore
 
-__all__ = ["GroupValues", "ResultTooLarge", "TaskValue", "encode_value", "format_size"]
+__all__ = ["GroupValues", "ResultLoader", "ResultTooLarge", "TaskValue", "encode_value", "format_size"]
 
 _SLICE = 4096  # list items per pickle: the pickler's memo stays in cache
 
@@ -102,6 +103,49 @@ class TaskValue:
     def discard(self, store: BlockStore) -> None:
         if self.key is not None:
             store.delete(self.key)
+
+
+class ResultLoader:
+    """Loads result values on a thread of its own as their tasks commit, as Spark's task-result
+    getter does, so that a job's last task is followed by its own value's load only, not every one.
+
+    >>> loader = ResultLoader(store)
+    >>> loader.submit(value)         # on commit, on the driver's loop: returns at once
+    >>> loader.load(value)           # after the job: the value, loaded by now or here
+    >>> loader.settle()              # at the job's end: loads under way finish, the rest are dropped
+    """
+
+    def __init__(self, store: BlockStore) -> None:
+        self._store = store
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: dict[int, tuple[TaskValue, Future]] = {}  # by id(): a blob's hash would read it
+
+    def submit(self, value: TaskValue) -> None:
+        if value.dropped:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="dagrun-results")
+        self._pending[id(value)] = (value, self._pool.submit(value.load, self._store))
+
+    def load(self, value: TaskValue) -> Any:
+        """``value.load(store)``, or what the thread loaded (its exception, if it raised)."""
+        entry = self._pending.pop(id(value), None)
+        if entry is None or entry[0] is not value:
+            return value.load(self._store)
+        return entry[1].result()
+
+    def settle(self) -> None:
+        """Drop the loads not begun and wait for those under way: nothing reads the store after."""
+        pending, self._pending = self._pending, {}
+        for _, future in pending.values():
+            if not future.cancel():
+                future.exception()  # waits; a failed load's value is nobody's now
+
+    def close(self) -> None:
+        self.settle()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 def encode_value(value: Any, store: BlockStore, key: str, *, max_direct: int, max_result_size: int) -> TaskValue:

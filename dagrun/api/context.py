@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 from scheduler.backends import get_backend_class, starts_with_context
 from scheduler.driver import Driver
 from scheduler.core.tasks import Policy
-from scheduler.results import TaskValue
+from scheduler.results import ResultLoader, TaskValue
 from shuffle.gc import LEASE_AFTER, Lease
 from shuffle.layout import app_id, cache_job_id, job_dirs, redact
 from shuffle.layout import job_id as make_job_id
@@ -95,6 +95,7 @@ class Context(FileInputs):
         self._start_error: BaseException | None = None  # ... and what it raised, for the first job
         self._cached: set[int] = set()
         self._stored_results: set[str] = set()  # keys of large results committed and not yet loaded
+        self._results = ResultLoader(self.store)  # each result is loaded as its task commits
         self.jobs: list[JobInfo] = []
         self.running_jobs: dict[int, str] = {}  # thread id -> the job it runs, for cancel_job from another thread
         self._one_job = threading.RLock()  # one job at a time, whichever thread asks (a prefetching iterator)
@@ -129,6 +130,7 @@ class Context(FileInputs):
         if self._driver is not None:
             self._driver.close()
             self._driver = None
+        self._results.close()
         if self._cached and not self.config.keep_shuffle:  # nothing persisted: no LISTs to pay for
             self._delete_job_blocks(self._cache_job_id)
         self.added_files.remove_all()
@@ -300,6 +302,7 @@ class Context(FileInputs):
             interrupted = True
             raise
         finally:
+            self._results.settle()
             for key in list(self._stored_results):  # a failed job's results, fetched by nobody
                 self._stored_results.discard(key)
                 self._discard_output(TaskValue(0, key=key))
@@ -378,12 +381,14 @@ class Context(FileInputs):
         if isinstance(value, TaskValue):
             if value.key is not None:
                 self._stored_results.discard(value.key)
-            return value.load(self.store)
+            return self._results.load(value)
         return value
 
     def _on_commit(self, stage, key, value) -> None:
         if isinstance(value, TaskValue) and value.key is not None:
             self._stored_results.add(value.key)  # deleted when loaded, or when the job ends without it
+        if isinstance(value, TaskValue):
+            self._results.submit(value)
         if self.faults:
             self._inject_block_faults(stage, key, value)
 

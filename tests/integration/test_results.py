@@ -90,3 +90,27 @@ def test_one_partition_over_the_limit_is_never_stored(tmp_path):
 def test_zero_means_unlimited():
     with dagrun.Context(executor="inline", max_result_size=0, conf=CONF) as c:
         assert c.parallelize(range(3), 3).map(lambda i: b"z" * (2 << 20)).map(len).collect() == [2 << 20] * 3
+
+
+def test_a_result_is_loaded_as_its_task_commits_not_after_the_last(tmp_path, local_ctx):
+    path = str(tmp_path / "loaded")
+
+    class Stamp:  # notes on the driver when it is unpickled
+        def __init__(self, n):
+            self.n = n
+
+        def __setstate__(self, state):
+            self.__dict__.update(state)
+            with open(path, "a") as f:
+                f.write(f"{self.n} {time.time()}\n")
+
+    def slow_second(i, it):
+        if i == 1:
+            time.sleep(1.5)
+        return [Stamp(i)]
+
+    out = local_ctx.parallelize([0, 1], 2).map_partitions_with_index(slow_second).collect()
+    returned = time.time()
+    assert [s.n for s in out] == [0, 1]
+    loaded = dict(line.split() for line in open(path).read().splitlines())
+    assert float(loaded["0"]) < returned - 1.0, "the first partition's value waited for the second's task"

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from scheduler.results import _SLICE, encode_value
+from scheduler.results import _SLICE, ResultLoader, encode_value
 from shuffle.store import BlockStore
 
 
@@ -61,3 +61,26 @@ def test_values_that_are_not_plain_lists_travel_whole(store):
     tagged = Tagged(range(3 * _SLICE))
     back = _roundtrip(tagged, store)[1]
     assert type(back).__name__ == "Tagged" and back == tagged
+
+
+def test_the_loader_gives_each_value_once_and_loads_a_stored_one_in_the_background(store):
+    loader = ResultLoader(store)
+    stored = encode_value(list(range(10_000)), store, "results/job/3", max_direct=10, max_result_size=0)
+    inline = encode_value("small", store, "results/job/4", max_direct=1 << 20, max_result_size=0)
+    loader.submit(stored)
+    assert loader.load(stored) == list(range(10_000))
+    assert not store.exists("results/job/3")  # deleted once loaded, as TaskValue.load does
+    assert loader.load(inline) == "small"  # never submitted: loaded at the call
+    loader.close()
+
+
+def test_a_failed_background_load_raises_where_the_value_is_asked_for(store):
+    loader = ResultLoader(store)
+    gone = encode_value(list(range(10_000)), store, "results/job/5", max_direct=10, max_result_size=0)
+    store.delete("results/job/5")
+    loader.submit(gone)
+    with pytest.raises(FileNotFoundError):
+        loader.load(gone)
+    loader.submit(gone)
+    loader.settle()  # a job that ended without it: waits, and keeps no error for later
+    loader.close()
