@@ -7,7 +7,9 @@ job, its number, group and stages for ``statusTracker()``.
 Policy: the master chooses dagrun's executor: ``local``/``local[N]``/``local[*]`` run on
 local executor processes (N of them), ``inline`` (or ``inline[N]``) in this process, and
 ``lambda`` on AWS Lambda; without a master in the code or the conf, dagrun's own settings
-decide (``dagrun run --executor``, ``DAGRUN_EXECUTOR``, ``dagrun.toml``).  As in Spark,
+decide (``dagrun run --executor``, ``DAGRUN_EXECUTOR``, ``dagrun.toml``).  A local or inline
+master allows a task one attempt (``local[N,F]``: F), as Spark's local mode does; otherwise
+``spark.task.maxFailures`` sets ``max_attempts``, and ``dagrun.max_attempts`` overrides both.  As in Spark,
 what the code sets wins over the command line.  ``spark.default.parallelism`` and every
 ``dagrun.*`` key of the conf go to the dagrun Context; other ``spark.*`` keys are kept and
 readable through ``getConf()`` but change nothing.
@@ -92,7 +94,7 @@ class SparkConf:
         return "\n".join(f"{k}={v}" for k, v in self._conf.items())
 
 
-_MASTER = re.compile(r"(local|inline)(?:\[(\*|\d+)(?:,\s*\d+)?\])?|lambda")
+_MASTER = re.compile(r"(local|inline)(?:\[(\*|\d+)(?:,\s*(\d+))?\])?|lambda")
 
 
 def _executor_settings(master: str | None) -> dict[str, Any]:
@@ -105,11 +107,13 @@ def _executor_settings(master: str | None) -> dict[str, Any]:
                          "'local[*]', 'inline' or 'lambda' (dagrun has no Spark cluster to connect to)")
     if master == "lambda":
         return {"executor": "lambda"}
-    kind, count = match.group(1), match.group(2)
+    kind, count, failures = match.groups()
     n = 1 if count is None else (os.cpu_count() or 1) if count == "*" else int(count)
     # N slots make N the default parallelism, and leave dagrun's default_parallelism unset, so a
-    # shuffle without numPartitions keeps its input's partition count, as PySpark's does
-    return {"executor": kind, "max_executors": n}
+    # shuffle without numPartitions keeps its input's partition count, as PySpark's does.
+    # A local master fails the job at a task's first error, as Spark's local[N] does;
+    # local[N,F] allows F attempts.
+    return {"executor": kind, "max_executors": n, "max_attempts": int(failures or 1)}
 
 
 @dataclass
@@ -218,6 +222,10 @@ class SparkContext(hadoop.HadoopInputs):
     def _dagrun_settings(self) -> dict[str, Any]:
         settings = _executor_settings(self._conf.get("spark.master"))
         conf = {k: v for k, v in self._conf.getAll() if k.startswith("dagrun.")}
+        # a task's attempts: the local master's, else Spark's spark.task.maxFailures; dagrun's own key wins
+        attempts = settings.pop("max_attempts", None) or self._conf.get("spark.task.maxFailures")
+        if attempts is not None and "dagrun.max_attempts" not in conf:
+            conf["dagrun.max_attempts"] = attempts
         if self._conf.contains("spark.default.parallelism"):
             conf["default_parallelism"] = self._conf.get("spark.default.parallelism")
         return {"conf": conf, **settings}

@@ -230,7 +230,8 @@ class TaskStateMachine:
             return self._requeue_after_loss(record, ev.key, ev.now, "the task's executor failed")
         record.failures += 1
         if record.failures >= self.policy.max_attempts:
-            return self._abort(ev.key, ev.now, f"failed {record.failures} times (max_attempts="
+            times = "once" if record.failures == 1 else f"{record.failures} times"
+            return self._abort(ev.key, ev.now, f"failed {times} (max_attempts="
                                f"{self.policy.max_attempts})", ev.error)
         self._requeue(record, ev.key)
         return []

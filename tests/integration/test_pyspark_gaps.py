@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from dagrun.pyspark import SparkContext
+from dagrun.pyspark import SparkConf, SparkContext
 
 
 @pytest.fixture
@@ -352,3 +352,25 @@ def test_stat_counter_as_spark_test_statcounter_checks_it():
     stats.mergeStats(stats)
     assert (stats.count(), stats.sum(), stats.variance()) == (8, 20.0, 1.25)
     assert stats.sampleVariance() == pytest.approx(1.4285714285714286)
+
+
+@pytest.mark.parametrize("master, conf, calls", [
+    ("local[2]", {}, 1),  # Spark's local mode: a task's first error fails the job
+    ("inline[2,3]", {}, 3),  # local[N,F]: F attempts
+    ("inline[2]", {"dagrun.max_attempts": "2"}, 2),  # dagrun's own setting wins
+])
+def test_a_local_master_fails_the_job_at_a_tasks_first_error_as_spark_does(tmp_path, master, conf, calls):
+    path = tmp_path / "calls"
+
+    def boom(x):
+        with open(path, "a") as f:
+            f.write("called\n")
+        raise ValueError("boom")
+
+    spark_conf = SparkConf().setMaster(master).setAppName("attempts")
+    for k, v in conf.items():
+        spark_conf.set(k, v)
+    with SparkContext(conf=spark_conf) as sc:
+        with pytest.raises(Exception, match="boom"):
+            sc.parallelize([1], 1).map(boom).collect()
+    assert len(path.read_text().splitlines()) == calls
