@@ -2,8 +2,9 @@
 
 State: the files one Context added, by name, with the paths they were added from.
 
-Policy: an added file (local, or any fsspec URL) is read once, copied into the driver's root
-folder of added files and put in the shuffle store under ``shuffle.layout.added_file_key``;
+Policy: an added file (local, or any fsspec URL) is read once, a piece of
+``user_files.PIECE_BYTES`` at a time, each piece put in the shuffle store under its own
+``shuffle.layout.added_file_key`` and written into the driver's root folder of added files;
 every job's stages then carry the list (``dagrun.runtime.user_files``), and executors fetch
 what they lack before they run a task.  As in Spark, adding the same path again is ignored,
 and adding another path under a name already taken is refused unless the contents are the
@@ -19,6 +20,7 @@ import itertools
 import logging
 import os
 import posixpath
+from collections.abc import Iterator
 
 from shuffle.layout import added_file_key
 from shuffle.store import BlockStore
@@ -61,18 +63,22 @@ class AddedFiles:
             return
         name = posixpath.basename(where.rstrip("/"))
         members = self._members(fs, where, path, name, recursive)
-        contents = [(relative, fs.cat_file(member)) for member, relative in members]
         if name in self._by_name:
-            self._check_same(name, path, contents)
+            self._check_same(name, path, fs, members)
             self._paths.append(uri)
             return
-        parts = tuple((relative, added_file_key(self._app, next(self._numbers), self._prefixes))
-                      for relative, _ in contents)
-        keys = tuple(key for _, key in parts)
-        for (relative, data), key in zip(contents, keys):
-            self._store.put(key, data)
-            user_files.place(name, relative, data, keys)
-        added = AddedFile(name, parts, python)
+        parts: list[tuple[str, tuple[str, ...]]] = []
+        keys: list[str] = []
+        try:
+            for member, relative in members:
+                keys = []
+                user_files.place(relative, self._upload(fs, member, keys))
+                parts.append((relative, tuple(keys)))
+        except BaseException:
+            self._forget_partial(name, [k for _, done in parts for k in done] + keys)
+            raise
+        added = AddedFile(name, tuple(parts), python)
+        user_files.mark_present(added)
         if python:
             user_files.put_on_path(added)
         self._by_name[name], self._sources[name] = added, path
@@ -92,10 +98,33 @@ class AddedFiles:
         root = where.rstrip("/")
         return [(member, posixpath.join(name, posixpath.relpath(member, root))) for member in sorted(fs.find(root))]
 
-    def _check_same(self, name: str, path: str, contents: list[tuple[str, bytes]]) -> None:
+    def _upload(self, fs, member: str, keys: list[str]) -> Iterator[bytes]:
+        """The pieces of ``member`` as they are read, each put in the store first (its key in ``keys``)."""
+        with fs.open(member, "rb") as f:
+            while True:
+                piece = f.read(user_files.PIECE_BYTES)
+                if not piece and keys:
+                    return
+                key = added_file_key(self._app, next(self._numbers), self._prefixes)
+                self._store.put(key, piece)
+                keys.append(key)
+                yield piece
+                if not piece:  # an empty file is one empty piece
+                    return
+
+    def _forget_partial(self, name: str, keys: list[str]) -> None:
+        # an add that failed part way (a read error, a full disk, the store down) leaves nothing
+        user_files.forget(name, force=True)
+        try:
+            if keys:
+                self._store.delete_keys(keys)
+        except OSError as e:
+            log.warning("could not delete the pieces of %s put before the failure (%s): %s", name, ", ".join(keys), e)
+
+    def _check_same(self, name: str, path: str, fs, members: list[tuple[str, str]]) -> None:
         added = self._by_name[name]
-        same = [relative for relative, _ in added.parts] == [relative for relative, _ in contents] and all(
-            _read(user_files.get(relative)) == data for relative, data in contents)
+        same = [relative for relative, _ in added.parts] == [relative for _, relative in members] and all(
+            _same_bytes(fs, member, user_files.get(relative)) for member, relative in members)
         if not same:
             raise ValueError(f"add_file: a file named {name!r} was added already, from {self._sources[name]}, "
                              f"and {path} holds other contents; tasks find files by name, so rename one of them")
@@ -113,6 +142,14 @@ class AddedFiles:
                 log.warning("could not delete the added files from the store (%s): %s", ", ".join(keys), e)
 
 
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+def _same_bytes(fs, member: str, local: str) -> bool:
+    """Whether ``member`` of ``fs`` holds what the local file does, a piece at a time."""
+    if fs.size(member) != os.path.getsize(local):
+        return False
+    with fs.open(member, "rb") as theirs, open(local, "rb") as ours:
+        while True:
+            piece = ours.read(user_files.PIECE_BYTES)
+            if piece != theirs.read(user_files.PIECE_BYTES):
+                return False
+            if not piece:
+                return True

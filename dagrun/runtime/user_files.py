@@ -30,6 +30,7 @@ import pickle
 import secrets
 import shutil
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from shuffle.owned_dirs import owned_dir, remove_owned
@@ -43,17 +44,20 @@ _present: dict[str, tuple[str, ...]] = {}  # top-level name -> the store keys it
 _on_path: set[str] = set()
 
 
+PIECE_BYTES = 32 << 20  # an added file travels in store objects of this size: no process holds more of it
+
+
 @dataclass(frozen=True)
 class AddedFile:
     """One ``add_file`` (a file, or a folder with ``recursive=True``): where its parts live."""
 
     name: str  # its name in the root folder, the name ``get`` takes
-    parts: tuple[tuple[str, str], ...]  # (path relative to the root, store key)
+    parts: tuple[tuple[str, tuple[str, ...]], ...]  # (path relative to the root, its pieces' store keys)
     python: bool = False  # added with add_py_file: goes on sys.path
 
     @property
     def keys(self) -> tuple[str, ...]:
-        return tuple(key for _, key in self.parts)
+        return tuple(key for _, keys in self.parts for key in keys)
 
 
 def root_directory(scratch_dir: str | None = None) -> str:
@@ -81,25 +85,37 @@ def get(name: str) -> str:
     return os.path.abspath(os.path.join(root_directory(), name))
 
 
-def place(name: str, relative: str, data: bytes, keys: tuple[str, ...], scratch_dir: str | None = None) -> str:
-    """Write one part of an added file into the root, atomically; the driver and executors use it."""
+def place(relative: str, pieces: Iterable[bytes], scratch_dir: str | None = None) -> str:
+    """Write one part of an added file into the root from its pieces, atomically (a piece at a
+    time in memory); the driver and executors use it.  What a failing piece leaves is removed."""
     path = os.path.join(root_directory(scratch_dir), relative)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    with open(temporary, "wb") as f:
-        f.write(data)
-    os.replace(temporary, path)
-    _present[name] = keys
+    try:
+        with open(temporary, "wb") as f:
+            for piece in pieces:
+                f.write(piece)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
     return path
+
+
+def mark_present(added: AddedFile) -> None:
+    """Every part of ``added`` is in this process's root now."""
+    _present[added.name] = added.keys
 
 
 def has(added: AddedFile) -> bool:
     return _present.get(added.name) == added.keys
 
 
-def forget(name: str) -> None:
-    """Remove ``name`` from this process's root (a stopped Context's files)."""
-    if _present.pop(name, None) is not None and _root is not None:
+def forget(name: str, force: bool = False) -> None:
+    """Remove ``name`` from this process's root (a stopped Context's files); ``force``: also
+    when it was never complete (an add that failed part way)."""
+    if (_present.pop(name, None) is not None or force) and _root is not None:
         path = os.path.join(_root, name)
         if os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
@@ -121,16 +137,21 @@ def fetch_added(files: tuple[AddedFile, ...], store, scratch_dir: str | None) ->
     """Fetch into this process's root the added files it does not hold yet, then their paths."""
     for added in files:
         if not has(added):
-            for relative, key in added.parts:
-                try:
-                    data = store.get(key)
-                except FileNotFoundError as e:
-                    raise FileNotFoundError(
-                        f"{added.name!r}, added with add_file, is missing from the store ({key}): was the store "
-                        "cleaned while its Context ran? Add the file again") from e
-                place(added.name, relative, data, added.keys, scratch_dir)
+            for relative, keys in added.parts:
+                place(relative, _fetched(added.name, keys, store), scratch_dir)
+            mark_present(added)
         if added.python:
             put_on_path(added)
+
+
+def _fetched(name: str, keys: tuple[str, ...], store) -> Iterator[bytes]:
+    for key in keys:
+        try:
+            yield store.get(key)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                f"{name!r}, added with add_file, is missing from the store ({key}): was the store "
+                "cleaned while its Context ran? Add the file again") from e
 
 
 def pack_stage(plan_blob: bytes, files: tuple[AddedFile, ...], store_url: str, storage_options: dict) -> bytes:

@@ -3,6 +3,7 @@ executor processes open them by name and import the added modules, as PySpark's 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import zipfile
 
@@ -146,3 +147,54 @@ def test_a_missing_file_in_pyfiles_fails_the_start_and_leaves_no_active_context(
         SparkContext("inline", "bad", pyFiles=[str(tmp_path / "missing_mod.py")])
     with SparkContext("inline", "next") as sc:  # the failed one was stopped
         assert sc.parallelize([1, 2]).count() == 2
+
+
+def test_a_large_file_travels_in_pieces_and_arrives_whole(tmp_path, monkeypatch):
+    from dagrun.runtime import user_files
+
+    monkeypatch.setattr(user_files, "PIECE_BYTES", 64 << 10)  # the driver cuts; executors fetch by keys
+    data = os.urandom(200 << 10) + b"tail"
+    (tmp_path / "model.bin").write_bytes(data)
+    (tmp_path / "empty.txt").write_bytes(b"")
+    with dagrun.Context(executor="local", max_executors=2, conf=CONF) as ctx:
+        ctx.add_file(str(tmp_path / "model.bin"))
+        ctx.add_file(str(tmp_path / "empty.txt"))
+        assert [len(added.keys) for added in ctx.added_files.entries] == [4, 1]  # 3 full pieces and the tail
+
+        def digest(_):
+            with open(dagrun.files.get("model.bin"), "rb") as f, open(dagrun.files.get("empty.txt"), "rb") as g:
+                return hashlib.sha256(f.read()).hexdigest(), g.read()
+
+        assert ctx.parallelize([1, 2], 2).map(digest).distinct().collect() == [(hashlib.sha256(data).hexdigest(), b"")]
+        ctx.add_file(str(tmp_path / "model.bin"))  # the same path again: ignored
+        (tmp_path / "other").mkdir()
+        (tmp_path / "other" / "model.bin").write_bytes(data[:-1] + b"!")
+        with pytest.raises(ValueError, match="other contents"):
+            ctx.add_file(str(tmp_path / "other" / "model.bin"))
+        (tmp_path / "same").mkdir()
+        (tmp_path / "same" / "model.bin").write_bytes(data)
+        ctx.add_file(str(tmp_path / "same" / "model.bin"))  # another path with the same bytes is accepted
+
+
+def test_an_add_that_fails_part_way_leaves_no_piece_and_no_copy(tmp_path, monkeypatch):
+    from dagrun.runtime import user_files
+
+    monkeypatch.setattr(user_files, "PIECE_BYTES", 1 << 10)
+    (tmp_path / "big.bin").write_bytes(os.urandom(5 << 10))
+    with dagrun.Context(executor="inline", conf=CONF) as ctx:
+        store, put, calls = ctx.added_files._store, ctx.added_files._store.put, []
+
+        def put_then_fail(key, data):
+            calls.append(key)
+            if len(calls) == 3:
+                raise OSError(28, "No space left on device")
+            put(key, data)
+
+        monkeypatch.setattr(store, "put", put_then_fail)
+        with pytest.raises(OSError, match="No space left"):
+            ctx.add_file(str(tmp_path / "big.bin"))
+        assert not any(store.exists(k) for k in calls)
+        assert not os.path.exists(dagrun.files.get("big.bin")) and ctx.list_files == []
+        monkeypatch.setattr(store, "put", put)
+        ctx.add_file(str(tmp_path / "big.bin"))  # and it can be added once the store takes it
+        assert open(dagrun.files.get("big.bin"), "rb").read() == (tmp_path / "big.bin").read_bytes()
