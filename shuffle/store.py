@@ -139,6 +139,12 @@ class BlockStore:
             raise ImportError(
                 f"the store {_redact(url)!r} needs an fsspec backend that is not installed ({e}); "
                 "for s3:// run: pip install 'dagrun[aws]'") from e
+        except ValueError as e:
+            if "Protocol not known" not in str(e):
+                raise
+            raise ValueError(f"the store {_redact(url)!r} names the protocol {protocol!r}, which fsspec does not "
+                             "know; give a local folder, or a URL such as s3://bucket/prefix, file:///path or "
+                             "memory://name") from e
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         self.protocol: str = "file" if protocol == "local" else protocol
         if self.protocol in ("s3", "s3a"):

@@ -192,6 +192,18 @@ def _bad_partition(p: Any, key: Any, n: int) -> ValueError:
     return ValueError(f"partition_of({key!r}) returned {p!r}; it must be an int in [0, {n})")
 
 
+_INT = {int}
+
+
+def _as_ints(parts: list, keys: list, n: int) -> list[int]:
+    # a partition number of another integral type (numpy's, bool) is taken as the int it is
+    try:
+        return [operator.index(p) for p in parts]
+    except TypeError:
+        bad = next(i for i, p in enumerate(parts) if not hasattr(type(p), "__index__"))
+        raise _bad_partition(parts[bad], keys[bad], n) from None
+
+
 def _regrouped(lists: Iterable[list], size: int) -> Iterator[list]:
     """The records of ``lists`` in lists of at least ``size`` (the last may be shorter)."""
     buf: list = []
@@ -264,6 +276,8 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
         # One call for the chunk's partition numbers (the partitioner's ``partition_many``
         # when it has one), each checked to be one of the ``n``.
         parts = many(keys) if many is not None else [partition_of(k) for k in keys]
+        if not set(map(type, parts)) <= _INT:
+            parts = _as_ints(parts, keys, n)
         if min(parts) < 0 or max(parts) >= n:
             bad = next(i for i, p in enumerate(parts) if not 0 <= p < n)
             raise _bad_partition(parts[bad], keys[bad], n)

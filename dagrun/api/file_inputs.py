@@ -9,7 +9,7 @@ Context's config.  Policy: PySpark's partitions and values, as each node's modul
 from __future__ import annotations
 
 from dagrun.api.rdd import RDD
-from dagrun.graph.file_sources import WholeFilesNode, split_paths
+from dagrun.graph.file_sources import WholeFilesNode, input_paths, split_paths
 from dagrun.graph.nodes import BinaryRecordsNode, TextFileNode
 from dagrun.graph.sequence_source import SequenceFileNode
 
@@ -29,6 +29,7 @@ class FileInputs:
         """
         from dagrun.config import parse_bytes
 
+        path = input_paths(path)
         name = path if isinstance(path, str) else ",".join(path)
         path = split_paths(path)
         size = parse_bytes(split_size) if split_size is not None else self.config.split_size

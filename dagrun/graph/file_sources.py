@@ -17,6 +17,7 @@ Partitions are PySpark's:
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator, Sequence
 
 from dagrun.runtime.file_codecs import compression_of, decompress
@@ -99,8 +100,28 @@ def hadoop_name(url: str) -> str:
     return "file:/" + url[len("file:///"):] if url.startswith("file:///") else url
 
 
+def input_paths(path: Any) -> str | list[str]:
+    """An input argument as text: a str, or a list of them (``os.PathLike`` taken as its path).
+
+    >>> input_paths(pathlib.Path("/data/logs"))
+    '/data/logs'
+    """
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if isinstance(path, str):
+        return path
+    if isinstance(path, (list, tuple)):
+        items = [os.fspath(p) if isinstance(p, os.PathLike) else p for p in path]
+        if all(isinstance(p, str) for p in items):
+            return items
+        path = next(p for p in items if not isinstance(p, str))
+    raise TypeError(f"an input is named by a path or URL (str), or a list of them; got {type(path).__name__} "
+                    f"{path!r}")
+
+
 def split_paths(path: Any) -> Any:
     """Hadoop's ``FileInputFormat.getPathStrings``: split on commas outside ``{...}``."""
+    path = input_paths(path)
     if not isinstance(path, str) or "," not in path:
         return path
     parts, depth, start = [], 0, 0

@@ -105,7 +105,16 @@ class HashPartitioner:
             raise ValueError(f"num_partitions must be at least 1, got {self.num_partitions}")
 
     def __call__(self, key: Any) -> int:
-        return self.partition_func(key) % self.num_partitions
+        h = self.partition_func(key)
+        try:
+            return h % self.num_partitions
+        except TypeError:
+            raise self._not_a_number(key, h) from None
+
+    def _not_a_number(self, key: Any, h: Any) -> TypeError:
+        return TypeError(f"the partition function {getattr(self.partition_func, '__name__', self.partition_func)!r} "
+                         f"returned {h!r} ({type(h).__name__}) for the key {key!r}; it must return an int, "
+                         f"which is taken modulo the {self.num_partitions} partitions")
 
     @property
     def partition_of_hashable(self) -> int | None:
@@ -125,7 +134,16 @@ class HashPartitioner:
                     pass  # a lone surrogate: the general path below encodes it
             elif types <= _BUILTIN_HASHED:
                 return [h % n for h in map(hash, keys)]
-        return [f(k) % n for k in keys]
+        try:
+            return [f(k) % n for k in keys]
+        except TypeError:
+            for k in keys:  # which key: f may raise TypeError itself, and that error is the user's
+                h = f(k)
+                try:
+                    h % n
+                except TypeError:
+                    raise self._not_a_number(k, h) from None
+            raise
 
 
 _BUILTIN_HASHED = frozenset({int, bool})  # portable_hash is hash() for exactly these

@@ -215,7 +215,13 @@ def _list_files(path: PathArg, storage_options: dict[str, Any] | None, *, skip_f
 
 
 def _expand(path: str, storage_options: dict[str, Any], skip_folders: bool) -> list[_File]:
-    fs, root = url_to_fs(path, **storage_options)
+    try:
+        fs, root = url_to_fs(path, **storage_options)
+    except ValueError as e:
+        if "Protocol not known" not in str(e):
+            raise
+        raise ValueError(f"input path {redact(path)!r}: {e}; name a local path or a URL of a protocol fsspec "
+                         "knows (s3://, file://, memory://, ...)") from None
     if is_glob(root):
         # Hadoop filters hidden names out of glob results too.
         matches = {name: info for pattern in expand_braces(root)  # {a,b}: Hadoop's, not fsspec's
