@@ -125,7 +125,11 @@ class ResultLoader:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="dagrun-results")
-        self._pending[id(value)] = (value, self._pool.submit(value.load, self._store))
+        try:
+            future = self._pool.submit(value.load, self._store)
+        except RuntimeError:  # the interpreter is shutting down: ``load`` loads it at the call
+            return
+        self._pending[id(value)] = (value, future)
 
     def load(self, value: TaskValue) -> Any:
         """``value.load(store)``, or what the thread loaded (its exception, if it raised)."""
