@@ -197,11 +197,13 @@ _INT = {int}
 
 def _as_ints(parts: list, keys: list, n: int) -> list[int]:
     # a partition number of another integral type (numpy's, bool) is taken as the int it is
-    try:
-        return [operator.index(p) for p in parts]
-    except TypeError:
-        bad = next(i for i, p in enumerate(parts) if not hasattr(type(p), "__index__"))
-        raise _bad_partition(parts[bad], keys[bad], n) from None
+    ints = []
+    for i, p in enumerate(parts):
+        try:
+            ints.append(operator.index(p))
+        except TypeError:
+            raise _bad_partition(p, keys[i], n) from None
+    return ints
 
 
 def _regrouped(lists: Iterable[list], size: int) -> Iterator[list]:
@@ -271,11 +273,16 @@ def write_map_output(store: BlockStore, records: Iterable[tuple], *, job_id: str
             chunks[p].extend(enc.take_chunks())
 
     many = getattr(partition_of, "partition_many", None)
+    # a partitioner whose numbers are in range by construction (the default hash) needs no check
+    trusted = getattr(partition_of, "in_range", False) is True and getattr(partition_of, "num_partitions", 0) == n
 
     def partitions_of(keys: list) -> list[int]:
         # One call for the chunk's partition numbers (the partitioner's ``partition_many``
-        # when it has one), each checked to be one of the ``n``.
+        # when it has one), each checked to be one of the ``n`` unless the partitioner
+        # makes them so.
         parts = many(keys) if many is not None else [partition_of(k) for k in keys]
+        if trusted:
+            return parts
         if not set(map(type, parts)) <= _INT:
             parts = _as_ints(parts, keys, n)
         if min(parts) < 0 or max(parts) >= n:

@@ -117,6 +117,11 @@ class HashPartitioner:
                          f"which is taken modulo the {self.num_partitions} partitions")
 
     @property
+    def in_range(self) -> bool:
+        """Whether every number it gives is an int in [0, n) by construction (the default hash)."""
+        return self.partition_func is portable_hash
+
+    @property
     def partition_of_hashable(self) -> int | None:
         """The one partition of every hashable key (0 when there is one partition and the
         default hash, which cannot fail on a hashable key), else None: keys must be hashed."""
