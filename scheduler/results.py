@@ -133,8 +133,8 @@ class ResultLoader:
 
     def load(self, value: TaskValue) -> Any:
         """``value.load(store)``, or what the thread loaded (its exception, if it raised)."""
-        entry = self._pending.pop(id(value), None)
-        if entry is None or entry[0] is not value:
+        entry = self._pending.pop(id(value), None)  # an entry holds its value, so its id is not reused
+        if entry is None:
             return value.load(self._store)
         return entry[1].result()
 

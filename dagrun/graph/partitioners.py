@@ -142,12 +142,8 @@ class HashPartitioner:
         try:
             return [f(k) % n for k in keys]
         except TypeError:
-            for k in keys:  # which key: f may raise TypeError itself, and that error is the user's
-                h = f(k)
-                try:
-                    h % n
-                except TypeError:
-                    raise self._not_a_number(k, h) from None
+            for k in keys:
+                self(k)  # raises for the key at fault (or f's own TypeError, which is the user's)
             raise
 
 
